@@ -1,0 +1,1 @@
+//! PLACEHOLDER: the count-min frequency sketch.

@@ -1,0 +1,42 @@
+//! `strata`: one binary, one subcommand per job. Thin by design: it parses
+//! flags and config, then calls into a library crate.
+
+use clap::{Parser, Subcommand};
+
+mod sim;
+
+/// strata: a layered, distributed cache.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay access traces (or a synthetic workload) through the eviction
+    /// policies and report hit ratios against Belady's optimum.
+    Sim(sim::SimArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sim(args) => sim::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("strata: error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
