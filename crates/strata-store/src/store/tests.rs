@@ -1,0 +1,608 @@
+//! Unit tests of the store and a model-based property test: the real store
+//! and a `BTreeMap` reference run the same random operations, time included.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::clock::ManualClock;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn store_with(capacity: Capacity, policy: PolicyKind) -> (Store, Arc<ManualClock>) {
+    let clock = ManualClock::new(T0);
+    let store = Store::builder(capacity)
+        .policy(policy)
+        .clock(clock.clone())
+        .hash_seed(7)
+        .build();
+    (store, clock)
+}
+
+fn store() -> (Store, Arc<ManualClock>) {
+    store_with(Capacity::Bytes(1 << 20), PolicyKind::Lru)
+}
+
+#[test]
+fn set_get_delete() {
+    let (s, _) = store();
+    assert_eq!(s.get_value(b"a"), None);
+    let c1 = s.set(b"a", b"1", SetOptions::default()).unwrap();
+    assert_eq!(s.get_value(b"a").as_deref(), Some(&b"1"[..]));
+    let c2 = s.set(b"a", b"22", SetOptions::default()).unwrap();
+    assert!(c2 > c1, "versions increase");
+    assert_eq!(
+        s.get(b"a", |i| (i.value().to_vec(), i.cas())),
+        Some((b"22".to_vec(), c2))
+    );
+    assert!(s.delete(b"a"));
+    assert!(!s.delete(b"a"));
+    let st = s.stats();
+    assert_eq!((st.hits, st.misses, st.sets, st.deletes, st.items), (2, 1, 2, 1, 0));
+    assert_eq!(st.used, 0);
+}
+
+#[test]
+fn conditional_writes() {
+    let (s, _) = store();
+    let add = SetOptions {
+        condition: Condition::IfAbsent,
+        ..SetOptions::default()
+    };
+    let replace = SetOptions {
+        condition: Condition::IfPresent,
+        ..SetOptions::default()
+    };
+    assert_eq!(s.set(b"k", b"v", replace), Err(StoreError::NotStored));
+    let cas = s.set(b"k", b"v", add).unwrap();
+    assert_eq!(s.set(b"k", b"w", add), Err(StoreError::NotStored));
+    let if_version = |v| SetOptions {
+        condition: Condition::IfVersion(v),
+        ..SetOptions::default()
+    };
+    assert_eq!(s.set(b"k", b"w", if_version(cas + 1)), Err(StoreError::Exists));
+    let cas2 = s.set(b"k", b"w", if_version(cas)).unwrap();
+    assert_eq!(s.set(b"k", b"x", if_version(cas)), Err(StoreError::Exists));
+    assert_eq!(s.set(b"nope", b"x", if_version(cas)), Err(StoreError::NotFound));
+    s.set(b"k", b"x", replace).unwrap();
+    assert_eq!(s.delete_if_version(b"k", cas2), Err(StoreError::Exists));
+    let cas3 = s.peek(b"k", |i| i.cas()).unwrap();
+    assert_eq!(s.delete_if_version(b"k", cas3), Ok(()));
+}
+
+#[test]
+fn ttl_lazy_and_active_expiry() {
+    let (s, clock) = store();
+    s.set(b"short", b"1", SetOptions::ttl(Duration::from_secs(1))).unwrap();
+    s.set(
+        b"abs",
+        b"2",
+        SetOptions {
+            expiry: Expiry::AtMs(T0 + 5_000),
+            ..SetOptions::default()
+        },
+    )
+    .unwrap();
+    s.set(b"forever", b"3", SetOptions::default()).unwrap();
+    assert_eq!(s.ttl(b"short"), Some(Some(Duration::from_secs(1))));
+    assert_eq!(s.ttl(b"forever"), Some(None));
+    assert_eq!(s.ttl(b"missing"), None);
+    clock.advance_ms(999);
+    assert!(s.contains(b"short"));
+    clock.advance_ms(1);
+    // Lazy: invisible at once, reclaimed on access.
+    assert_eq!(s.get_value(b"short"), None);
+    assert_eq!(s.stats().expired_lazy, 1);
+    clock.advance_ms(10_000);
+    // Active: reclaimed without any access to the key.
+    assert_eq!(s.len(), 2);
+    assert_eq!(s.run_pending_expiry(100), 1);
+    assert_eq!(s.len(), 1);
+    let st = s.stats();
+    assert_eq!((st.expired_active, st.expirations()), (1, 2));
+}
+
+#[test]
+fn active_expiry_reclaims_memory_of_untouched_items() {
+    let (s, clock) = store_with(Capacity::Bytes(64 << 20), PolicyKind::Lru);
+    for i in 0..10_000u32 {
+        let ttl = Duration::from_millis(u64::from(i % 100) * 10 + 1);
+        s.set(&i.to_be_bytes(), &[0u8; 100], SetOptions::ttl(ttl)).unwrap();
+    }
+    for i in 0..1_000u32 {
+        s.set(&(1_000_000 + i).to_be_bytes(), &[1u8; 100], SetOptions::default())
+            .unwrap();
+    }
+    let before = s.used();
+    clock.advance(Duration::from_secs(2));
+    let mut removed = 0;
+    // Bounded increments: each call does at most budget × shards removals.
+    loop {
+        let n = s.run_pending_expiry(64);
+        assert!(n <= 64 * s.shard_count());
+        if n == 0 {
+            break;
+        }
+        removed += n;
+    }
+    assert_eq!(removed, 10_000);
+    assert_eq!(s.len(), 1_000);
+    assert!(s.used() < before / 9, "memory reclaimed: {} -> {}", before, s.used());
+}
+
+#[test]
+fn touch_keep_ttl_and_persist() {
+    let (s, clock) = store();
+    s.set(b"k", b"v", SetOptions::ttl(Duration::from_secs(10))).unwrap();
+    s.set(
+        b"k",
+        b"w",
+        SetOptions {
+            expiry: Expiry::Keep,
+            ..SetOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.ttl(b"k"), Some(Some(Duration::from_secs(10))));
+    assert!(s.touch(b"k", Expiry::AfterMs(20_000)));
+    assert_eq!(s.ttl(b"k"), Some(Some(Duration::from_secs(20))));
+    assert!(s.touch(b"k", Expiry::Never));
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(s.get_value(b"k").as_deref(), Some(&b"w"[..]));
+    assert!(!s.touch(b"missing", Expiry::Never));
+    // An expiry in the past deletes.
+    assert!(s.touch(b"k", Expiry::AtMs(1)));
+    assert!(!s.contains(b"k"));
+    // A plain set drops the TTL.
+    s.set(b"t", b"v", SetOptions::ttl(Duration::from_secs(1))).unwrap();
+    s.set(b"t", b"v", SetOptions::default()).unwrap();
+    assert_eq!(s.ttl(b"t"), Some(None));
+}
+
+#[test]
+fn counters_redis_and_memcached_semantics() {
+    let (s, _) = store();
+    assert_eq!(s.incr_by(b"n", 5), Ok(5));
+    assert_eq!(s.incr_by(b"n", -7), Ok(-2));
+    s.set(b"max", i64::MAX.to_string().as_bytes(), SetOptions::default())
+        .unwrap();
+    assert_eq!(s.incr_by(b"max", 1), Err(StoreError::Overflow));
+    s.set(b"text", b"12a", SetOptions::default()).unwrap();
+    assert_eq!(s.incr_by(b"text", 1), Err(StoreError::NotAnInteger));
+    s.set(b"lead", b"012", SetOptions::default()).unwrap();
+    assert_eq!(s.incr_by(b"lead", 1), Err(StoreError::NotAnInteger));
+
+    assert_eq!(s.incr_unsigned(b"missing", 1, false), Err(StoreError::NotFound));
+    s.set(b"u", b"10", SetOptions::default()).unwrap();
+    assert_eq!(s.incr_unsigned(b"u", 5, true), Ok(5));
+    assert_eq!(s.incr_unsigned(b"u", 50, true), Ok(0));
+    s.set(b"u", u64::MAX.to_string().as_bytes(), SetOptions::default())
+        .unwrap();
+    assert_eq!(s.incr_unsigned(b"u", 2, false), Ok(1));
+    s.set(b"pad", b"7  ", SetOptions::default()).unwrap();
+    assert_eq!(s.incr_unsigned(b"pad", 1, false), Ok(8));
+    assert_eq!(s.incr_unsigned(b"text", 1, false), Err(StoreError::NotAnInteger));
+}
+
+#[test]
+fn append_prepend_take_and_flags() {
+    let (s, _) = store();
+    assert_eq!(s.append(b"a", b"x", false, false), Err(StoreError::NotFound));
+    assert_eq!(s.append(b"a", b"mid", false, true), Ok(3));
+    assert_eq!(s.append(b"a", b"<", true, false), Ok(4));
+    assert_eq!(s.append(b"a", b">", false, false), Ok(5));
+    assert_eq!(s.take(b"a").as_deref(), Some(&b"<mid>"[..]));
+    assert_eq!(s.take(b"a"), None);
+    s.set(
+        b"f",
+        b"v",
+        SetOptions {
+            flags: 0xdead_beef,
+            ..SetOptions::default()
+        },
+    )
+    .unwrap();
+    s.append(b"f", b"w", false, false).unwrap();
+    assert_eq!(s.get(b"f", |i| i.flags()), Some(0xdead_beef));
+}
+
+#[test]
+fn too_large_items_are_refused_not_dropped() {
+    let s = Store::builder(Capacity::Bytes(10_000))
+        .max_item_bytes(5_000)
+        .shards(1)
+        .build();
+    s.set(b"small", b"v", SetOptions::default()).unwrap();
+    let err = s.set(b"big", &[0u8; 6_000], SetOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { limit: 5_000, .. }), "{err:?}");
+    // Growing an existing item past the limit is refused too, and the old
+    // value stays.
+    s.set(b"grow", b"v", SetOptions::default()).unwrap();
+    assert!(matches!(
+        s.append(b"grow", &[1u8; 6_000], false, false),
+        Err(StoreError::TooLarge { .. })
+    ));
+    assert_eq!(s.get_value(b"grow").as_deref(), Some(&b"v"[..]));
+    assert!(s.contains(b"small"));
+    let tiny = Store::builder(Capacity::Bytes(100)).shards(1).build();
+    assert!(matches!(
+        tiny.set(b"k", &[0u8; 80], SetOptions::default()),
+        Err(StoreError::TooLarge { limit: 100, .. })
+    ));
+}
+
+#[test]
+fn hard_byte_limit_holds_under_random_sizes() {
+    for policy in PolicyKind::ALL {
+        let s = Store::builder(Capacity::Bytes(200_000))
+            .policy(policy)
+            .shards(4)
+            .hash_seed(1)
+            .build();
+        let mut rng = 0x1234_5678_u64;
+        for i in 0..20_000u32 {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let len = (rng >> 33) as usize % 3_000;
+            let key = (i % 5_000).to_le_bytes();
+            s.set(&key, &vec![7u8; len], SetOptions::default()).unwrap();
+            if i % 7 == 0 {
+                s.get_value(&((rng >> 20) as u32 % 5_000).to_le_bytes());
+            }
+            assert!(s.used() <= 200_000, "{policy}: {} over limit", s.used());
+        }
+        let st = s.stats();
+        assert!(st.evictions > 0, "{policy}");
+        assert!(st.used > 150_000, "{policy}: budget badly used: {}", st.used);
+    }
+}
+
+#[test]
+fn entries_capacity_counts_items() {
+    let s = Store::builder(Capacity::Entries(100))
+        .shards(1)
+        .policy(PolicyKind::Lru)
+        .build();
+    for i in 0..1_000u32 {
+        s.set(&i.to_le_bytes(), &vec![0u8; (i % 50) as usize], SetOptions::default())
+            .unwrap();
+    }
+    assert_eq!(s.len(), 100);
+    assert_eq!(s.used(), 100);
+    // LRU kept the last 100.
+    assert!(s.contains(&999u32.to_le_bytes()) && !s.contains(&899u32.to_le_bytes()));
+}
+
+#[test]
+fn scan_visits_every_stable_item_once() {
+    let (s, _) = store_with(Capacity::Bytes(64 << 20), PolicyKind::Lru);
+    for i in 0..5_000u32 {
+        s.set(&i.to_le_bytes(), b"v", SetOptions::default()).unwrap();
+    }
+    let mut seen = std::collections::HashMap::new();
+    let mut cursor = 0;
+    let mut calls = 0;
+    loop {
+        cursor = s.scan(cursor, 97, |item| {
+            *seen.entry(item.key().to_vec()).or_insert(0) += 1;
+        });
+        calls += 1;
+        // Churn other keys while scanning.
+        s.set(&(100_000u32 + calls).to_le_bytes(), b"new", SetOptions::default())
+            .unwrap();
+        if cursor == 0 {
+            break;
+        }
+    }
+    for i in 0..5_000u32 {
+        assert_eq!(seen.get(&i.to_le_bytes().to_vec()), Some(&1), "key {i}");
+    }
+}
+
+#[test]
+fn flush_empties_everything() {
+    let (s, _) = store();
+    for i in 0..100u32 {
+        s.set(&i.to_le_bytes(), b"v", SetOptions::ttl(Duration::from_secs(5)))
+            .unwrap();
+    }
+    assert_eq!(s.flush(), 100);
+    assert_eq!((s.len(), s.used()), (0, 0));
+    s.set(b"after", b"v", SetOptions::default()).unwrap();
+    assert_eq!(s.len(), 1);
+}
+
+#[test]
+fn cas_versions_are_unique_across_shards() {
+    let s = Store::builder(Capacity::Bytes(1 << 24)).shards(8).build();
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..10_000u32 {
+        assert!(seen.insert(s.set(&i.to_le_bytes(), b"v", SetOptions::default()).unwrap()));
+    }
+}
+
+#[test]
+fn concurrent_writers_and_readers_keep_the_limit() {
+    let s = Arc::new(Store::builder(Capacity::Bytes(1 << 20)).shards(8).build());
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000u64 {
+                    let key = ((i * 7 + t) % 3_000).to_le_bytes();
+                    if i % 3 == 0 {
+                        s.set(&key, &vec![t as u8; (i % 700) as usize], SetOptions::default())
+                            .unwrap();
+                    } else if let Some(v) = s.get_value(&key) {
+                        assert!(v.iter().all(|&b| b == v[0]), "torn value");
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(s.used() <= 1 << 20);
+}
+
+// ---- model-based property test -------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Op {
+    Get(u8),
+    Peek(u8),
+    Set(u8, u8, Option<u16>, Condition),
+    SetKeepTtl(u8, u8),
+    Delete(u8),
+    Take(u8),
+    Touch(u8, Option<u16>),
+    Incr(u8, i8),
+    Append(u8, u8),
+    Advance(u16),
+    Expire,
+    Flush,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = 0u8..24;
+    let ttl = proptest::option::of(1u16..2_000);
+    let cond = prop_oneof![
+        4 => Just(Condition::Always),
+        1 => Just(Condition::IfAbsent),
+        1 => Just(Condition::IfPresent),
+        1 => (0u64..40).prop_map(Condition::IfVersion),
+    ];
+    prop_oneof![
+        6 => key.clone().prop_map(Op::Get),
+        2 => key.clone().prop_map(Op::Peek),
+        6 => (key.clone(), any::<u8>(), ttl.clone(), cond).prop_map(|(k, v, t, c)| Op::Set(k, v, t, c)),
+        1 => (key.clone(), any::<u8>()).prop_map(|(k, v)| Op::SetKeepTtl(k, v)),
+        2 => key.clone().prop_map(Op::Delete),
+        1 => key.clone().prop_map(Op::Take),
+        1 => (key.clone(), ttl).prop_map(|(k, t)| Op::Touch(k, t)),
+        1 => (key.clone(), any::<i8>()).prop_map(|(k, d)| Op::Incr(k, d)),
+        1 => (key, any::<u8>()).prop_map(|(k, v)| Op::Append(k, v)),
+        3 => (0u16..1_500).prop_map(Op::Advance),
+        1 => Just(Op::Expire),
+        1 => Just(Op::Flush),
+    ]
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct ModelItem {
+    value: Vec<u8>,
+    expire_at: Option<u64>,
+    cas: u64,
+}
+
+/// The reference: a sorted map with explicit expiry checks.
+#[derive(Default)]
+struct Model {
+    items: BTreeMap<u8, ModelItem>,
+}
+
+impl Model {
+    fn live(&mut self, key: u8, now: u64) -> Option<&mut ModelItem> {
+        if self
+            .items
+            .get(&key)
+            .is_some_and(|i| i.expire_at.is_some_and(|at| at <= now))
+        {
+            self.items.remove(&key);
+        }
+        self.items.get_mut(&key)
+    }
+}
+
+fn k(key: u8) -> [u8; 3] {
+    [b'k', key, b'!']
+}
+
+/// Runs `ops` on the store and the model. With `exact`, the store must never
+/// evict (capacity is ample) and must agree on everything; otherwise the
+/// store may have evicted, so it may miss what the model has, but anything
+/// it returns must equal the model's.
+fn run_model(ops: &[Op], policy: PolicyKind, capacity: Capacity, exact: bool) -> Result<(), TestCaseError> {
+    let (s, clock) = store_with(capacity, policy);
+    let mut model = Model::default();
+    for op in ops {
+        let now = clock.now_ms();
+        // Evictions the model cannot predict: forget what the store dropped.
+        if !exact {
+            let keys: Vec<u8> = model.items.keys().copied().collect();
+            for key in keys {
+                if !s.contains(&k(key)) {
+                    model.items.remove(&key);
+                }
+            }
+        }
+        match *op {
+            Op::Get(key) | Op::Peek(key) => {
+                let got = if matches!(op, Op::Get(_)) {
+                    s.get(&k(key), |i| (i.value().to_vec(), i.cas(), i.expire_at_ms()))
+                } else {
+                    s.peek(&k(key), |i| (i.value().to_vec(), i.cas(), i.expire_at_ms()))
+                };
+                let want = model.live(key, now).map(|i| (i.value.clone(), i.cas, i.expire_at));
+                prop_assert_eq!(got, want, "{:?}", op);
+            }
+            Op::Set(key, value, ttl, condition) => {
+                let condition = match condition {
+                    Condition::IfVersion(v) => {
+                        // Aim at real versions half the time.
+                        Condition::IfVersion(model.live(key, now).map_or(v, |i| if v % 2 == 0 { i.cas } else { v }))
+                    }
+                    other => other,
+                };
+                let options = SetOptions {
+                    condition,
+                    expiry: ttl.map_or(Expiry::Never, |t| Expiry::AfterMs(u64::from(t))),
+                    flags: 0,
+                };
+                let got = s.set(&k(key), &[value], options);
+                let present = model.live(key, now).map(|i| i.cas);
+                let want = match (condition, present) {
+                    (Condition::IfAbsent, Some(_)) | (Condition::IfPresent, None) => Err(StoreError::NotStored),
+                    (Condition::IfVersion(_), None) => Err(StoreError::NotFound),
+                    (Condition::IfVersion(v), Some(cas)) if v != cas => Err(StoreError::Exists),
+                    _ => Ok(()),
+                };
+                prop_assert_eq!(got.clone().map(|_| ()), want.clone(), "{:?}", op);
+                if let Ok(cas) = got {
+                    model.items.insert(
+                        key,
+                        ModelItem {
+                            value: vec![value],
+                            expire_at: ttl.map(|t| now + u64::from(t)),
+                            cas,
+                        },
+                    );
+                }
+            }
+            Op::SetKeepTtl(key, value) => {
+                let cas = s
+                    .set(
+                        &k(key),
+                        &[value],
+                        SetOptions {
+                            expiry: Expiry::Keep,
+                            ..SetOptions::default()
+                        },
+                    )
+                    .unwrap();
+                let kept = model.live(key, now).and_then(|i| i.expire_at);
+                model.items.insert(
+                    key,
+                    ModelItem {
+                        value: vec![value],
+                        expire_at: kept,
+                        cas,
+                    },
+                );
+            }
+            Op::Delete(key) => {
+                prop_assert_eq!(s.delete(&k(key)), model.live(key, now).is_some());
+                model.items.remove(&key);
+            }
+            Op::Take(key) => {
+                let want = model.live(key, now).map(|i| i.value.clone());
+                prop_assert_eq!(s.take(&k(key)), want);
+                model.items.remove(&key);
+            }
+            Op::Touch(key, ttl) => {
+                let expiry = ttl.map_or(Expiry::Never, |t| Expiry::AfterMs(u64::from(t)));
+                let present = model.live(key, now).is_some();
+                prop_assert_eq!(s.touch(&k(key), expiry), present);
+                if present {
+                    let cas = s.peek(&k(key), |i| i.cas());
+                    let item = model.live(key, now).unwrap();
+                    item.expire_at = ttl.map(|t| now + u64::from(t));
+                    if let Some(cas) = cas {
+                        prop_assert!(cas > item.cas, "touch bumps the version");
+                        item.cas = cas;
+                    } else {
+                        prop_assert!(!exact, "touched item vanished");
+                        model.items.remove(&key);
+                    }
+                }
+            }
+            Op::Incr(key, delta) => {
+                let got = s.incr_by(&k(key), i64::from(delta));
+                let current = model.live(key, now).map(|i| i.value.clone());
+                let want = match current.as_deref().map(parse_i64) {
+                    None => Ok(i64::from(delta)),
+                    Some(None) => Err(StoreError::NotAnInteger),
+                    Some(Some(n)) => Ok(n + i64::from(delta)),
+                };
+                prop_assert_eq!(got.clone(), want);
+                if let Ok(n) = got {
+                    let cas = s.peek(&k(key), |i| i.cas()).unwrap_or(0);
+                    let expire_at = model.live(key, now).and_then(|i| i.expire_at);
+                    model.items.insert(
+                        key,
+                        ModelItem {
+                            value: n.to_string().into_bytes(),
+                            expire_at,
+                            cas,
+                        },
+                    );
+                }
+            }
+            Op::Append(key, byte) => {
+                let got = s.append(&k(key), &[byte], false, false);
+                match model.live(key, now) {
+                    None => prop_assert_eq!(got, Err(StoreError::NotFound)),
+                    Some(item) => {
+                        item.value.push(byte);
+                        prop_assert_eq!(got, Ok(item.value.len()));
+                        item.cas = s.peek(&k(key), |i| i.cas()).unwrap_or(0);
+                    }
+                }
+            }
+            Op::Advance(ms) => clock.advance_ms(u64::from(ms)),
+            Op::Expire => {
+                s.run_pending_expiry(usize::MAX);
+                let now = clock.now_ms();
+                model.items.retain(|_, i| i.expire_at.is_none_or(|at| at > now));
+                // Active expiry must have reclaimed every expired item.
+                prop_assert_eq!(s.len(), model.items.len());
+            }
+            Op::Flush => {
+                s.flush();
+                model.items.clear();
+            }
+        }
+        prop_assert!(s.used() <= s.stats().capacity);
+    }
+    // Final agreement, after expiring everything due.
+    let now = clock.now_ms();
+    for key in 0..24u8 {
+        let got = s.peek(&k(key), |i| i.value().to_vec());
+        let want = model.live(key, now).map(|i| i.value.clone());
+        if exact || got.is_some() {
+            prop_assert_eq!(got, want, "final key {}", key);
+        }
+    }
+    if exact {
+        prop_assert_eq!(s.stats().evictions, 0);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn store_agrees_with_model(ops in proptest::collection::vec(op(), 1..300)) {
+        run_model(&ops, PolicyKind::Lru, Capacity::Bytes(1 << 20), true)?;
+    }
+
+    #[test]
+    fn store_under_eviction_never_returns_wrong_values(ops in proptest::collection::vec(op(), 1..300),
+                                                       policy in proptest::sample::select(PolicyKind::ALL.to_vec())) {
+        run_model(&ops, policy, Capacity::Entries(6), false)?;
+    }
+}
