@@ -10,16 +10,20 @@
 //! - [`store`]: the engine — [`Store`], its shards, records and timer wheel.
 //! - [`policy`]: the [`EvictionPolicy`] trait, one file per policy, and the
 //!   value-free [`Replayer`] the simulator uses.
+//! - [`local`]: [`LocalCache`], the typed request-node cache with
+//!   single-flight loading.
 //! - [`clock`]: the [`Clock`] trait, the system clock and a manual clock for
 //!   tests.
 //! - [`error`]: [`StoreError`].
 
 pub mod clock;
 pub mod error;
+pub mod local;
 pub mod policy;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
+pub use local::{CacheStats, LocalCache, LocalCacheBuilder};
 pub use policy::{EvictionPolicy, PolicyKind, Replayer, Slot, SlotInfo};
 pub use store::{Capacity, Change, Condition, Expiry, Item, SetOptions, Store, StoreBuilder, StoreStats};
