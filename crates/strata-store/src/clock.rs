@@ -65,6 +65,36 @@ impl Clock for ManualClock {
     }
 }
 
+/// The current time, read from the clock at most once and only if asked:
+/// most operations touch no item with a TTL and need no time at all.
+#[derive(Debug)]
+pub(crate) struct Now<'a> {
+    clock: &'a dyn Clock,
+    /// 0 until read.
+    ms: std::cell::Cell<u64>,
+}
+
+impl<'a> Now<'a> {
+    pub(crate) fn new(clock: &'a dyn Clock) -> Self {
+        Self {
+            clock,
+            ms: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Now, in ms since the Unix epoch (at least 1).
+    pub(crate) fn get(&self) -> u64 {
+        match self.ms.get() {
+            0 => {
+                let now = self.clock.now_ms().max(1);
+                self.ms.set(now);
+                now
+            }
+            now => now,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,7 +66,7 @@ pub trait SlotInfo {
 /// sequence of calls the contract allows; the shared conformance tests in
 /// `conformance.rs` drive every policy with random sequences against a
 /// reference model.
-pub trait EvictionPolicy: Send + fmt::Debug {
+pub trait EvictionPolicy: Send + Sync + fmt::Debug {
     /// Which policy this is.
     fn kind(&self) -> PolicyKind;
 

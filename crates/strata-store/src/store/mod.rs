@@ -3,13 +3,18 @@
 //! # Concurrency
 //!
 //! Keys are spread over a power-of-two number of shards by their hash; each
-//! shard is a `parking_lot::Mutex` around a [`Shard`], padded to its own cache
-//! line. There is no global lock anywhere: a read locks one shard, briefly.
-//! A read must lock because it updates the policy's recency or frequency
-//! state; with enough shards the lock is almost never contended, and a plain
-//! mutex held for ~100 ns beats a read-write lock whose reader count bounces
-//! between cores. Callbacks that see an item ([`Store::get`]) run under the
-//! shard lock, so they must be short and must not call back into the store.
+//! shard is a `parking_lot::RwLock` around a [`Shard`], padded to its own
+//! cache line. There is no global lock anywhere. A read takes only its
+//! shard's shared lock: it finds the item, calls the caller's callback, and
+//! appends the access to the shard's read buffer (`reads.rs`), which writers
+//! apply to the policy in batches. So readers of one shard run in parallel
+//! and never write the policy's cache lines. Writes take the exclusive lock,
+//! drain the buffer, then change the shard. Callbacks that see an item
+//! ([`Store::get`]) run under a shard lock, so they must be short and must
+//! not call back into the store.
+//!
+//! The clock is read only when an item with a TTL is involved: most cache
+//! items have none, and a clock read costs as much as a lookup.
 //!
 //! # Memory
 //!
@@ -29,7 +34,9 @@
 //! - `shard.rs`: index, slots, policy and budget of one shard.
 //! - `expiry.rs`: the timer wheel for active expiry.
 
+mod arena;
 mod expiry;
+mod reads;
 mod record;
 mod shard;
 
@@ -39,22 +46,24 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 use foldhash::fast::FixedState;
-use parking_lot::Mutex;
+use parking_lot::{RwLock, RwLockWriteGuard};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, Now, SystemClock};
 use crate::error::StoreError;
 use crate::policy::{PolicyKind, PolicyStats};
-use record::{Meta, Record};
+use reads::{Access, ReadBuffer};
+use record::{Meta, RecordRef};
 use shard::Shard;
 
-/// Bytes charged per item on top of its record: 8 for the slot pointer,
-/// ~8 for the hash index entry, ~8–13 for the policy's links and tags, and
-/// allocator rounding. Calibrated against measured process memory (see
-/// BENCHMARKS.md, "memory per item").
-pub const ENTRY_OVERHEAD: u32 = 32;
+/// Bytes charged per item on top of its record's chunk: 4 for the slot
+/// table entry, about 8 for the hash index entry (4-byte entries at
+/// hashbrown's load factor), 8–13 for the policy's links, tags and sketch.
+/// BENCHMARKS.md ("memory per item") compares the charge with measured
+/// process memory.
+pub const ENTRY_OVERHEAD: u32 = 24;
 
 /// Extra bytes charged for an item with a TTL: its timer wheel entry.
-pub const EXPIRY_OVERHEAD: u32 = 16;
+pub const EXPIRY_OVERHEAD: u32 = 12;
 
 /// How the store's capacity is counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,17 +82,14 @@ pub(crate) enum Weigher {
 }
 
 impl Weigher {
-    fn weight(self, record: &Record) -> u32 {
+    /// The weight of a record of `len` bytes.
+    fn charge(self, len: usize, has_ttl: bool) -> u32 {
         match self {
             Weigher::Entries => 1,
             Weigher::Bytes => {
-                let ttl = if record.expire_at().is_some() {
-                    EXPIRY_OVERHEAD
-                } else {
-                    0
-                };
+                let ttl = if has_ttl { EXPIRY_OVERHEAD } else { 0 };
                 // Records are capped well below 4 GiB by max_item_bytes.
-                u32::try_from(record.encoded_len()).unwrap_or(u32::MAX) + ENTRY_OVERHEAD + ttl
+                u32::try_from(arena::footprint(len)).unwrap_or(u32::MAX) + ENTRY_OVERHEAD + ttl
             }
         }
     }
@@ -117,12 +123,12 @@ impl Expiry {
         Expiry::AfterMs(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
     }
 
-    fn resolve(self, now_ms: u64, current: Option<u64>) -> Option<u64> {
+    fn resolve(self, now: &Now<'_>, current: Option<u64>) -> Option<u64> {
         match self {
             Expiry::Keep => current,
             Expiry::Never => None,
             Expiry::AtMs(at) => Some(at),
-            Expiry::AfterMs(ms) => Some(now_ms.saturating_add(ms)),
+            Expiry::AfterMs(ms) => Some(now.get().saturating_add(ms)),
         }
     }
 }
@@ -165,7 +171,7 @@ impl SetOptions {
 /// A stored item, seen from inside a callback (under the shard lock).
 #[derive(Clone, Copy, Debug)]
 pub struct Item<'a> {
-    record: &'a Record,
+    record: RecordRef<'a>,
 }
 
 impl<'a> Item<'a> {
@@ -187,6 +193,11 @@ impl<'a> Item<'a> {
     /// memcached's client flags (0 if never set).
     pub fn flags(&self) -> u32 {
         self.record.meta().flags
+    }
+
+    /// Key and value at once (one header parse).
+    pub fn key_value(&self) -> (&'a [u8], &'a [u8]) {
+        self.record.key_value()
     }
 
     /// Expiry, ms since the Unix epoch; `None` never expires.
@@ -241,6 +252,8 @@ pub struct StoreStats {
     /// Heap bytes of the engine's own structures (index, slot table, policy
     /// metadata, timer wheel), records excluded.
     pub overhead_bytes: u64,
+    /// Heap bytes holding records (arena pages and large records).
+    pub record_bytes: u64,
     /// The eviction policy.
     pub policy: Option<PolicyKind>,
     /// Policy-specific counters summed over shards.
@@ -348,15 +361,18 @@ impl StoreBuilder {
             .map(|i| {
                 // Spread the remainder so the shard budgets sum to the total.
                 let capacity = total / shard_count as u64 + u64::from((i as u64) < total % shard_count as u64);
-                CachePadded::new(Mutex::new(Shard::new(
-                    self.policy.build(capacity),
-                    capacity,
-                    hasher.clone(),
-                    weigher,
-                    i as u64,
-                    shard_bits,
-                    now,
-                )))
+                CachePadded::new(ShardCell {
+                    state: RwLock::new(Shard::new(
+                        self.policy.build(capacity),
+                        capacity,
+                        hasher.clone(),
+                        weigher,
+                        i as u64,
+                        shard_bits,
+                        now,
+                    )),
+                    reads: ReadBuffer::default(),
+                })
             })
             .collect();
         Store {
@@ -390,6 +406,31 @@ fn random_seed() -> u64 {
     RandomState::new().hash_one(0x5eed_u64)
 }
 
+/// One shard and its read buffer.
+#[derive(Debug)]
+struct ShardCell {
+    state: RwLock<Shard>,
+    reads: ReadBuffer,
+}
+
+impl ShardCell {
+    /// The shard, exclusively, with buffered reads applied.
+    fn write(&self) -> RwLockWriteGuard<'_, Shard> {
+        let mut shard = self.state.write();
+        self.drain_into(&mut shard);
+        shard
+    }
+
+    fn drain_into(&self, shard: &mut Shard) {
+        if !self.reads.is_pending() {
+            return;
+        }
+        let (hits, misses) = self.reads.drain(|access| shard.apply_access(access));
+        shard.counters.hits += hits;
+        shard.counters.misses += misses;
+    }
+}
+
 /// The storage engine: a concurrent, sharded, memory-bounded map from byte
 /// keys to byte values with TTLs, CAS versions and eviction.
 ///
@@ -402,7 +443,7 @@ fn random_seed() -> u64 {
 /// ```
 #[derive(Debug)]
 pub struct Store {
-    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    shards: Box<[CachePadded<ShardCell>]>,
     shard_mask: u64,
     hasher: FixedState,
     clock: Arc<dyn Clock>,
@@ -422,7 +463,7 @@ impl Store {
         self.hasher.hash_one(key)
     }
 
-    fn shard_for(&self, hash: u64) -> &Mutex<Shard> {
+    fn shard_for(&self, hash: u64) -> &ShardCell {
         // The index uses the low bits (bucket) and top 7 bits (tag); take the
         // shard from the middle so the three are independent.
         &self.shards[((hash >> 32) & self.shard_mask) as usize]
@@ -454,15 +495,36 @@ impl Store {
     }
 
     /// Looks `key` up, counting a hit or miss and updating the policy, and
-    /// calls `f` with the item under the shard lock.
+    /// calls `f` with the item under the shard's shared lock.
     pub fn get<R>(&self, key: &[u8], f: impl FnOnce(Item<'_>) -> R) -> Option<R> {
+        self.read(key, true, f)
+    }
+
+    fn read<R>(&self, key: &[u8], counted: bool, f: impl FnOnce(Item<'_>) -> R) -> Option<R> {
         let hash = self.hash(key);
-        let now = self.clock.now_ms();
-        let mut shard = self.shard_for(hash).lock();
-        let slot = shard.lookup(hash, key, now)?;
-        Some(f(Item {
-            record: shard.slots.record(slot),
-        }))
+        let now = Now::new(self.clock.as_ref());
+        let cell = self.shard_for(hash);
+        let shard = cell.state.read();
+        let mut expired = false;
+        let (result, access) = match shard.find(hash, key) {
+            Some(record) if !record.expire_at().is_some_and(|at| at <= now.get()) => {
+                let slot = record.slot();
+                (Some(f(Item { record })), Access::Hit { slot, hash })
+            }
+            found => {
+                expired = found.is_some();
+                (None, Access::Miss { hash })
+            }
+        };
+        let full = counted && cell.reads.record(access);
+        drop(shard);
+        if expired {
+            // Lazy expiry: reclaim it now, under the exclusive lock (rare).
+            cell.write().find_live(hash, key, &now);
+        } else if full && let Some(mut shard) = cell.state.try_write() {
+            cell.drain_into(&mut shard);
+        }
+        result
     }
 
     /// A copy of the value of `key`, if present.
@@ -472,13 +534,7 @@ impl Store {
 
     /// Looks `key` up without touching recency, frequency or hit counters.
     pub fn peek<R>(&self, key: &[u8], f: impl FnOnce(Item<'_>) -> R) -> Option<R> {
-        let hash = self.hash(key);
-        let now = self.clock.now_ms();
-        let mut shard = self.shard_for(hash).lock();
-        let slot = shard.find_live(hash, key, now)?;
-        Some(f(Item {
-            record: shard.slots.record(slot),
-        }))
+        self.read(key, false, f)
     }
 
     /// True if `key` is present (no recency update).
@@ -487,23 +543,16 @@ impl Store {
     }
 
     fn check_size(&self, shard: &Shard, key_len: usize, value_len: usize, meta: &Meta) -> Result<(), StoreError> {
-        let size = record::encoded_len(key_len, value_len, meta) as u64;
-        if size > self.max_item_bytes {
+        let size = record::encoded_len(key_len, value_len, meta);
+        if size as u64 > self.max_item_bytes {
             return Err(StoreError::TooLarge {
-                size,
+                size: size as u64,
                 limit: self.max_item_bytes,
             });
         }
         let weight = match self.capacity {
             Capacity::Entries(_) => 1,
-            Capacity::Bytes(_) => {
-                size + u64::from(ENTRY_OVERHEAD)
-                    + if meta.expire_at.is_some() {
-                        u64::from(EXPIRY_OVERHEAD)
-                    } else {
-                        0
-                    }
-            }
+            Capacity::Bytes(_) => u64::from(Weigher::Bytes.charge(size, meta.expire_at.is_some())),
         };
         if weight > shard.capacity {
             return Err(StoreError::TooLarge {
@@ -518,65 +567,57 @@ impl Store {
     /// item's new CAS version.
     pub fn set(&self, key: &[u8], value: &[u8], options: SetOptions) -> Result<u64, StoreError> {
         let hash = self.hash(key);
-        let now = self.clock.now_ms();
-        let fresh_expiry = options.expiry.resolve(now, None);
-        let meta = Meta {
+        let now = Now::new(self.clock.as_ref());
+        let mut meta = Meta {
             cas: 0,
-            expire_at: fresh_expiry,
+            expire_at: options.expiry.resolve(&now, None),
             flags: options.flags,
         };
-        // Copy the value before taking the lock; only bookkeeping happens
-        // under it.
-        let record = Record::new(key, value, meta);
-        let mut shard = self.shard_for(hash).lock();
+        let mut shard = self.shard_for(hash).write();
         self.check_size(&shard, key.len(), value.len(), &meta)?;
-        let existing = shard.find_live(hash, key, now);
-        match (options.condition, existing) {
-            (Condition::IfAbsent, Some(_)) | (Condition::IfPresent, None) => return Err(StoreError::NotStored),
-            (Condition::IfVersion(_), None) => return Err(StoreError::NotFound),
-            (Condition::IfVersion(cas), Some(slot)) if shard.slots.record(slot).cas() != cas => {
-                return Err(StoreError::Exists);
+        let existing = shard.find_live(hash, key, &now);
+        if let Some(slot) = existing {
+            let current = shard.items.record(slot);
+            if options.expiry == Expiry::Keep {
+                meta.expire_at = current.expire_at();
+                self.check_size(&shard, key.len(), value.len(), &meta)?;
             }
-            _ => {}
+            match options.condition {
+                Condition::IfAbsent => return Err(StoreError::NotStored),
+                Condition::IfVersion(cas) if current.cas() != cas => return Err(StoreError::Exists),
+                _ => {}
+            }
+        } else {
+            match options.condition {
+                Condition::IfPresent => return Err(StoreError::NotStored),
+                Condition::IfVersion(_) => return Err(StoreError::NotFound),
+                _ => {}
+            }
         }
-        let cas = shard.next_cas();
-        let record = match (options.expiry, existing) {
-            (Expiry::Keep, Some(slot)) => {
-                let kept = shard.slots.record(slot).expire_at();
-                record.with_meta(Meta {
-                    cas,
-                    expire_at: kept,
-                    flags: options.flags,
-                })
-            }
-            _ => {
-                let mut record = record;
-                record.set_cas(cas);
-                record
-            }
-        };
+        meta.cas = shard.next_cas();
+        let copy = |out: &mut [u8]| out.copy_from_slice(value);
         match existing {
-            Some(slot) => shard.replace(slot, hash, record),
+            Some(slot) => shard.rewrite(slot, hash, key, value.len(), &meta, copy),
             None => {
-                shard.insert(hash, record);
+                shard.insert(hash, key, value.len(), &meta, copy);
             }
         }
-        self.expire_on_the_side(&mut shard, now);
-        Ok(cas)
+        self.expire_on_the_side(&mut shard, &now);
+        Ok(meta.cas)
     }
 
-    fn expire_on_the_side(&self, shard: &mut Shard, now: u64) {
+    fn expire_on_the_side(&self, shard: &mut Shard, now: &Now<'_>) {
         if self.expiry_budget > 0 && shard.expiry_due(now) {
-            shard.expire(now, self.expiry_budget);
+            shard.expire(now.get(), self.expiry_budget);
         }
     }
 
     /// Deletes `key`. Returns true if it was present.
     pub fn delete(&self, key: &[u8]) -> bool {
         let hash = self.hash(key);
-        let now = self.clock.now_ms();
-        let mut shard = self.shard_for(hash).lock();
-        match shard.find_live(hash, key, now) {
+        let now = Now::new(self.clock.as_ref());
+        let mut shard = self.shard_for(hash).write();
+        match shard.find_live(hash, key, &now) {
             Some(slot) => {
                 shard.remove(slot, hash, RemovalCause::Deleted);
                 true
@@ -588,10 +629,10 @@ impl Store {
     /// Deletes `key` only if its CAS version is `cas`.
     pub fn delete_if_version(&self, key: &[u8], cas: u64) -> Result<(), StoreError> {
         let hash = self.hash(key);
-        let now = self.clock.now_ms();
-        let mut shard = self.shard_for(hash).lock();
-        let slot = shard.find_live(hash, key, now).ok_or(StoreError::NotFound)?;
-        if shard.slots.record(slot).cas() != cas {
+        let now = Now::new(self.clock.as_ref());
+        let mut shard = self.shard_for(hash).write();
+        let slot = shard.find_live(hash, key, &now).ok_or(StoreError::NotFound)?;
+        if shard.items.record(slot).cas() != cas {
             return Err(StoreError::Exists);
         }
         shard.remove(slot, hash, RemovalCause::Deleted);
@@ -601,11 +642,12 @@ impl Store {
     /// Removes `key` and returns its value (Redis `GETDEL`).
     pub fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
         let hash = self.hash(key);
-        let now = self.clock.now_ms();
-        let mut shard = self.shard_for(hash).lock();
-        let slot = shard.lookup(hash, key, now)?;
-        let record = shard.remove(slot, hash, RemovalCause::Deleted);
-        Some(record.value().to_vec())
+        let now = Now::new(self.clock.as_ref());
+        let mut shard = self.shard_for(hash).write();
+        let slot = shard.lookup(hash, key, &now)?;
+        let value = shard.items.record(slot).value().to_vec();
+        shard.remove(slot, hash, RemovalCause::Deleted);
+        Some(value)
     }
 
     /// Changes the expiry of a present `key` (memcached `touch`, Redis
@@ -622,10 +664,9 @@ impl Store {
     /// Remaining time to live of `key`: `None` if absent, `Some(None)` if it
     /// never expires.
     pub fn ttl(&self, key: &[u8]) -> Option<Option<Duration>> {
-        let now = self.clock.now_ms();
         self.peek(key, |item| {
             item.expire_at_ms()
-                .map(|at| Duration::from_millis(at.saturating_sub(now)))
+                .map(|at| Duration::from_millis(at.saturating_sub(self.clock.now_ms())))
         })
     }
 
@@ -642,11 +683,11 @@ impl Store {
         f: impl FnOnce(Option<Item<'_>>) -> (Change, R),
     ) -> Result<(R, Option<u64>), StoreError> {
         let hash = self.hash(key);
-        let now = self.clock.now_ms();
-        let mut shard = self.shard_for(hash).lock();
-        let existing = shard.lookup(hash, key, now);
+        let now = Now::new(self.clock.as_ref());
+        let mut shard = self.shard_for(hash).write();
+        let existing = shard.lookup(hash, key, &now);
         let (change, result) = f(existing.map(|slot| Item {
-            record: shard.slots.record(slot),
+            record: shard.items.record(slot),
         }));
         let cas = match change {
             Change::Keep => None,
@@ -657,43 +698,49 @@ impl Store {
                 None
             }
             Change::Set { value, expiry, flags } => {
-                let old = existing.map(|slot| shard.slots.record(slot).meta());
+                let old = existing.map(|slot| shard.items.record(slot).meta());
                 let meta = Meta {
                     cas: 0,
-                    expire_at: expiry.resolve(now, old.and_then(|m| m.expire_at)),
+                    expire_at: expiry.resolve(&now, old.and_then(|m| m.expire_at)),
                     flags: flags.unwrap_or_else(|| old.map_or(0, |m| m.flags)),
                 };
                 self.check_size(&shard, key.len(), value.len(), &meta)?;
-                let cas = shard.next_cas();
-                let record = Record::new(key, &value, Meta { cas, ..meta });
+                let meta = Meta {
+                    cas: shard.next_cas(),
+                    ..meta
+                };
+                let copy = |out: &mut [u8]| out.copy_from_slice(&value);
                 match existing {
-                    Some(slot) => shard.replace(slot, hash, record),
+                    Some(slot) => shard.rewrite(slot, hash, key, value.len(), &meta, copy),
                     None => {
-                        shard.insert(hash, record);
+                        shard.insert(hash, key, value.len(), &meta, copy);
                     }
                 }
-                Some(cas)
+                Some(meta.cas)
             }
             Change::Expire(expiry) => match existing {
                 Some(slot) => {
-                    let old = shard.slots.record(slot).meta();
-                    let expire_at = expiry.resolve(now, old.expire_at);
-                    if expire_at.is_some_and(|at| at <= now) {
+                    let old = shard.items.record(slot).meta();
+                    let expire_at = expiry.resolve(&now, old.expire_at);
+                    if expire_at.is_some_and(|at| at <= now.get()) {
                         // An expiry in the past deletes, as in Redis.
                         shard.remove(slot, hash, RemovalCause::Expired);
                         shard.counters.expired_lazy += 1;
                         None
                     } else {
-                        let cas = shard.next_cas();
-                        let meta = Meta { cas, expire_at, ..old };
-                        shard.rewrite(slot, hash, |record| record.with_meta(meta));
-                        Some(cas)
+                        let meta = Meta {
+                            cas: shard.next_cas(),
+                            expire_at,
+                            ..old
+                        };
+                        shard.set_meta(slot, hash, &meta);
+                        Some(meta.cas)
                     }
                 }
                 None => None,
             },
         };
-        self.expire_on_the_side(&mut shard, now);
+        self.expire_on_the_side(&mut shard, &now);
         Ok((result, cas))
     }
 
@@ -789,7 +836,7 @@ impl Store {
 
     /// Removes every item. Returns how many there were.
     pub fn flush(&self) -> usize {
-        self.shards.iter().map(|shard| shard.lock().clear()).sum()
+        self.shards.iter().map(|cell| cell.write().clear()).sum()
     }
 
     /// Cursor-based iteration, for SCAN and snapshots. Start with cursor 0;
@@ -798,16 +845,16 @@ impl Store {
     /// is visited exactly once; items added or removed meanwhile may or may
     /// not be. `f` runs under a shard lock.
     pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(Item<'_>)) -> u64 {
-        let now = self.clock.now_ms();
+        let now = Now::new(self.clock.as_ref());
         let mut shard_index = (cursor >> 32) as usize;
         let mut slot = (cursor & u64::from(u32::MAX)) as usize;
         let mut visited = 0;
         while shard_index < self.shards.len() {
-            let shard = self.shards[shard_index].lock();
+            let shard = self.shards[shard_index].state.read();
             while let Some(found) = shard.next_occupied(slot) {
                 slot = found as usize + 1;
-                let record = shard.slots.record(found);
-                if record.is_expired(now) {
+                let record = shard.items.record(found);
+                if record.expire_at().is_some_and(|at| at <= now.get()) {
                     continue;
                 }
                 f(Item { record });
@@ -834,13 +881,16 @@ impl Store {
     /// Returns how many were removed. Servers call this on a timer; the
     /// store also does a little on every write.
     pub fn run_pending_expiry(&self, budget: usize) -> usize {
-        let now = self.clock.now_ms();
+        let now = Now::new(self.clock.as_ref());
         self.shards
             .iter()
-            .map(|shard| {
-                let mut shard = shard.lock();
-                if shard.expiry_due(now) {
-                    shard.expire(now, budget)
+            .map(|cell| {
+                if !cell.state.read().expiry_due(&now) {
+                    return 0;
+                }
+                let mut shard = cell.write();
+                if shard.expiry_due(&now) {
+                    shard.expire(now.get(), budget)
                 } else {
                     0
                 }
@@ -850,7 +900,7 @@ impl Store {
 
     /// Number of items (expired ones not yet reclaimed included).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| shard.lock().len()).sum()
+        self.shards.iter().map(|cell| cell.state.read().len()).sum()
     }
 
     /// True when no items are stored.
@@ -860,7 +910,7 @@ impl Store {
 
     /// Capacity units in use: bytes charged, or items.
     pub fn used(&self) -> u64 {
-        self.shards.iter().map(|shard| shard.lock().used).sum()
+        self.shards.iter().map(|cell| cell.state.read().used).sum()
     }
 
     /// Counters and sizes, summed over shards.
@@ -869,8 +919,8 @@ impl Store {
             policy: Some(self.policy),
             ..StoreStats::default()
         };
-        for shard in self.shards.iter() {
-            let shard = shard.lock();
+        for cell in self.shards.iter() {
+            let shard = cell.write();
             let c = shard.counters;
             stats.hits += c.hits;
             stats.misses += c.misses;
@@ -883,6 +933,7 @@ impl Store {
             stats.used += shard.used;
             stats.capacity += shard.capacity;
             stats.overhead_bytes += shard.overhead_bytes() as u64;
+            stats.record_bytes += shard.arena_bytes() as u64;
             stats.policy_stats.merge(&shard.policy.stats());
         }
         stats

@@ -1,30 +1,26 @@
-//! One stored item in one allocation, behind a thin pointer.
-//!
-//! # Layout
+//! The byte layout of one stored item inside an arena chunk.
 //!
 //! ```text
-//! [tag u8][cas u64][key_len varint][value_len varint][expire_at u64]?[flags u32]?[key][value]
+//! [tag u8][slot u32][cas u64][key_len varint][value_len varint][expire_at u64]?[flags u32]?[key][value]
 //! ```
 //!
 //! Everything is packed at byte alignment and read with `from_le_bytes`, so
-//! an item of a 16-byte key and a 32-byte value takes 59 bytes, which the
-//! allocator rounds to its 64-byte class. `expire_at` (ms since the Unix
-//! epoch) and `flags` (memcached's opaque client flags) are present only when
-//! the item has them; most cache items have neither, so they cost nothing.
-//! Lengths are LEB128 varints: one byte each below 128.
+//! an item of a 16-byte key and a 32-byte value takes 63 bytes (a 64-byte
+//! chunk). `slot` is the item's handle in the shard's policy and slot table;
+//! keeping it in the record lets the index point straight at the record and
+//! still find the slot on a hit. `expire_at` (ms since the Unix epoch) and
+//! `flags` (memcached's client flags) are present only when the item has
+//! them; most cache items have neither. Lengths are LEB128 varints: one byte
+//! each below 128.
 //!
-//! Why one allocation and a thin pointer: the slot table then spends 8 bytes
-//! per item on the pointer and the allocator one header-free chunk, instead
-//! of a `Vec` (24 bytes) per key and per value.
-
-use std::alloc::{Layout, alloc, dealloc};
-use std::ptr::NonNull;
+//! A chunk may be longer than its record (size classes); the header says
+//! where the record ends.
 
 const HAS_EXPIRY: u8 = 1;
 const HAS_FLAGS: u8 = 2;
 
-/// The fixed part: tag and CAS.
-const FIXED: usize = 1 + 8;
+/// Tag, slot and CAS.
+const FIXED: usize = 1 + 4 + 8;
 
 /// The metadata of an item other than its key and value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,16 +30,6 @@ pub(crate) struct Meta {
     pub(crate) expire_at: Option<u64>,
     pub(crate) flags: u32,
 }
-
-/// An owned item: key, value and metadata in one heap block.
-pub(crate) struct Record {
-    ptr: NonNull<u8>,
-}
-
-// SAFETY: a Record owns its allocation exclusively, like a Box<[u8]>.
-unsafe impl Send for Record {}
-// SAFETY: shared access only reads the allocation.
-unsafe impl Sync for Record {}
 
 fn varint_len(mut n: usize) -> usize {
     let mut len = 1;
@@ -65,6 +51,64 @@ fn put_varint(out: &mut [u8], mut n: usize) -> usize {
     i + 1
 }
 
+fn get_varint(bytes: &[u8]) -> (usize, usize) {
+    let mut n = 0usize;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        n |= usize::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return (n, i + 1);
+        }
+    }
+    unreachable!("records are written by put_varint")
+}
+
+/// The bytes a record with these lengths and metadata needs.
+pub(crate) fn encoded_len(key_len: usize, value_len: usize, meta: &Meta) -> usize {
+    FIXED
+        + varint_len(key_len)
+        + varint_len(value_len)
+        + if meta.expire_at.is_some() { 8 } else { 0 }
+        + if meta.flags != 0 { 4 } else { 0 }
+        + key_len
+        + value_len
+}
+
+/// Writes a record into `out` (at least `encoded_len` bytes); `fill` writes
+/// the value into its `value_len` bytes.
+pub(crate) fn write(
+    out: &mut [u8],
+    slot: u32,
+    key: &[u8],
+    value_len: usize,
+    meta: &Meta,
+    fill: impl FnOnce(&mut [u8]),
+) {
+    let mut tag = 0;
+    if meta.expire_at.is_some() {
+        tag |= HAS_EXPIRY;
+    }
+    if meta.flags != 0 {
+        tag |= HAS_FLAGS;
+    }
+    out[0] = tag;
+    out[1..5].copy_from_slice(&slot.to_le_bytes());
+    out[5..13].copy_from_slice(&meta.cas.to_le_bytes());
+    let mut at = FIXED;
+    at += put_varint(&mut out[at..], key.len());
+    at += put_varint(&mut out[at..], value_len);
+    if let Some(expire_at) = meta.expire_at {
+        out[at..at + 8].copy_from_slice(&expire_at.to_le_bytes());
+        at += 8;
+    }
+    if meta.flags != 0 {
+        out[at..at + 4].copy_from_slice(&meta.flags.to_le_bytes());
+        at += 4;
+    }
+    out[at..at + key.len()].copy_from_slice(key);
+    at += key.len();
+    fill(&mut out[at..at + value_len]);
+}
+
 /// Where the parts of a record sit.
 #[derive(Clone, Copy, Debug)]
 struct Parts {
@@ -78,101 +122,13 @@ struct Parts {
 }
 
 impl Parts {
-    fn total(&self) -> usize {
-        self.key + self.key_len + self.value_len
-    }
-}
-
-/// The allocation size for an item with these lengths and metadata.
-pub(crate) fn encoded_len(key_len: usize, value_len: usize, meta: &Meta) -> usize {
-    FIXED
-        + varint_len(key_len)
-        + varint_len(value_len)
-        + if meta.expire_at.is_some() { 8 } else { 0 }
-        + if meta.flags != 0 { 4 } else { 0 }
-        + key_len
-        + value_len
-}
-
-impl Record {
-    /// Builds a record; `fill` writes the value into its `value_len` bytes.
-    pub(crate) fn build(key: &[u8], value_len: usize, meta: Meta, fill: impl FnOnce(&mut [u8])) -> Record {
-        let total = encoded_len(key.len(), value_len, &meta);
-        let layout = Layout::from_size_align(total, 1).expect("record size overflows isize");
-        // SAFETY: `total` is at least FIXED + 2 > 0, so the layout is non-zero.
-        let raw = unsafe { alloc(layout) };
-        let Some(ptr) = NonNull::new(raw) else {
-            std::alloc::handle_alloc_error(layout)
-        };
-        // SAFETY: `ptr` points to `total` freshly allocated bytes that nobody
-        // else can see yet; u8 has no validity requirements once written, and
-        // we write every byte below before reading any.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), total) };
-        bytes.fill(0);
-        let mut tag = 0;
-        if meta.expire_at.is_some() {
-            tag |= HAS_EXPIRY;
-        }
-        if meta.flags != 0 {
-            tag |= HAS_FLAGS;
-        }
-        bytes[0] = tag;
-        bytes[1..9].copy_from_slice(&meta.cas.to_le_bytes());
-        let mut at = FIXED;
-        at += put_varint(&mut bytes[at..], key.len());
-        at += put_varint(&mut bytes[at..], value_len);
-        if let Some(expire_at) = meta.expire_at {
-            bytes[at..at + 8].copy_from_slice(&expire_at.to_le_bytes());
-            at += 8;
-        }
-        if meta.flags != 0 {
-            bytes[at..at + 4].copy_from_slice(&meta.flags.to_le_bytes());
-            at += 4;
-        }
-        bytes[at..at + key.len()].copy_from_slice(key);
-        at += key.len();
-        fill(&mut bytes[at..at + value_len]);
-        Record { ptr }
-    }
-
-    /// Builds a record holding a copy of `value`.
-    pub(crate) fn new(key: &[u8], value: &[u8], meta: Meta) -> Record {
-        Record::build(key, value.len(), meta, |out| out.copy_from_slice(value))
-    }
-
-    fn head(&self) -> &[u8] {
-        // SAFETY: every record is at least FIXED + 2 bytes (tag, cas and two
-        // one-byte-or-longer varints), all written by `build`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), FIXED + 2) }
-    }
-
-    /// Decodes the varint at `offset`: (value, bytes used).
-    fn varint_at(&self, offset: usize) -> (usize, usize) {
-        let mut n = 0usize;
-        let mut shift = 0;
-        let mut i = 0;
-        loop {
-            // SAFETY: `build` wrote a complete varint at `offset`; we stop at
-            // its last byte (no continuation bit), so every byte read is
-            // inside the allocation and initialised.
-            let b = unsafe { self.ptr.as_ptr().add(offset + i).read() };
-            n |= usize::from(b & 0x7f) << shift;
-            i += 1;
-            if b & 0x80 == 0 {
-                return (n, i);
-            }
-            shift += 7;
-        }
-    }
-
-    fn parts(&self) -> Parts {
-        let head = self.head();
-        let tag = head[0];
-        let (key_len, value_len, used) = if head[FIXED] < 0x80 && head[FIXED + 1] < 0x80 {
-            (usize::from(head[FIXED]), usize::from(head[FIXED + 1]), 2)
+    fn of(bytes: &[u8]) -> Parts {
+        let tag = bytes[0];
+        let (key_len, value_len, used) = if bytes[FIXED] < 0x80 && bytes[FIXED + 1] < 0x80 {
+            (usize::from(bytes[FIXED]), usize::from(bytes[FIXED + 1]), 2)
         } else {
-            let (k, a) = self.varint_at(FIXED);
-            let (v, b) = self.varint_at(FIXED + a);
+            let (k, a) = get_varint(&bytes[FIXED..]);
+            let (v, b) = get_varint(&bytes[FIXED + a..]);
             (k, v, a + b)
         };
         let opt = FIXED + used;
@@ -192,71 +148,68 @@ impl Record {
         }
     }
 
-    fn all(&self) -> (&[u8], Parts) {
-        let parts = self.parts();
-        // SAFETY: the allocation is exactly `parts.total()` bytes, all written.
-        let bytes = unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), parts.total()) };
-        (bytes, parts)
+    fn end(&self) -> usize {
+        self.key + self.key_len + self.value_len
+    }
+}
+
+/// A record, read-only, over its chunk.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecordRef<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> RecordRef<'a> {
+    /// Views the record at the start of `chunk`.
+    pub(crate) fn new(chunk: &'a [u8]) -> Self {
+        Self { bytes: chunk }
     }
 
-    /// Total bytes of the allocation.
+    /// Bytes the record occupies (not the chunk).
     pub(crate) fn encoded_len(&self) -> usize {
-        self.parts().total()
+        Parts::of(self.bytes).end()
     }
 
     /// The key.
-    pub(crate) fn key(&self) -> &[u8] {
-        let (bytes, p) = self.all();
-        &bytes[p.key..p.key + p.key_len]
+    pub(crate) fn key(&self) -> &'a [u8] {
+        let p = Parts::of(self.bytes);
+        &self.bytes[p.key..p.key + p.key_len]
     }
 
     /// The value.
-    pub(crate) fn value(&self) -> &[u8] {
-        let (bytes, p) = self.all();
-        &bytes[p.key + p.key_len..]
+    pub(crate) fn value(&self) -> &'a [u8] {
+        let p = Parts::of(self.bytes);
+        &self.bytes[p.key + p.key_len..p.end()]
     }
 
-    /// The value, writable in place (same length).
-    pub(crate) fn value_mut(&mut self) -> &mut [u8] {
-        let p = self.parts();
-        // SAFETY: exclusive access through &mut self; the allocation is
-        // exactly `p.total()` bytes.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), p.total()) };
-        &mut bytes[p.key + p.key_len..]
+    /// Key and value with one header parse.
+    pub(crate) fn key_value(&self) -> (&'a [u8], &'a [u8]) {
+        let p = Parts::of(self.bytes);
+        (
+            &self.bytes[p.key..p.key + p.key_len],
+            &self.bytes[p.key + p.key_len..p.end()],
+        )
     }
 
-    /// The metadata.
-    pub(crate) fn meta(&self) -> Meta {
-        let (bytes, p) = self.all();
-        let cas = u64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
-        let mut at = p.opt;
-        let expire_at = if p.tag & HAS_EXPIRY != 0 {
-            let v = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-            at += 8;
-            Some(v)
-        } else {
-            None
-        };
-        let flags = if p.tag & HAS_FLAGS != 0 {
-            u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
-        } else {
-            0
-        };
-        Meta { cas, expire_at, flags }
+    /// The slot number in the shard.
+    pub(crate) fn slot(&self) -> u32 {
+        u32::from_le_bytes(self.bytes[1..5].try_into().expect("4 bytes"))
     }
 
     /// The CAS version.
     pub(crate) fn cas(&self) -> u64 {
-        let head = self.head();
-        u64::from_le_bytes(head[1..9].try_into().expect("8 bytes"))
+        u64::from_le_bytes(self.bytes[5..13].try_into().expect("8 bytes"))
     }
 
     /// Expiry time, ms since the Unix epoch, if any.
     pub(crate) fn expire_at(&self) -> Option<u64> {
-        if self.head()[0] & HAS_EXPIRY == 0 {
+        if self.bytes[0] & HAS_EXPIRY == 0 {
             return None;
         }
-        self.meta().expire_at
+        let p = Parts::of(self.bytes);
+        Some(u64::from_le_bytes(
+            self.bytes[p.opt..p.opt + 8].try_into().expect("8 bytes"),
+        ))
     }
 
     /// True when the item has expired at `now_ms`.
@@ -264,53 +217,54 @@ impl Record {
         self.expire_at().is_some_and(|at| at <= now_ms)
     }
 
-    /// Sets the CAS version in place.
-    pub(crate) fn set_cas(&mut self, cas: u64) {
-        // SAFETY: exclusive access; bytes 1..9 always exist.
-        let head = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), FIXED) };
-        head[1..9].copy_from_slice(&cas.to_le_bytes());
-    }
-
-    /// Changes metadata; in place when the layout allows, otherwise by
-    /// building a new record (when an expiry or flags appear or vanish).
-    pub(crate) fn with_meta(self, meta: Meta) -> Record {
-        let old = self.meta();
-        if old.expire_at.is_some() == meta.expire_at.is_some() && (old.flags != 0) == (meta.flags != 0) {
-            let p = self.parts();
-            // SAFETY: exclusive ownership; the allocation is p.total() bytes.
-            let bytes = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), p.total()) };
-            bytes[1..9].copy_from_slice(&meta.cas.to_le_bytes());
-            let mut at = p.opt;
-            if let Some(expire_at) = meta.expire_at {
-                bytes[at..at + 8].copy_from_slice(&expire_at.to_le_bytes());
-                at += 8;
-            }
-            if meta.flags != 0 {
-                bytes[at..at + 4].copy_from_slice(&meta.flags.to_le_bytes());
-            }
-            return self;
+    /// The metadata.
+    pub(crate) fn meta(&self) -> Meta {
+        let p = Parts::of(self.bytes);
+        let mut at = p.opt;
+        let expire_at = if p.tag & HAS_EXPIRY != 0 {
+            let v = u64::from_le_bytes(self.bytes[at..at + 8].try_into().expect("8 bytes"));
+            at += 8;
+            Some(v)
+        } else {
+            None
+        };
+        let flags = if p.tag & HAS_FLAGS != 0 {
+            u32::from_le_bytes(self.bytes[at..at + 4].try_into().expect("4 bytes"))
+        } else {
+            0
+        };
+        Meta {
+            cas: self.cas(),
+            expire_at,
+            flags,
         }
-        Record::new(self.key(), self.value(), meta)
     }
 }
 
-impl Drop for Record {
-    fn drop(&mut self) {
-        let total = self.encoded_len();
-        let layout = Layout::from_size_align(total, 1).expect("layout was valid at allocation");
-        // SAFETY: allocated in `build` with exactly this layout, freed once.
-        unsafe { dealloc(self.ptr.as_ptr(), layout) };
-    }
+/// Sets the CAS of the record in `chunk`.
+pub(crate) fn set_cas(chunk: &mut [u8], cas: u64) {
+    chunk[5..13].copy_from_slice(&cas.to_le_bytes());
 }
 
-impl std::fmt::Debug for Record {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Record")
-            .field("key", &String::from_utf8_lossy(self.key()))
-            .field("value_len", &self.value().len())
-            .field("meta", &self.meta())
-            .finish()
+/// Rewrites the metadata of the record in `chunk` in place if its layout
+/// allows (expiry and flags present or absent alike); false otherwise.
+pub(crate) fn set_meta_in_place(chunk: &mut [u8], meta: &Meta) -> bool {
+    let p = Parts::of(chunk);
+    let has_expiry = p.tag & HAS_EXPIRY != 0;
+    let has_flags = p.tag & HAS_FLAGS != 0;
+    if has_expiry != meta.expire_at.is_some() || has_flags != (meta.flags != 0) {
+        return false;
     }
+    set_cas(chunk, meta.cas);
+    let mut at = p.opt;
+    if let Some(expire_at) = meta.expire_at {
+        chunk[at..at + 8].copy_from_slice(&expire_at.to_le_bytes());
+        at += 8;
+    }
+    if meta.flags != 0 {
+        chunk[at..at + 4].copy_from_slice(&meta.flags.to_le_bytes());
+    }
+    true
 }
 
 #[cfg(test)]
@@ -318,64 +272,59 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    #[test]
-    fn small_item_is_59_bytes() {
-        let r = Record::new(&[7u8; 16], &[9u8; 32], Meta::default());
-        assert_eq!(r.encoded_len(), 59);
-        assert_eq!(r.key(), &[7u8; 16]);
-        assert_eq!(r.value(), &[9u8; 32]);
+    fn build(slot: u32, key: &[u8], value: &[u8], meta: Meta) -> Vec<u8> {
+        let mut out = vec![0xAA; encoded_len(key.len(), value.len(), &meta) + 5];
+        write(&mut out, slot, key, value.len(), &meta, |v| v.copy_from_slice(value));
+        out
     }
 
     #[test]
-    fn meta_changes_in_place_and_by_rebuild() {
-        let r = Record::new(b"k", b"v", Meta::default());
-        let r = r.with_meta(Meta {
+    fn small_item_is_63_bytes() {
+        assert_eq!(encoded_len(16, 32, &Meta::default()), 63);
+        let bytes = build(9, &[7u8; 16], &[9u8; 32], Meta::default());
+        let r = RecordRef::new(&bytes);
+        assert_eq!(
+            (r.key(), r.value(), r.slot(), r.encoded_len()),
+            (&[7u8; 16][..], &[9u8; 32][..], 9, 63)
+        );
+    }
+
+    #[test]
+    fn meta_changes_in_place_only_when_layout_matches() {
+        let with_ttl = Meta {
             cas: 5,
             expire_at: Some(99),
             flags: 0,
-        });
-        assert_eq!(r.expire_at(), Some(99));
-        assert!(r.is_expired(99) && !r.is_expired(98));
-        let mut r = r.with_meta(Meta {
+        };
+        let mut bytes = build(1, b"k", b"v", with_ttl);
+        assert!(RecordRef::new(&bytes).is_expired(99) && !RecordRef::new(&bytes).is_expired(98));
+        let moved = Meta {
             cas: 6,
             expire_at: Some(100),
             flags: 0,
-        });
-        r.set_cas(7);
-        assert_eq!(
-            r.meta(),
-            Meta {
-                cas: 7,
-                expire_at: Some(100),
-                flags: 0
-            }
-        );
-        let r = r.with_meta(Meta {
-            cas: 8,
-            expire_at: None,
-            flags: 3,
-        });
-        assert_eq!(
-            (r.key(), r.value(), r.expire_at(), r.meta().flags),
-            (&b"k"[..], &b"v"[..], None, 3)
-        );
+        };
+        assert!(set_meta_in_place(&mut bytes, &moved));
+        assert_eq!(RecordRef::new(&bytes).meta(), moved);
+        assert!(!set_meta_in_place(&mut bytes, &Meta::default()));
+        set_cas(&mut bytes, 77);
+        assert_eq!(RecordRef::new(&bytes).cas(), 77);
     }
 
     proptest! {
         #[test]
-        fn round_trips(key in proptest::collection::vec(any::<u8>(), 0..300),
+        fn round_trips(slot in any::<u32>(), key in proptest::collection::vec(any::<u8>(), 0..300),
                        value in proptest::collection::vec(any::<u8>(), 0..70_000),
                        cas in any::<u64>(), expire_at in proptest::option::of(any::<u64>()), flags in any::<u32>()) {
             let meta = Meta { cas, expire_at, flags };
-            let mut r = Record::new(&key, &value, meta);
+            let bytes = build(slot, &key, &value, meta);
+            let r = RecordRef::new(&bytes);
             prop_assert_eq!(r.key(), &key[..]);
             prop_assert_eq!(r.value(), &value[..]);
+            prop_assert_eq!(r.key_value(), (&key[..], &value[..]));
             prop_assert_eq!(r.meta(), meta);
-            prop_assert_eq!(r.cas(), cas);
+            prop_assert_eq!(r.slot(), slot);
             prop_assert_eq!(r.expire_at(), expire_at);
             prop_assert_eq!(r.encoded_len(), encoded_len(key.len(), value.len(), &meta));
-            if let Some(b) = r.value_mut().first_mut() { *b ^= 1; }
-            prop_assert_eq!(r.key(), &key[..]);
         }
     }
 }

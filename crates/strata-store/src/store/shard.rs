@@ -1,53 +1,73 @@
 //! One shard: an index, the records, a policy, a byte budget and a timer
 //! wheel, all behind the shard's lock.
 //!
-//! Slots are the shard's small integer handles for items (see
-//! [`crate::policy`]). The index maps a key's hash to its slot; the key itself
-//! lives only in the record, and equality is checked there. Nothing stores
-//! the hash: the index rehashes on growth and the policy asks for hashes of
-//! victims through [`SlotInfo`], both by hashing the key again, which is
-//! cheaper in memory than 8 bytes per item.
+//! Two handles name an item. Its *locator* ([`Loc`]) is where its record
+//! sits in the arena; the index maps the key's hash to it, so a lookup reads
+//! the index and then the record. Its *slot* is the dense number the policy
+//! and the timer wheel know it by; the record stores its slot, and `locs`
+//! maps a slot back to the locator (for evicting and expiring). A slot is
+//! stable for as long as the key stays, even when the record moves because
+//! its value changed size.
+//!
+//! Nothing stores the hash: the index rehashes on growth and the policy asks
+//! for hashes of victims through [`SlotInfo`], both by hashing the key again,
+//! which is cheaper in memory than 8 bytes per item.
 
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+use super::arena::{Arena, Loc, footprint};
 use super::expiry::{Entry, TimerWheel};
-use super::record::Record;
+use super::reads::Access;
+use super::record::{self, Meta, RecordRef};
 use super::{Counters, RemovalCause, Weigher};
+use crate::clock::Now;
 use crate::policy::{EvictionPolicy, Slot, SlotInfo};
 
-/// The records of a shard, indexed by slot; also answers the policy's
-/// questions about slots.
+/// A slot with no item.
+const NO_LOC: Loc = Loc::MAX;
+
+/// The records of a shard; also answers the policy's questions about slots.
 #[derive(Debug)]
-pub(crate) struct Slots {
-    pub(crate) records: Vec<Option<Record>>,
-    pub(crate) hasher: FixedState,
-    pub(crate) weigher: Weigher,
+pub(crate) struct Items {
+    arena: Arena,
+    /// Slot → locator (NO_LOC for free slots).
+    locs: Vec<Loc>,
+    hasher: FixedState,
+    weigher: Weigher,
 }
 
-impl Slots {
-    pub(crate) fn record(&self, slot: Slot) -> &Record {
-        self.records[slot as usize].as_ref().expect("slot is occupied")
+impl Items {
+    pub(crate) fn at(&self, loc: Loc) -> RecordRef<'_> {
+        RecordRef::new(self.arena.chunk(loc))
+    }
+
+    pub(crate) fn record(&self, slot: Slot) -> RecordRef<'_> {
+        self.at(self.locs[slot as usize])
+    }
+
+    fn charge(&self, record: RecordRef<'_>) -> u32 {
+        self.weigher.charge(record.encoded_len(), record.expire_at().is_some())
     }
 }
 
-impl SlotInfo for Slots {
+impl SlotInfo for Items {
     fn hash(&self, slot: Slot) -> u64 {
         self.hasher.hash_one(self.record(slot).key())
     }
 
     fn weight(&self, slot: Slot) -> u32 {
-        self.weigher.weight(self.record(slot))
+        self.charge(self.record(slot))
     }
 }
 
 /// A shard of the store. All methods run under the shard's lock.
 #[derive(Debug)]
 pub(crate) struct Shard {
-    index: HashTable<Slot>,
-    pub(crate) slots: Slots,
-    free: Vec<Slot>,
+    index: HashTable<Loc>,
+    pub(crate) items: Items,
+    free_slots: Vec<Slot>,
     pub(crate) policy: Box<dyn EvictionPolicy>,
     pub(crate) used: u64,
     pub(crate) capacity: u64,
@@ -73,12 +93,13 @@ impl Shard {
     ) -> Self {
         Self {
             index: HashTable::new(),
-            slots: Slots {
-                records: Vec::new(),
+            items: Items {
+                arena: Arena::default(),
+                locs: Vec::new(),
                 hasher,
                 weigher,
             },
-            free: Vec::new(),
+            free_slots: Vec::new(),
             policy,
             used: 0,
             capacity,
@@ -104,23 +125,20 @@ impl Shard {
         self.index.len()
     }
 
-    /// The slot holding `key`, expired or not.
-    pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<Slot> {
-        let records = &self.slots.records;
+    /// The record holding `key`, expired or not.
+    pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<RecordRef<'_>> {
+        let items = &self.items;
         self.index
-            .find(hash, |&slot| {
-                records[slot as usize]
-                    .as_ref()
-                    .is_some_and(|record| record.key() == key)
-            })
-            .copied()
+            .find(hash, |&loc| items.at(loc).key() == key)
+            .map(|&loc| items.at(loc))
     }
 
     /// The live slot holding `key`: an expired item is removed on the way
     /// (lazy expiry) and reported absent.
-    pub(crate) fn find_live(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<Slot> {
-        let slot = self.find(hash, key)?;
-        if self.slots.record(slot).is_expired(now_ms) {
+    pub(crate) fn find_live(&mut self, hash: u64, key: &[u8], now: &Now<'_>) -> Option<Slot> {
+        let record = self.find(hash, key)?;
+        let slot = record.slot();
+        if record.expire_at().is_some_and(|at| at <= now.get()) {
             self.remove(slot, hash, RemovalCause::Expired);
             self.counters.expired_lazy += 1;
             return None;
@@ -130,11 +148,11 @@ impl Shard {
 
     /// A read that counts: hit → policy sees the access; miss → the policy's
     /// frequency sketch sees it.
-    pub(crate) fn lookup(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<Slot> {
-        match self.find_live(hash, key, now_ms) {
+    pub(crate) fn lookup(&mut self, hash: u64, key: &[u8], now: &Now<'_>) -> Option<Slot> {
+        match self.find_live(hash, key, now) {
             Some(slot) => {
                 self.counters.hits += 1;
-                self.policy.on_hit(slot, hash, &self.slots);
+                self.policy.on_hit(slot, hash, &self.items);
                 Some(slot)
             }
             None => {
@@ -145,98 +163,176 @@ impl Shard {
         }
     }
 
-    /// Puts `record` in place of the item in `slot`.
-    pub(crate) fn replace(&mut self, slot: Slot, hash: u64, record: Record) {
-        self.rewrite(slot, hash, |_| record);
+    /// Applies an access buffered by a reader (see `reads.rs`). A hit whose
+    /// slot has been freed since is counted but not shown to the policy; one
+    /// whose slot was reused goes to the new item, which is harmless noise.
+    pub(crate) fn apply_access(&mut self, access: Access) {
+        match access {
+            Access::Hit { slot, hash } => {
+                self.counters.hits += 1;
+                if self.items.locs.get(slot as usize).is_some_and(|&loc| loc != NO_LOC) {
+                    self.policy.on_hit(slot, hash, &self.items);
+                }
+            }
+            Access::Miss { hash } => {
+                self.counters.misses += 1;
+                self.policy.on_miss(hash);
+            }
+        }
     }
 
-    /// Replaces the record in `slot` with `f(old record)`, keeping the
-    /// budget, TTL count, timer wheel and policy in step.
-    pub(crate) fn rewrite(&mut self, slot: Slot, hash: u64, f: impl FnOnce(Record) -> Record) {
-        let old_weight = self.slots.weight(slot);
-        let old = self.slots.records[slot as usize].take().expect("slot is occupied");
+    /// Inserts a new item; the caller has checked it is absent and fits.
+    /// `fill` writes the value.
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        value_len: usize,
+        meta: &Meta,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Slot {
+        let len = record::encoded_len(key.len(), value_len, meta);
+        let weight = self.items.weigher.charge(len, meta.expire_at.is_some());
+        self.make_room(u64::from(weight));
+        let slot = match self.free_slots.pop() {
+            Some(slot) => slot,
+            None => {
+                self.items.locs.push(NO_LOC);
+                Slot::try_from(self.items.locs.len() - 1).expect("a shard holds fewer than 2^32 items")
+            }
+        };
+        let loc = self.items.arena.alloc(len);
+        record::write(self.items.arena.chunk_mut(loc), slot, key, value_len, meta, fill);
+        self.items.locs[slot as usize] = loc;
+        let Self { index, items, .. } = self;
+        index.insert_unique(hash, loc, |&l| items.hasher.hash_one(items.at(l).key()));
+        self.used += u64::from(weight);
+        if let Some(at) = meta.expire_at {
+            self.ttl_items += 1;
+            self.schedule(slot, at);
+        }
+        self.policy.on_insert(slot, hash, weight, &self.items);
+        self.counters.sets += 1;
+        slot
+    }
+
+    /// Replaces the item in `slot` with a new value and metadata, in place
+    /// when the new record fits the same chunk size.
+    pub(crate) fn rewrite(
+        &mut self,
+        slot: Slot,
+        hash: u64,
+        key: &[u8],
+        value_len: usize,
+        meta: &Meta,
+        fill: impl FnOnce(&mut [u8]),
+    ) {
+        let old_loc = self.items.locs[slot as usize];
+        let old = self.items.at(old_loc);
+        let old_weight = self.items.charge(old);
+        let old_len = old.encoded_len();
         let old_ttl = old.expire_at().is_some();
-        let record = f(old);
+        let len = record::encoded_len(key.len(), value_len, meta);
+        if footprint(len) == footprint(old_len) {
+            record::write(self.items.arena.chunk_mut(old_loc), slot, key, value_len, meta, fill);
+        } else {
+            let loc = self.items.arena.alloc(len);
+            record::write(self.items.arena.chunk_mut(loc), slot, key, value_len, meta, fill);
+            self.relocate(slot, hash, old_loc, loc);
+        }
+        self.after_rewrite(slot, hash, old_weight, old_ttl);
+    }
+
+    /// Changes only the metadata of the item in `slot`.
+    pub(crate) fn set_meta(&mut self, slot: Slot, hash: u64, meta: &Meta) {
+        let old_loc = self.items.locs[slot as usize];
+        let old = self.items.at(old_loc);
+        let old_weight = self.items.charge(old);
+        let old_ttl = old.expire_at().is_some();
+        if !record::set_meta_in_place(self.items.arena.chunk_mut(old_loc), meta) {
+            // The layout changes (a TTL or flags appear or vanish): copy the
+            // key and value into a new record. Rare, so a temporary is fine.
+            let (key, value) = self.items.at(old_loc).key_value();
+            let (key, value) = (key.to_vec(), value.to_vec());
+            let len = record::encoded_len(key.len(), value.len(), meta);
+            let loc = self.items.arena.alloc(len);
+            record::write(self.items.arena.chunk_mut(loc), slot, &key, value.len(), meta, |out| {
+                out.copy_from_slice(&value)
+            });
+            self.relocate(slot, hash, old_loc, loc);
+        }
+        self.after_rewrite(slot, hash, old_weight, old_ttl);
+    }
+
+    /// Points the index and slot table at `new` instead of `old`, and frees
+    /// `old`.
+    fn relocate(&mut self, slot: Slot, hash: u64, old: Loc, new: Loc) {
+        match self.index.find_mut(hash, |&l| l == old) {
+            Some(entry) => *entry = new,
+            None => unreachable!("slot {slot} is resident but not indexed"),
+        }
+        self.items.locs[slot as usize] = new;
+        self.items.arena.free(old);
+    }
+
+    fn after_rewrite(&mut self, slot: Slot, hash: u64, old_weight: u32, old_ttl: bool) {
+        let record = self.items.record(slot);
+        let new_weight = self.items.charge(record);
         let new_expiry = record.expire_at();
-        self.slots.records[slot as usize] = Some(record);
-        let new_weight = self.slots.weight(slot);
         self.used = self.used - u64::from(old_weight) + u64::from(new_weight);
         self.ttl_items = self.ttl_items - usize::from(old_ttl) + usize::from(new_expiry.is_some());
         if let Some(at) = new_expiry {
             self.schedule(slot, at);
         }
-        self.policy.on_update(slot, hash, old_weight, new_weight, &self.slots);
+        self.policy.on_update(slot, hash, old_weight, new_weight, &self.items);
         self.counters.sets += 1;
         // The update may have grown the item past the budget; the policy
         // chooses what goes (possibly this very item).
         self.make_room(0);
     }
 
-    /// Inserts a new item; the caller has checked it is absent and fits.
-    pub(crate) fn insert(&mut self, hash: u64, record: Record) -> Slot {
-        let weight = self.slots.weigher.weight(&record);
-        self.make_room(u64::from(weight));
-        let expiry = record.expire_at();
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots.records[slot as usize] = Some(record);
-                slot
-            }
-            None => {
-                self.slots.records.push(Some(record));
-                Slot::try_from(self.slots.records.len() - 1).expect("a shard holds fewer than 2^32 items")
-            }
-        };
-        let Self { index, slots, .. } = self;
-        index.insert_unique(hash, slot, |&s| slots.hash(s));
-        self.used += u64::from(weight);
-        if let Some(at) = expiry {
-            self.ttl_items += 1;
-            self.schedule(slot, at);
-        }
-        self.policy.on_insert(slot, hash, weight, &self.slots);
-        self.counters.sets += 1;
-        slot
-    }
-
     /// Evicts until `incoming` more weight units fit.
     fn make_room(&mut self, incoming: u64) {
         while self.used + incoming > self.capacity {
-            let Some(victim) = self.policy.evict(&self.slots) else {
+            let Some(victim) = self.policy.evict(&self.items) else {
                 break;
             };
-            let hash = self.slots.hash(victim);
+            let hash = self.items.hash(victim);
             self.forget(victim, hash);
             self.counters.evictions += 1;
         }
     }
 
     /// Removes the item in `slot` for `cause`, telling the policy.
-    pub(crate) fn remove(&mut self, slot: Slot, hash: u64, cause: RemovalCause) -> Record {
-        let weight = self.slots.weight(slot);
+    pub(crate) fn remove(&mut self, slot: Slot, hash: u64, cause: RemovalCause) {
+        let weight = self.items.weight(slot);
         self.policy.on_remove(slot, hash, weight);
         if cause == RemovalCause::Deleted {
             self.counters.deletes += 1;
         }
-        self.forget(slot, hash)
+        self.forget(slot, hash);
     }
 
-    /// Drops `slot` from the index and the budget; the policy already let go.
-    fn forget(&mut self, slot: Slot, hash: u64) -> Record {
-        let weight = self.slots.weight(slot);
-        match self.index.find_entry(hash, |&s| s == slot) {
+    /// Drops `slot` from the index, the arena and the budget; the policy
+    /// already let go.
+    fn forget(&mut self, slot: Slot, hash: u64) {
+        let loc = self.items.locs[slot as usize];
+        let record = self.items.at(loc);
+        let weight = self.items.charge(record);
+        let had_ttl = record.expire_at().is_some();
+        match self.index.find_entry(hash, |&l| l == loc) {
             Ok(entry) => {
                 entry.remove();
             }
             Err(_) => unreachable!("slot {slot} is resident but not indexed"),
         }
-        let record = self.slots.records[slot as usize].take().expect("slot is occupied");
+        self.items.arena.free(loc);
+        self.items.locs[slot as usize] = NO_LOC;
         self.used -= u64::from(weight);
-        if record.expire_at().is_some() {
+        if had_ttl {
             self.ttl_items -= 1;
         }
-        self.free.push(slot);
-        record
+        self.free_slots.push(slot);
     }
 
     fn schedule(&mut self, slot: Slot, expire_at: u64) {
@@ -250,16 +346,19 @@ impl Shard {
 
     fn rebuild_wheel(&mut self) {
         self.wheel.clear();
-        for (slot, record) in self.slots.records.iter().enumerate() {
-            if let Some(at) = record.as_ref().and_then(Record::expire_at) {
+        for (slot, &loc) in self.items.locs.iter().enumerate() {
+            if loc != NO_LOC
+                && let Some(at) = self.items.at(loc).expire_at()
+            {
                 self.wheel.insert(slot as Slot, at);
             }
         }
     }
 
-    /// True when the wheel holds something due at `now_ms`.
-    pub(crate) fn expiry_due(&self, now_ms: u64) -> bool {
-        self.wheel.next_deadline().is_some_and(|d| d <= now_ms)
+    /// True when the wheel holds something due at `now` (reads the clock
+    /// only if the wheel holds anything).
+    pub(crate) fn expiry_due(&self, now: &Now<'_>) -> bool {
+        self.wheel.next_deadline().is_some_and(|d| d <= now.get())
     }
 
     /// Active expiry: removes up to `budget` items whose time has passed.
@@ -271,13 +370,14 @@ impl Shard {
         let mut removed = 0;
         for entry in &due {
             let slot = entry.slot;
-            let Some(record) = self.slots.records.get(slot as usize).and_then(Option::as_ref) else {
+            let Some(&loc) = self.items.locs.get(slot as usize).filter(|&&l| l != NO_LOC) else {
                 continue;
             };
+            let record = self.items.at(loc);
             if record.expire_at() != Some(entry.expire_at()) || !record.is_expired(now_ms) {
                 continue; // stale entry: the item changed or left
             }
-            let hash = self.slots.hasher.hash_one(record.key());
+            let hash = self.items.hasher.hash_one(record.key());
             self.remove(slot, hash, RemovalCause::Expired);
             self.counters.expired_active += 1;
             removed += 1;
@@ -289,9 +389,10 @@ impl Shard {
     /// Removes everything.
     pub(crate) fn clear(&mut self) -> usize {
         let removed = self.index.len();
-        self.index.clear();
-        self.slots.records.clear();
-        self.free.clear();
+        self.index = HashTable::new();
+        self.items.arena.clear();
+        self.items.locs = Vec::new();
+        self.free_slots = Vec::new();
         self.policy.clear();
         self.used = 0;
         self.wheel.clear();
@@ -299,28 +400,33 @@ impl Shard {
         removed
     }
 
-    /// Heap bytes of the shard's own structures (records excluded).
+    /// Heap bytes of the shard's own structures (record chunks excluded).
     pub(crate) fn overhead_bytes(&self) -> usize {
         self.index.allocation_size()
-            + self.slots.records.capacity() * std::mem::size_of::<Option<Record>>()
-            + self.free.capacity() * std::mem::size_of::<Slot>()
+            + self.items.locs.capacity() * std::mem::size_of::<Loc>()
+            + self.free_slots.capacity() * std::mem::size_of::<Slot>()
+            + self.items.arena.bookkeeping_bytes()
             + self.policy.heap_bytes()
             + self.wheel.heap_bytes()
     }
 
-    /// The occupied slots at or after `from`, for cursor iteration.
+    /// Bytes of record memory held (pages and large records).
+    pub(crate) fn arena_bytes(&self) -> usize {
+        self.items.arena.allocated_bytes()
+    }
+
+    /// The first occupied slot at or after `from`, for cursor iteration.
     pub(crate) fn next_occupied(&self, from: usize) -> Option<Slot> {
-        self.slots
-            .records
+        self.items
+            .locs
             .iter()
-            .enumerate()
             .skip(from)
-            .find(|(_, r)| r.is_some())
-            .map(|(slot, _)| slot as Slot)
+            .position(|&loc| loc != NO_LOC)
+            .map(|i| (from + i) as Slot)
     }
 
     /// The number of slot positions (occupied or free).
     pub(crate) fn slot_count(&self) -> usize {
-        self.slots.records.len()
+        self.items.locs.len()
     }
 }
