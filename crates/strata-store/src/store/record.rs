@@ -153,42 +153,42 @@ impl Parts {
     }
 }
 
-/// A record, read-only, over its chunk.
+/// A record, read-only, over its chunk; the header is parsed once.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RecordRef<'a> {
     bytes: &'a [u8],
+    parts: Parts,
 }
 
 impl<'a> RecordRef<'a> {
     /// Views the record at the start of `chunk`.
     pub(crate) fn new(chunk: &'a [u8]) -> Self {
-        Self { bytes: chunk }
+        Self {
+            bytes: chunk,
+            parts: Parts::of(chunk),
+        }
     }
 
     /// Bytes the record occupies (not the chunk).
     pub(crate) fn encoded_len(&self) -> usize {
-        Parts::of(self.bytes).end()
+        self.parts.end()
     }
 
     /// The key.
     pub(crate) fn key(&self) -> &'a [u8] {
-        let p = Parts::of(self.bytes);
+        let p = &self.parts;
         &self.bytes[p.key..p.key + p.key_len]
     }
 
     /// The value.
     pub(crate) fn value(&self) -> &'a [u8] {
-        let p = Parts::of(self.bytes);
+        let p = &self.parts;
         &self.bytes[p.key + p.key_len..p.end()]
     }
 
-    /// Key and value with one header parse.
+    /// Key and value.
     pub(crate) fn key_value(&self) -> (&'a [u8], &'a [u8]) {
-        let p = Parts::of(self.bytes);
-        (
-            &self.bytes[p.key..p.key + p.key_len],
-            &self.bytes[p.key + p.key_len..p.end()],
-        )
+        (self.key(), self.value())
     }
 
     /// The slot number in the shard.
@@ -203,13 +203,11 @@ impl<'a> RecordRef<'a> {
 
     /// Expiry time, ms since the Unix epoch, if any.
     pub(crate) fn expire_at(&self) -> Option<u64> {
-        if self.bytes[0] & HAS_EXPIRY == 0 {
+        let p = &self.parts;
+        if p.tag & HAS_EXPIRY == 0 {
             return None;
         }
-        let p = Parts::of(self.bytes);
-        Some(u64::from_le_bytes(
-            self.bytes[p.opt..p.opt + 8].try_into().expect("8 bytes"),
-        ))
+        Some(u64::from_le_bytes(self.bytes[p.opt..p.opt + 8].try_into().expect("8 bytes")))
     }
 
     /// True when the item has expired at `now_ms`.
@@ -219,7 +217,7 @@ impl<'a> RecordRef<'a> {
 
     /// The metadata.
     pub(crate) fn meta(&self) -> Meta {
-        let p = Parts::of(self.bytes);
+        let p = &self.parts;
         let mut at = p.opt;
         let expire_at = if p.tag & HAS_EXPIRY != 0 {
             let v = u64::from_le_bytes(self.bytes[at..at + 8].try_into().expect("8 bytes"));
@@ -239,6 +237,13 @@ impl<'a> RecordRef<'a> {
             flags,
         }
     }
+}
+
+/// True if the record at the start of `chunk` has key `key`.
+pub(crate) fn key_is(chunk: &[u8], key: &[u8]) -> bool {
+    // Compare the length first: it sits in the header, the key after it.
+    let p = Parts::of(chunk);
+    p.key_len == key.len() && &chunk[p.key..p.key + p.key_len] == key
 }
 
 /// Sets the CAS of the record in `chunk`.

@@ -129,7 +129,7 @@ impl Shard {
     pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<RecordRef<'_>> {
         let items = &self.items;
         self.index
-            .find(hash, |&loc| items.at(loc).key() == key)
+            .find(hash, |&loc| record::key_is(items.arena.chunk(loc), key))
             .map(|&loc| items.at(loc))
     }
 
