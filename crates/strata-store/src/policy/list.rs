@@ -155,6 +155,12 @@ impl Links {
         (prev != NIL).then_some(prev)
     }
 
+    /// The neighbour towards the tail (older), if any.
+    pub(crate) fn next(&self, slot: Slot) -> Option<Slot> {
+        let next = self.links[slot as usize].next;
+        (next != NIL).then_some(next)
+    }
+
     /// Forgets every link (lists must be reset by their owners).
     pub(crate) fn clear(&mut self) {
         self.links.clear();
@@ -241,5 +247,38 @@ mod tests {
         }
         assert!(list.is_empty());
         assert_eq!((list.head(), list.tail(), list.weight()), (None, None, 0));
+    }
+
+    #[test]
+    fn walks_both_ways_and_reweighs() {
+        let mut links = Links::default();
+        let mut list = List::default();
+        for slot in [3, 7, 1] {
+            links.push_head(&mut list, slot, 5);
+        }
+        // Head to tail through `next` is the reverse of tail to head.
+        let mut forward = Vec::new();
+        let mut at = list.head();
+        while let Some(slot) = at {
+            forward.push(slot);
+            at = links.next(slot);
+        }
+        assert_eq!(forward, vec![1, 7, 3]);
+        assert_eq!(forward, collect(&links, &list));
+        assert_eq!((links.next(3), links.prev(1)), (None, None));
+        list.reweigh(5, 9);
+        assert_eq!(list.weight(), 19);
+    }
+
+    #[test]
+    fn slot_vec_grows_and_defaults() {
+        let mut values = SlotVec::<u8>::default();
+        assert_eq!(values.get(10), 0);
+        values.set(10, 3);
+        *values.get_mut(2) += 1;
+        assert_eq!((values.get(10), values.get(2), values.get(1)), (3, 1, 0));
+        assert!(values.heap_bytes() >= 11);
+        values.clear();
+        assert_eq!(values.get(10), 0);
     }
 }

@@ -33,6 +33,7 @@ pub(crate) mod list;
 mod arc;
 mod clock;
 mod fifo;
+mod ghost;
 mod lfu;
 mod lru;
 pub mod replay;
