@@ -280,7 +280,7 @@ fn reference_table_hit_ratios() {
 
     // Every (trace, size, policy) the table or the paper has a number for.
     let mut jobs: Vec<(usize, u64, PolicyKind)> = Vec::new();
-    for (&i, _) in &traces {
+    for &i in traces.keys() {
         for (size, _) in &sections[i].rows {
             for (_, kind) in EXACT {
                 jobs.push((i, *size, kind));

@@ -40,7 +40,7 @@
 //!   (weight 1) and keeps the units right in byte mode. Case IV's test is
 //!   "T1 + B1 ≥ c" (the incoming weight is not known to `evict`); in count
 //!   mode that is exactly libCacheSim's "T1 + B1 + 1 > c".
-//! - Ghosts live in [`Ghosts`]: about 30 bytes per remembered key whatever
+//! - Ghosts live in [`Ghosts`]: 30 to 46 bytes per remembered key whatever
 //!   the item's size. The paper's bounds keep B1 + B2 ≤ c entries in count
 //!   mode; as a safety net against weight skew in byte mode the ghosts'
 //!   total weight is also capped at `2c`.

@@ -43,7 +43,7 @@
 //! - Weights play no part in the order (this is LFU, not a size-aware
 //!   variant); they only bound the history, in the same units as the cache.
 //! - Per resident slot: 8 bytes of links plus the 1-byte count, 9 bytes.
-//!   History entries cost about 30 bytes each (see [`Ghosts`]).
+//!   History entries cost 30 to 46 bytes each (see [`Ghosts`]).
 
 use super::ghost::Ghosts;
 use super::list::{Links, List, SlotVec};

@@ -46,7 +46,7 @@
 //!   request cannot push the key out of G first. An insert without its own
 //!   `on_miss` looks G up itself.
 //! - Per resident slot: 8 bytes of links plus 1 byte holding the 2-bit
-//!   frequency and the queue bit, 9 bytes. Ghosts cost about 30 bytes each
+//!   frequency and the queue bit, 9 bytes. Ghosts cost 30 to 46 bytes each
 //!   (see [`Ghosts`]).
 
 use super::ghost::Ghosts;
