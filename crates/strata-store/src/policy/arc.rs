@@ -32,18 +32,23 @@
 //!   get exact ARC by calling `on_miss` right before making room for that
 //!   key, as the [`Replayer`](super::Replayer) does.
 //! - Weighted (byte) mode: every size — T1, T2, B1, B2, `p`, the `c` and `2c`
-//!   bounds — is in weight units, as in libCacheSim. We depart from
-//!   libCacheSim in one place: the step of `p` is the ratio above *times the
-//!   weight of the ghost that was hit*. libCacheSim adds the bare ratio, which
-//!   is in items, to a `p` that is in bytes, so in byte mode its `p` barely
-//!   moves; scaling by the ghost's weight is the same rule in count mode
-//!   (weight 1) and keeps the units right in byte mode. Case IV's test is
-//!   "T1 + B1 ≥ c" (the incoming weight is not known to `evict`); in count
-//!   mode that is exactly libCacheSim's "T1 + B1 + 1 > c".
+//!   bounds — is in weight units, and `p` moves by the bare ratio of ghost
+//!   weights, exactly as libCacheSim does. (We tried scaling the step by the
+//!   weight of the ghost that was hit, which looks more consistent in units;
+//!   it lost on cloudPhysicsIO at six of eight sizes, e.g. 81,011 misses
+//!   against 78,168 at 384 MiB, so we kept libCacheSim's rule.) The one
+//!   difference left: case IV's test is "T1 + B1 ≥ c" where libCacheSim has
+//!   "T1 + B1 + incoming > c", because `evict` is not told the incoming
+//!   weight. In count mode the two are the same test; in byte mode we
+//!   reproduce libCacheSim's own expected miss counts on cloudPhysicsIO at
+//!   seven of eight sizes, and miss 37 fewer of 113,872 requests at 256 MiB
+//!   (checked in `strata-bench/tests/reference_table.rs`).
 //! - Ghosts live in [`Ghosts`]: 30 to 46 bytes per remembered key whatever
 //!   the item's size. The paper's bounds keep B1 + B2 ≤ c entries in count
-//!   mode; as a safety net against weight skew in byte mode the ghosts'
-//!   total weight is also capped at `2c`.
+//!   mode; in byte mode, where a small ghost can be traded for a heavy one,
+//!   libCacheSim lets the directory outgrow `2c`, and so do we, up to a
+//!   safety net of four ghosts per resident item (plus 64), which is never
+//!   reached on the reference traces.
 //! - Per resident slot: 8 bytes of links plus a 1-byte list tag, 9 bytes.
 
 use super::ghost::{Ghost, Ghosts};
@@ -58,6 +63,8 @@ const IN_T2: u8 = 2;
 const B1: usize = 0;
 /// Ghost list of keys evicted from T2.
 const B2: usize = 1;
+/// Ghosts allowed beyond two per resident, so tiny caches keep some history.
+const GHOST_SLACK: usize = 64;
 
 /// The most recent miss, remembered between `on_miss` and `on_insert`.
 #[derive(Clone, Copy, Debug)]
@@ -86,15 +93,14 @@ impl Arc {
     /// If `hash` is a ghost: adapts `p`, forgets the ghost and says which
     /// list it was on.
     fn take_ghost(&mut self, hash: u64) -> Option<usize> {
-        let Ghost { list, weight, .. } = self.ghosts.get(hash)?;
+        let Ghost { list, .. } = self.ghosts.get(hash)?;
         let b1 = self.ghosts.weight(B1) as f64;
         let b2 = self.ghosts.weight(B2) as f64;
-        let weight = f64::from(weight);
         if list == B1 {
-            let delta = (b2 / b1).max(1.0) * weight;
+            let delta = (b2 / b1).max(1.0);
             self.p = (self.p + delta).min(self.capacity as f64);
         } else {
-            let delta = (b1 / b2).max(1.0) * weight;
+            let delta = (b1 / b2).max(1.0);
             self.p = (self.p - delta).max(0.0);
         }
         self.ghosts.remove(hash);
@@ -120,17 +126,18 @@ impl Arc {
         Some(victim)
     }
 
-    /// Safety net for byte mode: ghosts never weigh more than `2c`. The
-    /// paper's own bounds keep this from ever triggering in count mode.
+    /// Safety net for byte mode: at most four ghosts per resident item
+    /// (plus a little slack for tiny caches). See the module docs.
     fn cap_ghosts(&mut self) {
-        let cap = self.capacity.saturating_mul(2);
-        while self.ghosts.weight(B1) + self.ghosts.weight(B2) > cap {
-            let heavier = if self.ghosts.weight(B1) >= self.ghosts.weight(B2) {
+        let residents = self.t1.len() + self.t2.len();
+        let cap = 4 * residents + GHOST_SLACK;
+        while self.ghosts.len(B1) + self.ghosts.len(B2) > cap {
+            let longer = if self.ghosts.len(B1) >= self.ghosts.len(B2) {
                 B1
             } else {
                 B2
             };
-            self.ghosts.pop_oldest(heavier);
+            self.ghosts.pop_oldest(longer);
         }
     }
 
@@ -391,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn byte_mode_scales_the_step_by_the_ghost_weight() {
+    fn byte_mode_steps_p_by_the_ghost_ratio_in_weight_units() {
         let mut replay = Replayer::new(PolicyKind::Arc, 100);
         replay.access(1, 30);
         replay.access(1, 30); // T2
@@ -399,8 +406,8 @@ mod tests {
         replay.access(3, 30); // full: 100
         replay.access(4, 20); // T1 (70) > p: 2 (40) -> B1
         assert_eq!(stat(&replay, "b1_weight"), 40);
-        replay.access(2, 40); // B1 hit of weight 40: p += max(0/40, 1) * 40
-        assert_eq!(stat(&replay, "target_t1_weight"), 40);
+        replay.access(2, 40); // B1 hit: p += max(|B2| / |B1|, 1) = max(0 / 40, 1)
+        assert_eq!(stat(&replay, "target_t1_weight"), 1);
         assert!(replay.contains(2));
         assert!(replay.used() <= 100);
         replay.drain_and_check();
