@@ -19,7 +19,8 @@
 //!   its default 1-bit counter). Variants that set the bit on insertion, or
 //!   that leave the hand on the newly placed item, differ by up to ten points
 //!   on loop-heavy traces; the bit-clear variant reproduces every `clock`
-//!   value of the reference table exactly, so it is the one we ship.
+//!   value of the reference table exactly, and libCacheSim's byte-mode miss
+//!   counts on cloudPhysicsIO, so it is the one we ship.
 //! - The bit is a byte in a [`SlotVec`]: 8 bytes of links plus 1, 9 bytes per
 //!   slot.
 //! - Weights play no part in the order; the caller keeps evicting until the

@@ -25,6 +25,7 @@
 //! # Layout
 //!
 //! One file per policy; [`list`] holds the intrusive lists most of them share,
+//! `ghost` the remembered hashes of evicted keys (ARC, S3-FIFO, LFU),
 //! [`sketch`] the frequency sketch of the TinyLFU family, [`replay`] the
 //! value-free driver used by the simulator and by the conformance tests.
 

@@ -18,7 +18,8 @@
 //!   starts at the tail; after an eviction it rests on the victim's
 //!   head-side neighbour, or nowhere, meaning "the tail", when the victim was
 //!   the head), because that is the implementation the published numbers
-//!   come from; the reference-table test reproduces them exactly.
+//!   come from; the reference-table test reproduces them exactly, in count
+//!   mode and against libCacheSim's byte-mode miss counts.
 //! - The visited bit is a full byte in a [`SlotVec`]: the list already costs
 //!   8 bytes per slot and a byte keeps access trivially cheap. 9 bytes per
 //!   slot in all.
