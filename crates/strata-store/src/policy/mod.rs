@@ -25,6 +25,7 @@
 //! # Layout
 //!
 //! One file per policy; [`list`] holds the intrusive lists most of them share,
+//! `ghost` the remembered hashes of evicted keys (ARC, S3-FIFO, LFU),
 //! [`sketch`] the frequency sketch of the TinyLFU family, [`replay`] the
 //! value-free driver used by the simulator and by the conformance tests.
 
@@ -33,6 +34,7 @@ pub(crate) mod list;
 mod arc;
 mod clock;
 mod fifo;
+mod ghost;
 mod lfu;
 mod lru;
 pub mod replay;
@@ -257,5 +259,38 @@ mod tests {
         }
         assert_eq!("default".parse::<PolicyKind>(), Ok(PolicyKind::DEFAULT));
         assert!("mru".parse::<PolicyKind>().is_err());
+    }
+
+    /// Heap bytes per resident item after long streams of distinct keys,
+    /// read once or twice in a row, which fill the ghost lists and
+    /// histories too: a regression guard for the per-item overhead that
+    /// each policy's module documents.
+    #[test]
+    fn metadata_per_resident_stays_small() {
+        let capacity = 50_000u64;
+        // 9 bytes per slot (links + one byte) with up to 1.5x growth slack,
+        // plus, where the policy keeps them, up to one ghost per resident.
+        let budgets = [
+            (PolicyKind::Clock, 13.5),
+            (PolicyKind::Sieve, 13.5),
+            (PolicyKind::Arc, 13.5 + 50.0),
+            (PolicyKind::S3Fifo, 13.5 + 50.0),
+            (PolicyKind::Lfu, 13.5 + 50.0),
+        ];
+        for (kind, budget) in budgets {
+            for reads in [1, 2] {
+                let mut replay = Replayer::new(kind, capacity);
+                for key in 0..4 * capacity {
+                    for _ in 0..reads {
+                        replay.access(key.wrapping_mul(0x9E37_79B9_7F4A_7C15), 1);
+                    }
+                }
+                let per_resident = replay.policy().heap_bytes() as f64 / replay.len() as f64;
+                assert!(
+                    per_resident <= budget,
+                    "{kind}: {per_resident:.1} heap bytes per resident, budget {budget}"
+                );
+            }
+        }
     }
 }
