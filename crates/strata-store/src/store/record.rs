@@ -207,7 +207,9 @@ impl<'a> RecordRef<'a> {
         if p.tag & HAS_EXPIRY == 0 {
             return None;
         }
-        Some(u64::from_le_bytes(self.bytes[p.opt..p.opt + 8].try_into().expect("8 bytes")))
+        Some(u64::from_le_bytes(
+            self.bytes[p.opt..p.opt + 8].try_into().expect("8 bytes"),
+        ))
     }
 
     /// True when the item has expired at `now_ms`.
