@@ -54,25 +54,46 @@ fn libcachesim_byte_mode_miss_counts_on_cloudphysics() {
     let Some(trace) = load("libcachesim_cloudPhysicsIO.sizes.txt.gz", SizeMode::Bytes) else {
         return;
     };
-    // libCacheSim test/test_evictionAlgo.c: test_LRU, test_FIFO, test_Belady.
-    let expected: [(&str, [u64; 8]); 3] = [
-        ("lru", [93374, 89783, 83572, 81722, 72494, 72104, 71972, 71704]),
-        ("fifo", [93403, 89386, 84387, 84025, 72498, 72228, 72182, 72140]),
-        ("belady", [79256, 70724, 65481, 61594, 59645, 57599, 50873, 48974]),
+    // libCacheSim test/test_evictionAlgo.c: test_LRU, test_FIFO, test_Belady
+    // (miss_cnt_true, the README's table, and miss_byte_true beside it).
+    let expected: [(&str, [u64; 8], [u64; 8]); 3] = [
+        (
+            "lru",
+            [93374, 89783, 83572, 81722, 72494, 72104, 71972, 71704],
+            [
+                4214303232, 4061242368, 3778040320, 3660569600, 3100927488, 3078128640, 3075403776, 3061662720,
+            ],
+        ),
+        (
+            "fifo",
+            [93403, 89386, 84387, 84025, 72498, 72228, 72182, 72140],
+            [
+                4213112832, 4052646400, 3829170176, 3807412736, 3093146112, 3079525888, 3079210496, 3077547520,
+            ],
+        ),
+        (
+            "belady",
+            [79256, 70724, 65481, 61594, 59645, 57599, 50873, 48974],
+            [
+                3472532480, 2995165696, 2726689792, 2537648128, 2403427840, 2269212672, 2134992896, 2029769728,
+            ],
+        ),
     ];
     let capacities: Vec<u64> = (1..=8).map(|i| i * (128 << 20)).collect();
     let report = run(&trace, "lru,fifo,belady", &capacities, SizeMode::Bytes);
     assert_eq!(report.requests, 113_872);
     assert_eq!(report.requested_bytes, 4_368_040_448);
     let mut wrong = Vec::new();
-    for (policy, misses) in expected {
+    for (policy, misses, miss_bytes) in expected {
         let algorithm: Algorithm = policy.parse().unwrap();
-        for (&capacity, &expected) in capacities.iter().zip(&misses) {
-            let got = report.get(algorithm, capacity).unwrap().misses;
-            if got != expected {
+        for ((&capacity, &misses), &miss_bytes) in capacities.iter().zip(&misses).zip(&miss_bytes) {
+            let got = report.get(algorithm, capacity).unwrap();
+            if (got.misses, got.miss_bytes) != (misses, miss_bytes) {
                 wrong.push(format!(
-                    "{policy} at {} MiB: {got} misses, expected {expected}",
-                    capacity >> 20
+                    "{policy} at {} MiB: {} misses of {} bytes, expected {misses} of {miss_bytes}",
+                    capacity >> 20,
+                    got.misses,
+                    got.miss_bytes
                 ));
             }
         }

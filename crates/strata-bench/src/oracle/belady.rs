@@ -1,18 +1,29 @@
 //! Belady, always admitting: libCacheSim's `Belady`, request for request.
 //!
-//! On a miss the object is admitted (unless it is larger than the whole
-//! cache), after evicting, until it fits, the resident whose next use is
-//! farthest. A hit updates the resident's next use.
+//! What makes the counts equal libCacheSim's (`cache/eviction/Belady.c`
+//! driven by `cache_get_base` in `cache/cache.c`):
 //!
-//! In count mode the hit count does not depend on which never-again object
-//! leaves first: they are interchangeable. In byte mode it does, since they
-//! differ in size. libCacheSim keeps residents in a binary max-heap keyed by
-//! next access time (`dataStructure/pqueue.c`, Volkan Yazıcı's pqueue) and
-//! evicts its root; among equal keys, the root is whichever the heap's sift
-//! rules left there. [`Belady`] keeps the same heap with the same rules, so
-//! its byte-mode miss counts equal libCacheSim's exactly:
+//! - every request is counted; there is no warm-up;
+//! - a hit updates the resident's next use and nothing else (not its size);
+//! - a miss always admits the object, even when it is needed later than
+//!   every resident or never again (no bypass: that is [`super::Opt`]),
+//!   unless it is larger than the whole cache, in which case nothing is
+//!   evicted and it is not admitted;
+//! - room is made *before* the object joins the candidates: the residents
+//!   whose next use is farthest leave, one by one, until it fits.
 //!
-//! - one-based array, children of `i` at `2i` and `2i + 1`;
+//! Ties are possible only among residents never requested again (two keys
+//! cannot share a next request). Which of those leaves first cannot change
+//! any hit or miss, in count or byte mode: such residents are never hit and
+//! are evicted before any other, so they act exactly like free space, and
+//! their total weight plus the free space is the same whatever the order.
+//! Only the set of residents (and the number of evictions) depends on it.
+//! [`Belady`] still keeps libCacheSim's exact heap, so that its state, not
+//! just its counts, follows libCacheSim's request for request: a one-based
+//! binary max-heap keyed by next access time (`dataStructure/pqueue.c`,
+//! Volkan Yazıcı's pqueue) whose root is evicted:
+//!
+//! - children of `i` at `2i` and `2i + 1`;
 //! - insert: append, then sift up while the parent's key is *strictly*
 //!   smaller;
 //! - pop: move the last element to the root, then sift down, choosing the
@@ -21,8 +32,8 @@
 //! - change of key (a hit): sift up if the key grew, else down.
 //!
 //! libCacheSim's next access time is the one-based index of the next request
-//! (`INT64_MAX` for none); ours is zero-based with [`NEVER`] for none. The
-//! order, and so every comparison, is the same.
+//! (`INT64_MAX` for none, compared as doubles); ours is zero-based with
+//! [`NEVER`] for none. The order, and so every comparison, is the same.
 
 use super::{NEVER, NextUse};
 
