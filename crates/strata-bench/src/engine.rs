@@ -71,6 +71,9 @@ pub struct WorkloadReport {
     pub unique_bytes: u64,
     /// The capacities run, resolved to weight units, ascending.
     pub capacities: Vec<u64>,
+    /// For each of `capacities`, the capacity as given (`5%`, `1000`); the
+    /// first one given when several resolve to the same number.
+    pub capacities_given: Vec<String>,
     /// The algorithms run, in report order.
     #[serde(rename = "policies")]
     pub algorithms: Vec<Algorithm>,
@@ -143,13 +146,7 @@ pub fn simulate(traces: &[Trace], plan: &Plan, progress: &dyn Progress) -> Resul
     let mut jobs = Vec::new();
     for (index, trace) in traces.iter().enumerate() {
         let footprint = trace.footprint();
-        let mut capacities: Vec<u64> = plan
-            .capacities
-            .iter()
-            .map(|c| c.resolve(footprint.units(plan.mode)))
-            .collect();
-        capacities.sort_unstable();
-        capacities.dedup();
+        let (capacities, capacities_given) = resolve(&plan.capacities, footprint.units(plan.mode));
         for &algorithm in &plan.algorithms {
             for &capacity in &capacities {
                 jobs.push(Job {
@@ -171,6 +168,7 @@ pub fn simulate(traces: &[Trace], plan: &Plan, progress: &dyn Progress) -> Resul
             unique_keys: footprint.keys,
             unique_bytes: footprint.bytes,
             capacities,
+            capacities_given,
             algorithms: plan.algorithms.clone(),
             results: Vec::new(),
         });
@@ -287,16 +285,30 @@ fn replay(requests: &[Request], progress: &dyn Progress, mut access: impl FnMut(
     counts
 }
 
+/// Resolves `capacities` against a footprint: the distinct capacities in
+/// weight units, ascending, each with the first capacity as given that
+/// resolved to it.
+fn resolve(capacities: &[Capacity], footprint: u64) -> (Vec<u64>, Vec<String>) {
+    let mut resolved: Vec<(u64, usize)> = capacities
+        .iter()
+        .enumerate()
+        .map(|(given, capacity)| (capacity.resolve(footprint), given))
+        .collect();
+    resolved.sort_unstable();
+    resolved.dedup_by_key(|&mut (units, _)| units);
+    resolved
+        .into_iter()
+        .map(|(units, given)| (units, capacities[given].to_string()))
+        .unzip()
+}
+
 /// The number of requests `plan` will replay over `traces`, for sizing a
 /// progress bar. Capacities that resolve to the same value count once.
 pub fn total_work(traces: &[Trace], plan: &Plan) -> u64 {
     traces
         .iter()
         .map(|trace| {
-            let footprint = trace.footprint().units(plan.mode);
-            let mut capacities: Vec<u64> = plan.capacities.iter().map(|c| c.resolve(footprint)).collect();
-            capacities.sort_unstable();
-            capacities.dedup();
+            let (capacities, _) = resolve(&plan.capacities, trace.footprint().units(plan.mode));
             (trace.requests.len() * capacities.len() * plan.algorithms.len()) as u64
         })
         .sum()
@@ -334,6 +346,9 @@ mod tests {
         );
         let short = &one.workloads[0];
         assert_eq!(short.capacities, [2]); // 50% of 4 keys is 2 too
+        assert_eq!(short.capacities_given, ["2"]);
+        assert_eq!(one.workloads[1].capacities, [2, 11]);
+        assert_eq!(one.workloads[1].capacities_given, ["2", "50%"]);
         assert_eq!(short.results.len(), 3);
         let lru = short.get(Algorithm::Policy(PolicyKind::Lru), 2).unwrap();
         assert_eq!((lru.hits, lru.misses), (0, 8));

@@ -2,7 +2,8 @@
 //!
 //! One chart per workload, stacked vertically in one SVG; one line per
 //! algorithm, the online policies in colour and the offline bounds dashed in
-//! black (`opt`) and grey (`belady`). The capacity axis is logarithmic when
+//! black (`opt`) and grey (`belady`), with the legend in a column of its own
+//! so it never hides a line. The capacity axis is logarithmic when
 //! the capacities span more than a factor of 20. The SVG is returned as a
 //! string; writing it is the caller's business.
 
@@ -51,6 +52,39 @@ fn plot_error(err: impl std::fmt::Display) -> Error {
     Error::Plot(err.to_string())
 }
 
+/// Width of the legend column right of each chart.
+const LEGEND_WIDTH: u32 = 150;
+
+/// How one algorithm's line is drawn.
+struct LineStyle {
+    colour: RGBColor,
+    dashed: bool,
+}
+
+fn line_styles(algorithms: &[Algorithm]) -> Vec<LineStyle> {
+    let mut online = 0;
+    algorithms
+        .iter()
+        .map(|algorithm| match algorithm {
+            Algorithm::Opt => LineStyle {
+                colour: BLACK,
+                dashed: true,
+            },
+            Algorithm::Belady => LineStyle {
+                colour: RGBColor(0x88, 0x88, 0x88),
+                dashed: true,
+            },
+            Algorithm::Policy(_) => {
+                online += 1;
+                LineStyle {
+                    colour: COLOURS[(online - 1) % COLOURS.len()],
+                    dashed: false,
+                }
+            }
+        })
+        .collect()
+}
+
 fn chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     workload: &WorkloadReport,
@@ -59,6 +93,12 @@ fn chart<DB: DrawingBackend>(
     let (Some(&smallest), Some(&largest)) = (workload.capacities.first(), workload.capacities.last()) else {
         return Ok(());
     };
+    let title = format!("{} ({} requests)", workload.name, workload.requests);
+    let area = area.titled(&title, ("sans-serif", 22)).map_err(plot_error)?;
+    let (plot_area, legend_area) = area.split_horizontally(CHART_WIDTH - LEGEND_WIDTH);
+    let styles = line_styles(&workload.algorithms);
+    legend(&legend_area, workload, &styles)?;
+
     let percents: Vec<f64> = workload.results.iter().map(|m| m.hit_ratio * 100.0).collect();
     let low = percents.iter().copied().fold(f64::INFINITY, f64::min);
     let high = percents.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -67,18 +107,25 @@ fn chart<DB: DrawingBackend>(
         SizeMode::Count => "entries",
         SizeMode::Bytes => "bytes",
     };
-    let title = format!("{} ({} requests)", workload.name, workload.requests);
-    let mut builder = ChartBuilder::on(area);
-    builder
-        .caption(title, ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(56);
-    let x_label = |x: &f64| capacity_label(x.round() as u64, mode);
-    let (x_low, x_high) = (smallest as f64, largest as f64);
+    let mut builder = ChartBuilder::on(&plot_area);
+    builder.margin(16).x_label_area_size(44).y_label_area_size(56);
+    let y_label = |y: &f64| format!("{y:.0}");
+    // Bytes are drawn in the binary unit of the smallest capacity, so that
+    // a linear axis gets round ticks (200MiB, not 209715200).
+    let (divisor, unit_name) = display_unit(smallest, mode);
+    let (x_low, x_high) = (smallest as f64 / divisor, largest as f64 / divisor);
     if largest >= smallest.saturating_mul(20) {
+        // Ticks at the capacities run (at most about a dozen of them).
+        let step = workload.capacities.len().div_ceil(12);
+        let ticks: Vec<f64> = workload
+            .capacities
+            .iter()
+            .step_by(step)
+            .map(|&c| c as f64 / divisor)
+            .collect();
+        let x_label = |x: &f64| axis_label((x * divisor).round() as u64, mode);
         let mut chart = builder
-            .build_cartesian_2d((x_low * 0.9..x_high * 1.1).log_scale(), y_range)
+            .build_cartesian_2d((x_low * 0.9..x_high * 1.1).log_scale().with_key_points(ticks), y_range)
             .map_err(plot_error)?;
         chart
             .configure_mesh()
@@ -86,12 +133,18 @@ fn chart<DB: DrawingBackend>(
             .y_desc("hit ratio (%)")
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16))
+            .max_light_lines(0)
             .x_label_formatter(&x_label)
+            .y_label_formatter(&y_label)
             .draw()
             .map_err(plot_error)?;
-        lines(&mut chart, workload)
+        lines(&mut chart, workload, &styles, divisor)
     } else {
-        let pad = ((x_high - x_low) * 0.05).max(1.0);
+        let pad = ((x_high - x_low) * 0.05).max(1.0 / divisor);
+        let x_label = |x: &f64| {
+            let number = format!("{x:.1}");
+            format!("{}{unit_name}", number.strip_suffix(".0").unwrap_or(&number))
+        };
         let mut chart = builder
             .build_cartesian_2d((x_low - pad)..(x_high + pad), y_range)
             .map_err(plot_error)?;
@@ -101,64 +154,103 @@ fn chart<DB: DrawingBackend>(
             .y_desc("hit ratio (%)")
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16))
+            .max_light_lines(0)
+            .x_labels(8)
             .x_label_formatter(&x_label)
+            .y_label_formatter(&y_label)
             .draw()
             .map_err(plot_error)?;
-        lines(&mut chart, workload)
+        lines(&mut chart, workload, &styles, divisor)
     }
+}
+
+/// The divisor and suffix capacities are drawn with: 1 for entries; for
+/// bytes, the largest binary unit not above `smallest`.
+fn display_unit(smallest: u64, mode: SizeMode) -> (f64, &'static str) {
+    if mode == SizeMode::Bytes {
+        for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+            if smallest >= 1 << shift {
+                return ((1u64 << shift) as f64, unit);
+            }
+        }
+    }
+    (1.0, "")
+}
+
+/// A capacity on the axis: entries as is; bytes exactly in a binary unit
+/// when one divides them (`128MiB`), else to one decimal (`96.9MiB`).
+fn axis_label(capacity: u64, mode: SizeMode) -> String {
+    let exact = capacity_label(capacity, mode);
+    if mode == SizeMode::Count || exact.ends_with('B') {
+        return exact;
+    }
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if capacity >= 1 << shift {
+            return format!("{:.1}{unit}", capacity as f64 / (1u64 << shift) as f64);
+        }
+    }
+    exact
+}
+
+/// A sample line and the name of each algorithm, top to bottom.
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    workload: &WorkloadReport,
+    styles: &[LineStyle],
+) -> Result<(), Error> {
+    for (row, (algorithm, style)) in workload.algorithms.iter().zip(styles).enumerate() {
+        let y = 40 + 24 * row as i32;
+        let stroke = style.colour.stroke_width(2);
+        if style.dashed {
+            for x in [8, 20] {
+                area.draw(&PathElement::new(vec![(x, y), (x + 8, y)], stroke))
+                    .map_err(plot_error)?;
+            }
+        } else {
+            area.draw(&PathElement::new(vec![(8, y), (36, y)], stroke))
+                .map_err(plot_error)?;
+        }
+        area.draw(&Text::new(
+            algorithm.name(),
+            (44, y - 8),
+            ("sans-serif", 16).into_font().color(&BLACK),
+        ))
+        .map_err(plot_error)?;
+    }
+    Ok(())
 }
 
 fn lines<'a, DB, X>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
     workload: &WorkloadReport,
+    styles: &[LineStyle],
+    divisor: f64,
 ) -> Result<(), Error>
 where
     DB: DrawingBackend + 'a,
     X: Ranged<ValueType = f64>,
 {
-    let mut online = 0;
-    for &algorithm in &workload.algorithms {
+    for (&algorithm, style) in workload.algorithms.iter().zip(styles) {
         let points: Vec<(f64, f64)> = workload
             .capacities
             .iter()
             .filter_map(|&capacity| workload.get(algorithm, capacity))
-            .map(|m| (m.capacity as f64, m.hit_ratio * 100.0))
+            .map(|m| (m.capacity as f64 / divisor, m.hit_ratio * 100.0))
             .collect();
-        let colour = match algorithm {
-            Algorithm::Opt => BLACK,
-            Algorithm::Belady => RGBColor(0x88, 0x88, 0x88),
-            Algorithm::Policy(_) => {
-                online += 1;
-                COLOURS[(online - 1) % COLOURS.len()]
-            }
-        };
-        let style = colour.stroke_width(2);
-        let legend = move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2));
-        if algorithm.is_offline() {
+        let stroke = style.colour.stroke_width(2);
+        if style.dashed {
             chart
-                .draw_series(DashedLineSeries::new(points.iter().copied(), 6, 4, style))
-                .map_err(plot_error)?
-                .label(algorithm.name())
-                .legend(legend);
+                .draw_series(DashedLineSeries::new(points.iter().copied(), 6, 4, stroke))
+                .map_err(plot_error)?;
         } else {
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), style))
-                .map_err(plot_error)?
-                .label(algorithm.name())
-                .legend(legend);
+                .draw_series(LineSeries::new(points.iter().copied(), stroke))
+                .map_err(plot_error)?;
         }
         chart
-            .draw_series(points.iter().map(|&point| Circle::new(point, 3, colour.filled())))
+            .draw_series(points.iter().map(|&point| Circle::new(point, 3, style.colour.filled())))
             .map_err(plot_error)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font(("sans-serif", 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_error)?;
     Ok(())
 }
 
@@ -168,6 +260,14 @@ mod tests {
     use crate::capacity::Capacity;
     use crate::engine::{Plan, simulate};
     use crate::synthetic::SyntheticSpec;
+
+    #[test]
+    fn byte_axis_labels_are_short() {
+        assert_eq!(axis_label(128 << 20, SizeMode::Bytes), "128MiB");
+        assert_eq!(axis_label(101_600_000, SizeMode::Bytes), "96.9MiB");
+        assert_eq!(axis_label(1000, SizeMode::Bytes), "1000");
+        assert_eq!(axis_label(1 << 20, SizeMode::Count), "1048576");
+    }
 
     #[test]
     fn draws_one_chart_per_workload_with_a_legend() {

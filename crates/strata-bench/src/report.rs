@@ -98,7 +98,19 @@ fn matrix(
     mode: SizeMode,
     cell: impl Fn(&Measurement) -> String,
 ) {
-    let capacities: Vec<String> = workload.capacities.iter().map(|&c| capacity_label(c, mode)).collect();
+    let capacities: Vec<String> = workload
+        .capacities
+        .iter()
+        .zip(&workload.capacities_given)
+        .map(|(&capacity, given)| {
+            let label = capacity_label(capacity, mode);
+            if given.ends_with('%') {
+                format!("{label} ({given})")
+            } else {
+                label
+            }
+        })
+        .collect();
     let rows: Vec<Vec<String>> = workload
         .capacities
         .iter()

@@ -7,7 +7,7 @@
 //! see the same hashes the store would give them.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use std::hash::BuildHasher;
@@ -258,7 +258,11 @@ pub fn trace_for_test(file: &str) -> Option<PathBuf> {
         "trace {} is missing and {REQUIRE_TRACES_ENV}=1: set {TRACES_ENV} to the directory of the public traces",
         path.display()
     );
-    eprintln!(
+    // Straight to the stderr handle, not `eprintln!`: the test harness
+    // captures the macros' output of passing tests, which would make the
+    // skip silent.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n*** SKIPPED: trace {} not found; set {TRACES_ENV} to the directory of the public traces ***\n",
         path.display()
     );

@@ -10,9 +10,12 @@ use strata_bench::progress::Bar;
 use strata_bench::synthetic::DEFAULT_SPEC;
 use strata_bench::{Algorithm, Capacity, Format, Plan, SizeMode, SyntheticSpec, plot, report, simulate, trace};
 
-const AFTER_HELP: &str = "\
+/// The long help's epilogue: the grammars and what `opt` and `belady` mean.
+fn after_help() -> String {
+    format!(
+        "\
 With no --trace and no --synthetic, a built-in synthetic workload is run:
-  zipf:0.8,keys=100000,requests=1000000,scan=0.1/20000,loop=0.1/5000
+  {DEFAULT_SPEC}
 
 Policies:
   lru fifo clock lfu arc sieve s3fifo wtinylfu adaptive   strata's eviction policies
@@ -54,11 +57,13 @@ Examples:
   strata sim
   strata sim --trace arc_OLTP.txt.gz --capacity 1000,5000,10000 --policy lru,arc,opt
   strata sim --trace cloud.sizes.txt.gz --bytes --capacity 128M,512M,1G --format csv
-  strata sim --synthetic zipf:0.9,keys=50000,scan=20%/10000 --plot hit-ratio.svg";
+  strata sim --synthetic zipf:0.9,keys=50000,scan=20%/10000 --plot hit-ratio.svg"
+    )
+}
 
 /// Flags of `strata sim`.
 #[derive(Debug, Args)]
-#[command(after_long_help = AFTER_HELP)]
+#[command(after_long_help = after_help())]
 pub struct SimArgs {
     /// A trace to replay: one key per line (`key size` with --bytes), plain
     /// or gzip. Repeat for several.
@@ -66,8 +71,8 @@ pub struct SimArgs {
     traces: Vec<PathBuf>,
 
     /// A synthetic workload to generate and replay, such as
-    /// `zipf:0.9,keys=100000,requests=1000000,scan=0.1/5000`; see below.
-    /// Repeat for several.
+    /// `zipf:0.9,keys=100000,requests=1000000,scan=0.1/5000` (grammar in
+    /// --help). Repeat for several.
     #[arg(short, long = "synthetic", value_name = "SPEC")]
     synthetic: Vec<String>,
 

@@ -55,7 +55,7 @@ fn quick_start_prints_every_policy_on_the_builtin_workload() {
     );
     let header = out
         .lines()
-        .find(|line| line.starts_with("capacity"))
+        .find(|line| line.trim_start().starts_with("capacity"))
         .expect("a table header");
     let columns: Vec<&str> = header.split_whitespace().skip(1).collect();
     assert_eq!(
@@ -72,7 +72,14 @@ fn quick_start_prints_every_policy_on_the_builtin_workload() {
         .collect();
     assert_eq!(hit_rows.len(), 4, "{out}");
     for row in hit_rows {
-        let cells: Vec<f64> = row.split_whitespace().skip(1).map(|c| c.parse().unwrap()).collect();
+        // Rows read `1990 (1%)  20.71  ...`: a capacity, the percentage it
+        // came from, then one cell per column.
+        assert!(
+            row.split_whitespace().nth(1).is_some_and(|p| p.ends_with("%)")),
+            "{row}"
+        );
+        let cells: Vec<f64> = row.split_whitespace().skip(2).map(|c| c.parse().unwrap()).collect();
+        assert_eq!(cells.len(), columns.len(), "{row}");
         let (opt, online) = (cells[9], &cells[..9]);
         assert!(online.iter().all(|&hit| (0.0..=opt).contains(&hit)), "{row}");
     }

@@ -16,8 +16,8 @@
 //! # Layout
 //!
 //! - this file: [`NextUse`], shared by both;
-//! - [`belady`]: the always-admit variant, with libCacheSim's heap;
-//! - [`opt`]: the bypassing variant, with its size-aware rule for byte mode.
+//! - `belady.rs`: [`Belady`], the always-admit variant, with libCacheSim's heap;
+//! - `opt.rs`: [`Opt`], the bypassing variant, with its size-aware rule for byte mode.
 
 mod belady;
 mod opt;
