@@ -7,10 +7,12 @@
 //! see the same hashes the store would give them.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use std::hash::BuildHasher;
+
+use hashbrown::HashSet;
 
 /// One request: the key's hash and the object's size in bytes (1 when the
 /// trace gives no size).
@@ -38,6 +40,46 @@ impl Trace {
         keys.sort_unstable();
         keys.dedup();
         keys.len()
+    }
+
+    /// How much a cache would need to hold every object at once: the
+    /// distinct keys, and the sum of their sizes (each key counted once, at
+    /// the size of its first request, as a cache admits it).
+    pub fn footprint(&self) -> Footprint {
+        let mut seen: HashSet<u64, foldhash::fast::FixedState> =
+            HashSet::with_capacity_and_hasher(self.requests.len() / 4, foldhash::fast::FixedState::with_seed(0x6670));
+        let mut footprint = Footprint::default();
+        for request in &self.requests {
+            if seen.insert(request.key) {
+                footprint.keys += 1;
+                footprint.bytes += u64::from(request.size);
+            }
+        }
+        footprint
+    }
+
+    /// The sum of all requests' sizes.
+    pub fn requested_bytes(&self) -> u64 {
+        self.requests.iter().map(|r| u64::from(r.size)).sum()
+    }
+}
+
+/// A workload's distinct keys and the bytes they occupy together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Distinct keys.
+    pub keys: u64,
+    /// Sum of the distinct objects' sizes (equal to `keys` in count mode).
+    pub bytes: u64,
+}
+
+impl Footprint {
+    /// The footprint in the units capacities are given in for `mode`.
+    pub fn units(&self, mode: SizeMode) -> u64 {
+        match mode {
+            SizeMode::Count => self.keys,
+            SizeMode::Bytes => self.bytes,
+        }
     }
 }
 
@@ -71,7 +113,8 @@ pub enum TraceError {
 }
 
 /// Whether sizes on each line are read or ignored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SizeMode {
     /// Every object has size 1; a second column, if any, is ignored.
     Count,
@@ -215,7 +258,11 @@ pub fn trace_for_test(file: &str) -> Option<PathBuf> {
         "trace {} is missing and {REQUIRE_TRACES_ENV}=1: set {TRACES_ENV} to the directory of the public traces",
         path.display()
     );
-    eprintln!(
+    // Straight to the stderr handle, not `eprintln!`: the test harness
+    // captures the macros' output of passing tests, which would make the
+    // skip silent.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n*** SKIPPED: trace {} not found; set {TRACES_ENV} to the directory of the public traces ***\n",
         path.display()
     );
