@@ -68,9 +68,9 @@ impl Bench for Quick {
     }
 }
 
-fn make(name: &str) -> Arc<dyn Bench> {
+fn make(name: &str, policy: strata_store::PolicyKind) -> Arc<dyn Bench> {
     match name {
-        "strata" => Arc::new(Strata(LocalCache::builder().max_capacity(CAPACITY).build())),
+        "strata" => Arc::new(Strata(LocalCache::builder().max_capacity(CAPACITY).policy(policy).build())),
         "moka" => Arc::new(Moka(moka::sync::Cache::builder().max_capacity(CAPACITY).build())),
         "quick_cache" => Arc::new(Quick(quick_cache::sync::Cache::new(CAPACITY as usize))),
         _ => unreachable!(),
@@ -159,8 +159,13 @@ fn main() {
         .into_iter()
         .filter(|n| only.as_deref().is_none_or(|o| o == *n))
         .collect();
+    let policy: strata_store::PolicyKind = args
+        .iter()
+        .position(|a| a == "--policy")
+        .and_then(|i| args.get(i + 1))
+        .map_or(strata_store::PolicyKind::DEFAULT, |p| p.parse().expect("a policy name"));
     println!(
-        "Zipf(0.99) over {KEYS} u64 keys, capacity {CAPACITY} entries, 90% reads / 10% inserts, {ops} ops per thread, {runs} runs\n"
+        "Zipf(0.99) over {KEYS} u64 keys, capacity {CAPACITY} entries, 90% reads / 10% inserts, {ops} ops per thread, {runs} runs, strata policy {policy}\n"
     );
     println!("| threads | cache | min Mops/s | median Mops/s | hit ratio | strata ÷ this (median) |");
     println!("|---:|---|---:|---:|---:|---:|");
@@ -169,7 +174,7 @@ fn main() {
         let mut results: Vec<Vec<Outcome>> = names.iter().map(|_| Vec::new()).collect();
         for _ in 0..runs {
             for (i, name) in names.iter().enumerate() {
-                let cache = make(name);
+                let cache = make(name, policy);
                 results[i].push(run(&cache, &loads));
             }
         }

@@ -390,7 +390,7 @@ impl StoreBuilder {
 
 fn default_shards(capacity: Capacity, max_item_bytes: u64) -> usize {
     let cores = std::thread::available_parallelism().map_or(4, usize::from);
-    let max = (cores * 4).next_power_of_two();
+    let max = (cores * 16).next_power_of_two();
     let by_size = match capacity {
         Capacity::Bytes(bytes) => bytes / max_item_bytes.max(1) / 4,
         Capacity::Entries(entries) => entries / 256,
