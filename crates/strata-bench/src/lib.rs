@@ -6,5 +6,8 @@
 //! # Layout
 //!
 //! - [`trace`]: reading traces (plain or gzip, count or byte mode).
+//! - [`reference`]: the reference hit-ratio tables shipped with the traces,
+//!   for comparing a policy with the best classical policy and with OPT.
 
+pub mod reference;
 pub mod trace;

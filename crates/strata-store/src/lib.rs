@@ -12,4 +12,4 @@
 
 pub mod policy;
 
-pub use policy::{EvictionPolicy, PolicyKind, Replayer, Slot, SlotInfo};
+pub use policy::{ClimberConfig, EvictionPolicy, PolicyKind, Replayer, Slot, SlotInfo, WTinyLfuConfig};

@@ -31,6 +31,7 @@
 pub(crate) mod list;
 
 mod arc;
+mod climber;
 mod clock;
 mod fifo;
 mod lfu;
@@ -47,7 +48,9 @@ mod conformance;
 use std::fmt;
 use std::str::FromStr;
 
+pub use climber::ClimberConfig;
 pub use replay::Replayer;
+pub use wtinylfu::WTinyLfuConfig;
 
 /// A policy's handle for one resident item; dense, chosen by the caller.
 pub type Slot = u32;
