@@ -103,6 +103,18 @@ fn apply(cfg: &mut WTinyLfuConfig, key: &str, value: &str) -> Result<(), String>
         "doorkeeper" => cfg.doorkeeper_bits_per_entry = int()?,
         "hashdos" => cfg.hashdos_threshold = u8::try_from(int()?).map_err(|e| e.to_string())?,
         "seed" => cfg.seed = u64::from(int()?),
+        "ghost" => cfg.ghost = float()?,
+        "gain" => cfg.ghost_gain = float()?,
+        "rgain" => cfg.region_gain = float()?,
+        "transfer" => cfg.transfer = int()? != 0,
+        "batch" => cfg.batch = int()?,
+        "bthr" => cfg.batch_threshold = float()?,
+        "smax" => cfg.scale_max = float()?,
+        "spread" => cfg.sketch_spread = int()? != 0,
+        "cu" => cfg.sketch_conservative = int()? != 0,
+        "hstrict" => cfg.hashdos_strict = int()? != 0,
+        "hgap" => cfg.hashdos_gap = u8::try_from(int()?).map_err(|e| e.to_string())?,
+        "margin" => cfg.admit_margin = u8::try_from(int()?).map_err(|e| e.to_string())?,
         _ => return Err(format!("unknown setting {key}")),
     }
     Ok(())

@@ -155,6 +155,12 @@ impl Links {
         (prev != NIL).then_some(prev)
     }
 
+    /// The neighbour towards the tail (less recent), if any.
+    pub(crate) fn next(&self, slot: Slot) -> Option<Slot> {
+        let next = self.links[slot as usize].next;
+        (next != NIL).then_some(next)
+    }
+
     /// Forgets every link (lists must be reset by their owners).
     pub(crate) fn clear(&mut self) {
         self.links.clear();

@@ -61,6 +61,10 @@ pub(crate) struct SketchShape {
     pub(crate) sample_factor: u32,
     /// Doorkeeper bits per entry; 0 disables it.
     pub(crate) doorkeeper_bits_per_entry: u32,
+    /// EXPERIMENT: counters of a key anywhere in the table, not one block.
+    pub(crate) spread: bool,
+    /// EXPERIMENT: increment only the counters equal to the minimum.
+    pub(crate) conservative: bool,
 }
 
 impl Default for SketchShape {
@@ -69,6 +73,8 @@ impl Default for SketchShape {
             bytes_per_entry: 4,
             sample_factor: 10,
             doorkeeper_bits_per_entry: 0,
+            spread: false,
+            conservative: false,
         }
     }
 }
@@ -100,6 +106,7 @@ impl FrequencySketch {
             bytes_per_entry: shape.bytes_per_entry.clamp(1, 16).next_power_of_two(),
             sample_factor: shape.sample_factor.max(1),
             doorkeeper_bits_per_entry: shape.doorkeeper_bits_per_entry,
+            ..shape
         };
         let mut sketch = Self {
             shape,
@@ -171,11 +178,9 @@ impl FrequencySketch {
     /// (16 with a doorkeeper, which adds its own bit).
     pub(crate) fn frequency(&self, hash: u64) -> u8 {
         let mixed = mix(hash);
-        let block = (mixed & self.block_mask) as usize * BLOCK_WORDS;
-        let counter_hash = (mixed >> 32) as u32;
+        let positions = self.positions(mixed);
         let mut min = MAX_COUNT;
-        for i in 0..4 {
-            let (word, shift) = locate(block, counter_hash, i);
+        for (word, shift) in positions {
             let count = ((self.table[word] >> shift) & 0xF) as u8;
             min = min.min(count);
         }
@@ -187,6 +192,31 @@ impl FrequencySketch {
         }
     }
 
+    #[inline]
+    fn positions(&self, mixed: u64) -> [(usize, u32); 4] {
+        let mut out = [(0usize, 0u32); 4];
+        if self.shape.spread {
+            // Caffeine 2.x style: each counter in its own word anywhere.
+            let words = self.table.len() as u64;
+            let mut h = mixed;
+            for (i, slot) in out.iter_mut().enumerate() {
+                h = h.rotate_left(17).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64);
+                let word = ((h >> 8) & (words - 1)) as usize;
+                *slot = (word, ((h & 15) as u32) * 4);
+            }
+            // Keep growth-by-duplication exact: word index uses low bits
+            // of a value derived only from `mixed` — not guaranteed here,
+            // so spread sketches do not support growth (see ensure_entries).
+        } else {
+            let block = (mixed & self.block_mask) as usize * BLOCK_WORDS;
+            let counter_hash = (mixed >> 32) as u32;
+            for (i, slot) in out.iter_mut().enumerate() {
+                *slot = locate(block, counter_hash, i as u32);
+            }
+        }
+        out
+    }
+
     /// Records one request for `hash`.
     pub(crate) fn increment(&mut self, hash: u64) {
         let mixed = mix(hash);
@@ -194,12 +224,20 @@ impl FrequencySketch {
             self.count_addition();
             return;
         }
-        let block = (mixed & self.block_mask) as usize * BLOCK_WORDS;
-        let counter_hash = (mixed >> 32) as u32;
+        let positions = self.positions(mixed);
+        let mut min = MAX_COUNT;
+        if self.shape.conservative {
+            for &(word, shift) in &positions {
+                min = min.min(((self.table[word] >> shift) & 0xF) as u8);
+            }
+            if min == MAX_COUNT {
+                return;
+            }
+        }
         let mut added = false;
-        for i in 0..4 {
-            let (word, shift) = locate(block, counter_hash, i);
-            if (self.table[word] >> shift) & 0xF < u64::from(MAX_COUNT) {
+        for (word, shift) in positions {
+            let count = ((self.table[word] >> shift) & 0xF) as u8;
+            if count < MAX_COUNT && (!self.shape.conservative || count == min) {
                 self.table[word] += 1 << shift;
                 added = true;
             }

@@ -11,6 +11,17 @@ const NONE: u8 = 0;
 const WINDOW: u8 = 1;
 const PROBATION: u8 = 2;
 const PROTECTED: u8 = 3;
+const LIST_MASK: u8 = 3;
+/// Tag bit: the slot is in its list's tail region.
+const REGION: u8 = 4;
+
+/// EXPERIMENT: the last `Δ` weight units at a list's tail.
+#[derive(Debug, Default, Clone, Copy)]
+struct Region {
+    /// The head-most member, if any.
+    boundary: Option<Slot>,
+    weight: u64,
+}
 
 /// Settings of the W-TinyLFU family. [`WTinyLfuConfig::fixed`] and
 /// [`WTinyLfuConfig::adaptive`] are what [`PolicyKind::WTinyLfu`] and
@@ -36,6 +47,30 @@ pub struct WTinyLfuConfig {
     pub hashdos_threshold: u8,
     /// Seed of the admission jitter's random generator.
     pub seed: u64,
+    /// EXPERIMENT: ghost depth as a fraction of capacity (0: hill climbing).
+    pub ghost: f64,
+    /// EXPERIMENT: window change per ghost hit, in units of the item weight.
+    pub ghost_gain: f64,
+    /// EXPERIMENT: weight of tail-region hits relative to ghost hits.
+    pub region_gain: f64,
+    /// EXPERIMENT: a growing window takes main items instead of evicting.
+    pub transfer: bool,
+    /// EXPERIMENT: the candidate must beat the victim by more than this.
+    pub admit_margin: u8,
+    /// EXPERIMENT: evidence events per batch (0: apply each at once).
+    pub batch: u32,
+    /// EXPERIMENT: batches with |net| < this × sqrt(events) do not move.
+    pub batch_threshold: f64,
+    /// EXPERIMENT: the step scale stays within [1/this, this].
+    pub scale_max: f64,
+    /// EXPERIMENT: sketch counters spread over the table.
+    pub sketch_spread: bool,
+    /// EXPERIMENT: conservative update.
+    pub sketch_conservative: bool,
+    /// EXPERIMENT: random admission only when the victim is more popular.
+    pub hashdos_strict: bool,
+    /// EXPERIMENT: ... by more than this.
+    pub hashdos_gap: u8,
 }
 
 impl WTinyLfuConfig {
@@ -50,6 +85,18 @@ impl WTinyLfuConfig {
             doorkeeper_bits_per_entry: 0,
             hashdos_threshold: 6,
             seed: 0x5EED_7A11_F00D_CAFE,
+            ghost: 0.0,
+            ghost_gain: 1.0,
+            region_gain: 1.0,
+            transfer: false,
+            admit_margin: 0,
+            batch: 0,
+            batch_threshold: 0.0,
+            scale_max: 8.0,
+            sketch_spread: false,
+            sketch_conservative: false,
+            hashdos_strict: false,
+            hashdos_gap: 0,
         }
     }
 
@@ -93,6 +140,15 @@ pub(crate) struct WTinyLfu {
     /// Window change (fraction of capacity) decided but not yet applied.
     pending_adjustment: f64,
     rng: u64,
+    window_ghost: Ghost,
+    window_region: Region,
+    probation_region: Region,
+    main_ghost: Ghost,
+    ghost_moves: f64,
+    batch_net: f64,
+    batch_count: u32,
+    scale: f64,
+    last_dir: f64,
     admitted: u64,
     rejected: u64,
 }
@@ -116,6 +172,15 @@ impl WTinyLfu {
             made_room: false,
             pending_adjustment: 0.0,
             rng: config.seed | 1,
+            window_ghost: Ghost::default(),
+            window_region: Region::default(),
+            probation_region: Region::default(),
+            main_ghost: Ghost::default(),
+            ghost_moves: 0.0,
+            batch_net: 0.0,
+            batch_count: 0,
+            scale: 1.0,
+            last_dir: 0.0,
             admitted: 0,
             rejected: 0,
         }
@@ -134,6 +199,8 @@ impl WTinyLfu {
             bytes_per_entry: config.sketch_bytes_per_entry,
             sample_factor: config.sketch_sample_factor,
             doorkeeper_bits_per_entry: config.doorkeeper_bits_per_entry,
+            spread: config.sketch_spread,
+            conservative: config.sketch_conservative,
         }
     }
 
@@ -168,7 +235,19 @@ impl WTinyLfu {
     fn unlink(&mut self, slot: Slot, weight: u32) {
         let tag = self.tags.get(slot);
         debug_assert_ne!(tag, NONE, "slot {slot} is not resident");
-        let list = match tag {
+        if tag & REGION != 0 {
+            let next = self.links.next(slot);
+            let region = if tag & LIST_MASK == WINDOW {
+                &mut self.window_region
+            } else {
+                &mut self.probation_region
+            };
+            region.weight -= u64::from(weight);
+            if region.boundary == Some(slot) {
+                region.boundary = next;
+            }
+        }
+        let list = match tag & LIST_MASK {
             WINDOW => &mut self.window,
             PROBATION => &mut self.probation,
             _ => &mut self.protected,
@@ -187,6 +266,40 @@ impl WTinyLfu {
         self.tags.set(slot, tag);
     }
 
+    /// Grows the tail regions of the window and probation back to `Δ`.
+    fn extend_regions(&mut self, info: &dyn SlotInfo) {
+        let depth = self.ghost_cap();
+        if depth == 0 {
+            return;
+        }
+        for id in [WINDOW, PROBATION] {
+            loop {
+                let (region, list) = if id == WINDOW {
+                    (self.window_region, &self.window)
+                } else {
+                    (self.probation_region, &self.probation)
+                };
+                if region.weight >= depth {
+                    break;
+                }
+                let next = match region.boundary {
+                    None => list.tail(),
+                    Some(b) => self.links.prev(b),
+                };
+                let Some(slot) = next else { break };
+                let weight = u64::from(info.weight(slot));
+                self.tags.set(slot, id | REGION);
+                let region = if id == WINDOW {
+                    &mut self.window_region
+                } else {
+                    &mut self.probation_region
+                };
+                region.boundary = Some(slot);
+                region.weight += weight;
+            }
+        }
+    }
+
     fn demote_protected(&mut self, info: &dyn SlotInfo) {
         while self.protected.weight() > self.protected_max {
             let Some(slot) = self.protected.tail() else { break };
@@ -196,14 +309,18 @@ impl WTinyLfu {
         }
     }
 
-    /// Moves window overflow to probation while the main space has room
-    /// (the cache is filling, or the window just shrank).
+    /// Moves window overflow to probation unjudged: while the main space
+    /// has room (`force` false: the cache is filling), or, after the window
+    /// shrank (`force` true), until at most one item of overflow is left for
+    /// `evict` to judge.
     fn drain_window(&mut self, info: &dyn SlotInfo, force: bool) {
         while self.window.weight() > self.window_max {
             let Some(slot) = self.window.tail() else { break };
             let weight = info.weight(slot);
             let main = self.probation.weight() + self.protected.weight();
-            if !force && main + u64::from(weight) > self.main_max() {
+            let room = main + u64::from(weight) <= self.main_max();
+            let excess = self.window.weight() - u64::from(weight) > self.window_max;
+            if !(if force { excess } else { room }) {
                 break;
             }
             self.unlink(slot, weight);
@@ -213,8 +330,14 @@ impl WTinyLfu {
 
     fn access(&mut self, slot: Slot, hash: u64, info: &dyn SlotInfo) {
         self.sketch.increment(hash);
-        match self.tags.get(slot) {
-            WINDOW => self.links.move_to_head(&mut self.window, slot),
+        let tag = self.tags.get(slot);
+        match tag & LIST_MASK {
+            WINDOW if tag & REGION == 0 => self.links.move_to_head(&mut self.window, slot),
+            WINDOW => {
+                let weight = info.weight(slot);
+                self.unlink(slot, weight);
+                self.push(WINDOW, slot, weight);
+            }
             PROBATION => {
                 let weight = info.weight(slot);
                 self.unlink(slot, weight);
@@ -224,12 +347,13 @@ impl WTinyLfu {
             PROTECTED => self.links.move_to_head(&mut self.protected, slot),
             _ => debug_assert!(false, "access to slot {slot} that is not resident"),
         }
+        self.extend_regions(info);
     }
 
     /// Feeds the climber; a finished sample leaves a window change pending
     /// until a call that can ask for weights applies it.
     fn record(&mut self, hit: bool) {
-        if !self.full {
+        if !self.full || self.config.ghost > 0.0 {
             return;
         }
         let entries = self.resident();
@@ -240,15 +364,74 @@ impl WTinyLfu {
     }
 
     fn apply_adjustment(&mut self, info: &dyn SlotInfo) {
-        if self.pending_adjustment == 0.0 {
+        let mut units = self.pending_adjustment * self.capacity as f64;
+        self.pending_adjustment = 0.0;
+        if self.ghost_moves.abs() >= 1.0 {
+            let delta = self.ghost_moves.trunc();
+            self.ghost_moves -= delta;
+            units += delta;
+        }
+        let delta = units as i64;
+        if delta == 0 {
             return;
         }
-        let delta = (self.pending_adjustment * self.capacity as f64) as i64;
-        self.pending_adjustment = 0.0;
-        let target = self.window_max.saturating_add_signed(delta);
-        self.set_window_max(target);
+        let old = self.window_max;
+        self.set_window_max(old.saturating_add_signed(delta));
+        if self.config.transfer && self.window_max > old {
+            // As Caffeine: the main space's coldest items move to the
+            // window instead of being evicted unjudged.
+            let grown = self.window_max - old;
+            let mut moved = 0;
+            while self.probation.weight() + self.protected.weight() > self.main_max() {
+                let Some(slot) = self.probation.tail().or(self.protected.tail()) else { break };
+                let weight = info.weight(slot);
+                if moved + u64::from(weight) > grown {
+                    break;
+                }
+                moved += u64::from(weight);
+                self.unlink(slot, weight);
+                self.push(WINDOW, slot, weight);
+            }
+        }
         self.demote_protected(info);
         self.drain_window(info, true);
+        self.extend_regions(info);
+    }
+
+    /// EXPERIMENT: one piece of evidence for a larger (positive) or smaller
+    /// window, batched with Rprop-style step adaptation.
+    fn evidence(&mut self, amount: f64) {
+        if self.config.batch == 0 {
+            self.ghost_moves += self.config.ghost_gain * amount;
+            return;
+        }
+        self.batch_net += amount;
+        self.batch_count += 1;
+        if self.batch_count < self.config.batch {
+            return;
+        }
+        let dir = self.batch_net.signum();
+        if self.batch_net.abs() < self.config.batch_threshold * f64::from(self.batch_count).sqrt() {
+            self.scale = (self.scale / 2.0).max(1.0 / self.config.scale_max);
+        } else {
+            if dir == self.last_dir {
+                self.scale = (self.scale * 2.0).min(self.config.scale_max);
+            } else {
+                self.scale = (self.scale / 2.0).max(1.0 / self.config.scale_max);
+            }
+            self.last_dir = dir;
+            self.ghost_moves += self.config.ghost_gain * self.scale * self.batch_net;
+        }
+        self.batch_net = 0.0;
+        self.batch_count = 0;
+    }
+
+    fn ghost_cap(&self) -> u64 {
+        if self.config.ghost > 0.0 {
+            ((self.config.ghost * self.capacity as f64) as u64).max(1)
+        } else {
+            0
+        }
     }
 
     fn next_random(&mut self) -> u64 {
@@ -263,10 +446,13 @@ impl WTinyLfu {
     fn admit(&mut self, candidate: u64, victim: u64) -> bool {
         let candidate_freq = self.sketch.frequency(candidate);
         let victim_freq = self.sketch.frequency(victim);
-        if candidate_freq > victim_freq {
+        if candidate_freq > victim_freq.saturating_add(self.config.admit_margin) {
             return true;
         }
         let threshold = self.config.hashdos_threshold;
+        if self.config.hashdos_strict && victim_freq <= candidate_freq.saturating_add(self.config.hashdos_gap) {
+            return false;
+        }
         threshold > 0 && candidate_freq >= threshold && self.next_random() & 127 == 0
     }
 }
@@ -296,10 +482,27 @@ impl EvictionPolicy for WTinyLfu {
     fn on_miss(&mut self, hash: u64) {
         self.sketch.increment(hash);
         self.last_miss = Some(hash);
-        self.record(false);
+        if self.config.ghost > 0.0 {
+            if let Some(w) = self.window_ghost.take(hash) {
+                self.evidence(f64::from(w));
+            } else if let Some(w) = self.main_ghost.take(hash) {
+                self.evidence(-f64::from(w));
+            }
+        } else {
+            self.record(false);
+        }
     }
 
     fn on_hit(&mut self, slot: Slot, hash: u64, info: &dyn SlotInfo) {
+        let tag = self.tags.get(slot);
+        if tag & REGION != 0 && self.config.ghost > 0.0 && self.full {
+            let w = self.config.region_gain * f64::from(info.weight(slot));
+            if tag & LIST_MASK == WINDOW {
+                self.evidence(w);
+            } else {
+                self.evidence(-w);
+            }
+        }
         self.access(slot, hash, info);
         self.record(true);
         self.apply_adjustment(info);
@@ -320,11 +523,20 @@ impl EvictionPolicy for WTinyLfu {
             // to be judged against the probation victim by the next `evict`.
             self.drain_window(info, false);
         }
+        self.extend_regions(info);
     }
 
     fn on_update(&mut self, slot: Slot, hash: u64, old_weight: u32, new_weight: u32, info: &dyn SlotInfo) {
         let tag = self.tags.get(slot);
-        self.list_mut(tag).reweigh(old_weight, new_weight);
+        self.list_mut(tag & LIST_MASK).reweigh(old_weight, new_weight);
+        if tag & REGION != 0 {
+            let region = if tag & LIST_MASK == WINDOW {
+                &mut self.window_region
+            } else {
+                &mut self.probation_region
+            };
+            region.weight = region.weight + u64::from(new_weight) - u64::from(old_weight);
+        }
         self.access(slot, hash, info);
     }
 
@@ -336,7 +548,7 @@ impl EvictionPolicy for WTinyLfu {
         self.full = true;
         self.made_room = true;
         self.apply_adjustment(info);
-        if self.window.weight() > self.window_max
+        if self.window.weight() >= self.window_max
             && let Some(candidate) = self.window.tail()
         {
             let victim = self.probation.tail().or(self.protected.tail());
@@ -346,18 +558,26 @@ impl EvictionPolicy for WTinyLfu {
             };
             if self.admit(info.hash(candidate), info.hash(victim)) {
                 self.admitted += 1;
+                self.main_ghost.push(info.hash(victim), info.weight(victim), self.ghost_cap());
                 self.unlink(victim, info.weight(victim));
                 let weight = info.weight(candidate);
                 self.unlink(candidate, weight);
                 self.push(PROBATION, candidate, weight);
+                self.extend_regions(info);
                 return Some(victim);
             }
             self.rejected += 1;
+            self.window_ghost.push(info.hash(candidate), info.weight(candidate), self.ghost_cap());
             self.unlink(candidate, info.weight(candidate));
+            self.extend_regions(info);
             return Some(candidate);
         }
         let victim = self.probation.tail().or(self.protected.tail()).or(self.window.tail())?;
+        if self.tags.get(victim) & LIST_MASK != WINDOW {
+            self.main_ghost.push(info.hash(victim), info.weight(victim), self.ghost_cap());
+        }
         self.unlink(victim, info.weight(victim));
+        self.extend_regions(info);
         Some(victim)
     }
 
@@ -387,5 +607,37 @@ impl EvictionPolicy for WTinyLfu {
 
     fn heap_bytes(&self) -> usize {
         self.links.heap_bytes() + self.tags.heap_bytes() + self.sketch.heap_bytes()
+    }
+}
+
+/// EXPERIMENT: an exact ghost list of recently evicted hashes.
+#[derive(Debug, Default)]
+struct Ghost {
+    ring: std::collections::VecDeque<(u64, u32, u64)>,
+    set: std::collections::HashMap<u64, u64>,
+    weight: u64,
+    seq: u64,
+}
+
+impl Ghost {
+    fn push(&mut self, hash: u64, weight: u32, cap: u64) {
+        if cap == 0 {
+            return;
+        }
+        self.seq += 1;
+        self.ring.push_back((hash, weight, self.seq));
+        self.set.insert(hash, self.seq);
+        self.weight += u64::from(weight);
+        while self.weight > cap {
+            let Some((h, w, seq)) = self.ring.pop_front() else { break };
+            self.weight -= u64::from(w);
+            if self.set.get(&h) == Some(&seq) {
+                self.set.remove(&h);
+            }
+        }
+    }
+
+    fn take(&mut self, hash: u64) -> Option<u32> {
+        self.set.remove(&hash).map(|_| 1)
     }
 }
