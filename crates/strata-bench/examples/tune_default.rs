@@ -5,12 +5,14 @@
 //! cargo run --release -p strata-bench --example tune_default -- [options] [POLICY...]
 //! ```
 //!
-//! A POLICY is a policy name (`adaptive`, `wtinylfu`, `lru`, …; default
-//! `adaptive`), optionally followed by `:key=value,…` to change a W-TinyLFU
-//! setting, e.g. `adaptive:c.sample=2,bytes=8`. Keys: `window`, `protected`,
-//! `bytes`, `sketch_sample`, `doorkeeper`, `hashdos`, `seed`, `climber=off`,
-//! and for the climber `c.sample`, `c.step0`, `c.step`, `c.decay`,
-//! `c.restart`, `c.min`, `c.max`.
+//! A POLICY is a policy name (`adaptive`, `wtinylfu`, `lru`, …, or
+//! `caffeine` for the known design; default `adaptive`), optionally followed
+//! by `:key=value,…` to change a W-TinyLFU setting, e.g.
+//! `adaptive:m.depth=0.08,bytes=4`. Keys (see `WTinyLfuConfig`): `window`,
+//! `min`, `max`, `protected`, `bytes`, `sketch_sample`, `doorkeeper`,
+//! `margin`, `hashdos`, `seed`, `adapt=fixed|hill|marginal`; for the hill
+//! climber `c.sample`, `c.step0`, `c.step`, `c.decay`, `c.restart`; for the
+//! marginal climber `m.depth`, `m.gain`.
 //!
 //! Options: `--traces a,b` (substrings of trace names), `--summary` (only
 //! the summary), `--markdown` (the table as Markdown), `--stats` (each
@@ -27,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use strata_bench::reference::{self, OPT_COLUMN, ReferenceTable};
 use strata_bench::trace::{self, SizeMode, Trace};
-use strata_store::{ClimberConfig, EvictionPolicy, PolicyKind, Replayer, WTinyLfuConfig};
+use strata_store::{Adaptation, ClimberConfig, EvictionPolicy, MarginalConfig, PolicyKind, Replayer, WTinyLfuConfig};
 
 /// One policy to run: a label and how to build it.
 #[derive(Clone, Debug)]
@@ -40,11 +42,16 @@ struct Spec {
 impl Spec {
     fn parse(text: &str) -> Result<Spec, String> {
         let (name, settings) = text.split_once(':').unwrap_or((text, ""));
-        let kind: PolicyKind = name.parse().map_err(|e| format!("{e}"))?;
-        let mut config = match kind {
-            PolicyKind::WTinyLfu => Some(WTinyLfuConfig::fixed()),
-            PolicyKind::Adaptive => Some(WTinyLfuConfig::adaptive()),
-            _ => None,
+        let (kind, mut config) = if name == "caffeine" {
+            (PolicyKind::Adaptive, Some(WTinyLfuConfig::caffeine()))
+        } else {
+            let kind: PolicyKind = name.parse().map_err(|e| format!("{e}"))?;
+            let config = match kind {
+                PolicyKind::WTinyLfu => Some(WTinyLfuConfig::fixed()),
+                PolicyKind::Adaptive => Some(WTinyLfuConfig::adaptive()),
+                _ => None,
+            };
+            (kind, config)
         };
         for setting in settings.split(',').filter(|s| !s.is_empty()) {
             let Some(cfg) = config.as_mut() else {
@@ -73,15 +80,12 @@ impl Spec {
 fn apply(cfg: &mut WTinyLfuConfig, key: &str, value: &str) -> Result<(), String> {
     let float = || value.parse::<f64>().map_err(|_| format!("{key}: {value:?} is not a number"));
     let int = || value.parse::<u32>().map_err(|_| format!("{key}: {value:?} is not a whole number"));
-    if key == "climber" {
-        cfg.climber = match value {
-            "off" => None,
-            _ => Some(ClimberConfig::CAFFEINE),
-        };
-        return Ok(());
-    }
+    let byte = || u8::try_from(int()?).map_err(|e| format!("{key}: {e}"));
     if let Some(climber_key) = key.strip_prefix("c.") {
-        let climber = cfg.climber.get_or_insert(ClimberConfig::CAFFEINE);
+        let mut climber = match cfg.adaptation {
+            Adaptation::HillClimber(c) => c,
+            _ => ClimberConfig::CAFFEINE,
+        };
         let v = float()?;
         match climber_key {
             "sample" => climber.sample_factor = v,
@@ -89,32 +93,44 @@ fn apply(cfg: &mut WTinyLfuConfig, key: &str, value: &str) -> Result<(), String>
             "step" => climber.restart_step = v,
             "decay" => climber.step_decay = v,
             "restart" => climber.restart_threshold = v,
-            "min" => climber.min_window = v,
-            "max" => climber.max_window = v,
-            _ => return Err(format!("unknown climber setting {key}")),
+            _ => return Err(format!("unknown hill climber setting {key}")),
         }
+        cfg.adaptation = Adaptation::HillClimber(climber);
+        return Ok(());
+    }
+    if let Some(marginal_key) = key.strip_prefix("m.") {
+        let mut marginal = match cfg.adaptation {
+            Adaptation::Marginal(m) => m,
+            _ => MarginalConfig::DEFAULT,
+        };
+        let v = float()?;
+        match marginal_key {
+            "depth" => marginal.depth = v,
+            "gain" => marginal.gain = v,
+            _ => return Err(format!("unknown marginal climber setting {key}")),
+        }
+        cfg.adaptation = Adaptation::Marginal(marginal);
         return Ok(());
     }
     match key {
+        "adapt" => {
+            cfg.adaptation = match value {
+                "fixed" => Adaptation::Fixed,
+                "hill" => Adaptation::HillClimber(ClimberConfig::CAFFEINE),
+                "marginal" => Adaptation::Marginal(MarginalConfig::DEFAULT),
+                _ => return Err(format!("adapt: {value:?} is not fixed, hill or marginal")),
+            }
+        }
         "window" => cfg.window = float()?,
+        "min" => cfg.min_window = float()?,
+        "max" => cfg.max_window = float()?,
         "protected" => cfg.protected = float()?,
         "bytes" => cfg.sketch_bytes_per_entry = int()?,
         "sketch_sample" => cfg.sketch_sample_factor = int()?,
         "doorkeeper" => cfg.doorkeeper_bits_per_entry = int()?,
-        "hashdos" => cfg.hashdos_threshold = u8::try_from(int()?).map_err(|e| e.to_string())?,
+        "margin" => cfg.admission_margin = byte()?,
+        "hashdos" => cfg.hashdos_threshold = byte()?,
         "seed" => cfg.seed = u64::from(int()?),
-        "ghost" => cfg.ghost = float()?,
-        "gain" => cfg.ghost_gain = float()?,
-        "rgain" => cfg.region_gain = float()?,
-        "transfer" => cfg.transfer = int()? != 0,
-        "batch" => cfg.batch = int()?,
-        "bthr" => cfg.batch_threshold = float()?,
-        "smax" => cfg.scale_max = float()?,
-        "spread" => cfg.sketch_spread = int()? != 0,
-        "cu" => cfg.sketch_conservative = int()? != 0,
-        "hstrict" => cfg.hashdos_strict = int()? != 0,
-        "hgap" => cfg.hashdos_gap = u8::try_from(int()?).map_err(|e| e.to_string())?,
-        "margin" => cfg.admit_margin = u8::try_from(int()?).map_err(|e| e.to_string())?,
         _ => return Err(format!("unknown setting {key}")),
     }
     Ok(())

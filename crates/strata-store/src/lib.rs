@@ -12,4 +12,6 @@
 
 pub mod policy;
 
-pub use policy::{ClimberConfig, EvictionPolicy, PolicyKind, Replayer, Slot, SlotInfo, WTinyLfuConfig};
+pub use policy::{
+    Adaptation, ClimberConfig, EvictionPolicy, MarginalConfig, PolicyKind, Replayer, Slot, SlotInfo, WTinyLfuConfig,
+};

@@ -25,7 +25,8 @@
 //! # Layout
 //!
 //! One file per policy; [`list`] holds the intrusive lists most of them share,
-//! [`sketch`] the frequency sketch of the TinyLFU family, [`replay`] the
+//! [`sketch`] the frequency sketch of the TinyLFU family, `climber` and
+//! `ghost` the window sizing of the adaptive W-TinyLFU, [`replay`] the
 //! value-free driver used by the simulator and by the conformance tests.
 
 pub(crate) mod list;
@@ -34,6 +35,7 @@ mod arc;
 mod climber;
 mod clock;
 mod fifo;
+mod ghost;
 mod lfu;
 mod lru;
 pub mod replay;
@@ -48,7 +50,7 @@ mod conformance;
 use std::fmt;
 use std::str::FromStr;
 
-pub use climber::ClimberConfig;
+pub use climber::{Adaptation, ClimberConfig, MarginalConfig};
 pub use replay::Replayer;
 pub use wtinylfu::WTinyLfuConfig;
 

@@ -61,20 +61,18 @@ pub(crate) struct SketchShape {
     pub(crate) sample_factor: u32,
     /// Doorkeeper bits per entry; 0 disables it.
     pub(crate) doorkeeper_bits_per_entry: u32,
-    /// EXPERIMENT: counters of a key anywhere in the table, not one block.
-    pub(crate) spread: bool,
-    /// EXPERIMENT: increment only the counters equal to the minimum.
-    pub(crate) conservative: bool,
+    /// Keys the counters' positions, so that nobody who does not know it
+    /// can craft keys that share counters with a chosen victim.
+    pub(crate) seed: u64,
 }
 
 impl Default for SketchShape {
     fn default() -> Self {
         Self {
-            bytes_per_entry: 4,
+            bytes_per_entry: 8,
             sample_factor: 10,
             doorkeeper_bits_per_entry: 0,
-            spread: false,
-            conservative: false,
+            seed: 0,
         }
     }
 }
@@ -148,6 +146,7 @@ impl FrequencySketch {
     }
 
     /// Increments between resets.
+    #[cfg(test)]
     pub(crate) fn sample(&self) -> u64 {
         self.sample
     }
@@ -177,12 +176,13 @@ impl FrequencySketch {
     /// The estimated number of recent requests for `hash`, at most 15
     /// (16 with a doorkeeper, which adds its own bit).
     pub(crate) fn frequency(&self, hash: u64) -> u8 {
-        let mixed = mix(hash);
-        let positions = self.positions(mixed);
+        let mixed = mix(hash ^ self.shape.seed);
+        let block = (mixed & self.block_mask) as usize * BLOCK_WORDS;
+        let counter_hash = (mixed >> 32) as u32;
         let mut min = MAX_COUNT;
-        for (word, shift) in positions {
-            let count = ((self.table[word] >> shift) & 0xF) as u8;
-            min = min.min(count);
+        for i in 0..4 {
+            let (word, shift) = locate(block, counter_hash, i);
+            min = min.min(((self.table[word] >> shift) & 0xF) as u8);
         }
         if self.doorkeeper.is_empty() {
             min
@@ -192,52 +192,19 @@ impl FrequencySketch {
         }
     }
 
-    #[inline]
-    fn positions(&self, mixed: u64) -> [(usize, u32); 4] {
-        let mut out = [(0usize, 0u32); 4];
-        if self.shape.spread {
-            // Caffeine 2.x style: each counter in its own word anywhere.
-            let words = self.table.len() as u64;
-            let mut h = mixed;
-            for (i, slot) in out.iter_mut().enumerate() {
-                h = h.rotate_left(17).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64);
-                let word = ((h >> 8) & (words - 1)) as usize;
-                *slot = (word, ((h & 15) as u32) * 4);
-            }
-            // Keep growth-by-duplication exact: word index uses low bits
-            // of a value derived only from `mixed` — not guaranteed here,
-            // so spread sketches do not support growth (see ensure_entries).
-        } else {
-            let block = (mixed & self.block_mask) as usize * BLOCK_WORDS;
-            let counter_hash = (mixed >> 32) as u32;
-            for (i, slot) in out.iter_mut().enumerate() {
-                *slot = locate(block, counter_hash, i as u32);
-            }
-        }
-        out
-    }
-
     /// Records one request for `hash`.
     pub(crate) fn increment(&mut self, hash: u64) {
-        let mixed = mix(hash);
+        let mixed = mix(hash ^ self.shape.seed);
         if !self.doorkeeper.is_empty() && self.enter_doorkeeper(mixed) {
             self.count_addition();
             return;
         }
-        let positions = self.positions(mixed);
-        let mut min = MAX_COUNT;
-        if self.shape.conservative {
-            for &(word, shift) in &positions {
-                min = min.min(((self.table[word] >> shift) & 0xF) as u8);
-            }
-            if min == MAX_COUNT {
-                return;
-            }
-        }
+        let block = (mixed & self.block_mask) as usize * BLOCK_WORDS;
+        let counter_hash = (mixed >> 32) as u32;
         let mut added = false;
-        for (word, shift) in positions {
-            let count = ((self.table[word] >> shift) & 0xF) as u8;
-            if count < MAX_COUNT && (!self.shape.conservative || count == min) {
+        for i in 0..4 {
+            let (word, shift) = locate(block, counter_hash, i);
+            if (self.table[word] >> shift) & 0xF < u64::from(MAX_COUNT) {
                 self.table[word] += 1 << shift;
                 added = true;
             }
@@ -290,11 +257,6 @@ impl FrequencySketch {
         self.resets += 1;
     }
 
-    /// Forgets every count and shrinks back to `entries`.
-    pub(crate) fn clear(&mut self, entries: usize) {
-        self.allocate(entries);
-    }
-
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
         (self.table.capacity() + self.doorkeeper.capacity()) * std::mem::size_of::<u64>()
@@ -334,6 +296,7 @@ mod tests {
             bytes_per_entry,
             sample_factor: 10,
             doorkeeper_bits_per_entry,
+            seed: 0x1234,
         }
     }
 
