@@ -78,8 +78,16 @@ impl Spec {
 }
 
 fn apply(cfg: &mut WTinyLfuConfig, key: &str, value: &str) -> Result<(), String> {
-    let float = || value.parse::<f64>().map_err(|_| format!("{key}: {value:?} is not a number"));
-    let int = || value.parse::<u32>().map_err(|_| format!("{key}: {value:?} is not a whole number"));
+    let float = || {
+        value
+            .parse::<f64>()
+            .map_err(|_| format!("{key}: {value:?} is not a number"))
+    };
+    let int = || {
+        value
+            .parse::<u32>()
+            .map_err(|_| format!("{key}: {value:?} is not a whole number"))
+    };
     let byte = || u8::try_from(int()?).map_err(|e| format!("{key}: {e}"));
     if let Some(climber_key) = key.strip_prefix("c.") {
         let mut climber = match cfg.adaptation {
@@ -257,10 +265,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut shortfalls: Vec<Vec<(f64, f64, String)>> = vec![Vec::new(); n];
     if options.markdown {
         let ours: Vec<&str> = options.specs.iter().map(|s| s.label.as_str()).collect();
-        println!("| trace | size | {} | best | best column | opt | {} |", ours.join(" | "), {
-            let cols: Vec<String> = ours.iter().map(|l| format!("best − {l}")).collect();
-            cols.join(" | ")
-        });
+        println!(
+            "| trace | size | {} | best | best column | opt | {} |",
+            ours.join(" | "),
+            {
+                let cols: Vec<String> = ours.iter().map(|l| format!("best − {l}")).collect();
+                cols.join(" | ")
+            }
+        );
         println!("|---|---:|{}---:|---|---:|{}", "---:|".repeat(n), "---:|".repeat(n));
     }
     for (t, table) in tables.iter().enumerate() {

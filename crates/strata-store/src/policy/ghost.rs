@@ -71,9 +71,9 @@ impl GhostFilter {
 
     /// True if the key was (probably) evicted recently.
     pub(crate) fn contains(&self, hash: u64) -> bool {
-        self.generations.iter().any(|bits| {
-            !bits.is_empty() && probes(hash, bits.len()).all(|(word, bit)| bits[word] & bit != 0)
-        })
+        self.generations
+            .iter()
+            .any(|bits| !bits.is_empty() && probes(hash, bits.len()).all(|(word, bit)| bits[word] & bit != 0))
     }
 
     /// Heap bytes held.

@@ -20,6 +20,9 @@
 //! - **Doorkeeper** (optional, off by default): a one-hash bit set that
 //!   absorbs a key's first request since the last reset, so keys seen once do
 //!   not pollute the counters. See below for why it is off.
+//! - **Keyed positions**: the caller's hash is mixed with a seed before it
+//!   picks counters, so keys cannot be crafted to share a victim's counters
+//!   without knowing the seed.
 //!
 //! # Sizing and growth
 //!
@@ -31,15 +34,32 @@
 //! copying the old table into both halves therefore keeps every estimate
 //! exactly, and the cache does not forget its history when it grows.
 //!
-//! # Size: measured, not copied
+//! # Size and shape: measured, not copied
 //!
-//! Caffeine spends 8 bytes (16 counters) per entry. On the reference traces
-//! (`cargo run --release -p strata-bench --example tune_default`), 4 bytes per
-//! entry gave the same mean shortfall to within 0.02 points, and 2 bytes cost
-//! 0.1 points on the frequency-heavy traces (OLTP, multi3); the doorkeeper did
-//! not recover that loss at 2 bytes. strata therefore uses 4 bytes per entry
-//! with no doorkeeper; both knobs stay available through the policy's
-//! configuration. Per-sketch state beyond the table is a few words.
+//! Numbers are the adaptive policy's mean shortfall against the best
+//! classical policy over the 108 reference trace/size rows (hit-ratio
+//! points; `cargo run --release -p strata-bench --example tune_default`).
+//! Counters are the scarce resource: the table is sized for the resident
+//! entries, but a sample of ten times that many requests carries many more
+//! distinct keys, and every collision blurs the comparison TinyLFU makes.
+//!
+//! | counters per entry | bytes per entry | mean shortfall |
+//! |---|---|---:|
+//! | 8 | 4 | 0.40 |
+//! | 8 + 16-bit doorkeeper | 6 | 0.30 |
+//! | **16 (Caffeine)** | **8** | **0.14** |
+//! | 16 + 8-bit doorkeeper | 9 | 0.22 |
+//! | 32 | 16 | 0.05 |
+//!
+//! strata keeps Caffeine's 8 bytes (before power-of-two rounding, so 8 to
+//! 16 in practice): half of it costs a quarter point everywhere, and the
+//! doorkeeper recovers only part of that. Also tried and dropped (measured
+//! during tuning, against a then-current baseline): conservative update
+//! (incrementing only the minimal counters) doubled the shortfall, all of it
+//! on the loop and scan traces; spreading a key's counters over the whole
+//! table instead of one block was within noise and touches four cache lines
+//! instead of one. A reset every 10 entries' worth of increments is as good
+//! as every 5 and better than every 20 (0.14, 0.14, 0.20).
 
 /// Every nibble's low three bits: the mask applied after halving.
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
