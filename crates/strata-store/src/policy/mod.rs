@@ -25,8 +25,8 @@
 //! # Layout
 //!
 //! One file per policy; [`list`] holds the intrusive lists most of them share,
-//! [`sketch`] the frequency sketch of the TinyLFU family, `climber` and
-//! `ghost` the window sizing of the adaptive W-TinyLFU, [`replay`] the
+//! [`sketch`] the frequency sketch of the TinyLFU family, `climber`, `ghost`
+//! and `tail` the window sizing of the adaptive W-TinyLFU, [`replay`] the
 //! value-free driver used by the simulator and by the conformance tests.
 
 pub(crate) mod list;
@@ -42,6 +42,7 @@ pub mod replay;
 mod s3fifo;
 mod sieve;
 pub(crate) mod sketch;
+mod tail;
 mod wtinylfu;
 
 #[cfg(test)]

@@ -73,6 +73,7 @@ use super::climber::{Adaptation, ClimberConfig, HillClimber, MarginalClimber, Ma
 use super::ghost::GhostFilter;
 use super::list::{Links, List, SlotVec};
 use super::sketch::{FrequencySketch, SketchShape};
+use super::tail::TailRegion;
 use super::{EvictionPolicy, PolicyKind, PolicyStats, Slot, SlotInfo};
 
 /// Tag values: which list a resident slot is on (0: not resident).
@@ -160,15 +161,6 @@ impl WTinyLfuConfig {
         policy.set_capacity(capacity);
         Box::new(policy)
     }
-}
-
-/// The last `depth` weight units at the tail of a list, tracked so that a
-/// hit there can be recognised in O(1): members carry the [`TAIL`] tag bit.
-#[derive(Debug, Default, Clone, Copy)]
-struct TailRegion {
-    /// The member nearest the head, if any.
-    boundary: Option<Slot>,
-    weight: u64,
 }
 
 #[derive(Debug)]
@@ -314,24 +306,16 @@ impl WTinyLfu {
         }
     }
 
-    fn tail_mut(&mut self, tag: u8) -> &mut TailRegion {
-        if tag & LIST_MASK == WINDOW {
-            &mut self.window_tail
-        } else {
-            &mut self.probation_tail
-        }
-    }
-
     fn unlink(&mut self, slot: Slot, weight: u32) {
         let tag = self.tags.get(slot);
         debug_assert_ne!(tag, 0, "slot {slot} is not resident");
         if tag & TAIL != 0 {
-            let next = self.links.next(slot);
-            let tail = self.tail_mut(tag);
-            tail.weight -= u64::from(weight);
-            if tail.boundary == Some(slot) {
-                tail.boundary = next;
-            }
+            let tail = if tag & LIST_MASK == WINDOW {
+                &mut self.window_tail
+            } else {
+                &mut self.probation_tail
+            };
+            tail.leave(&self.links, slot, weight);
         }
         let list = match tag & LIST_MASK {
             WINDOW => &mut self.window,
@@ -358,32 +342,22 @@ impl WTinyLfu {
         self.push(tag, slot, weight);
     }
 
-    /// Grows the window's and probation's tail regions back to the depth;
-    /// each call moves the boundaries by as many items as left since the
-    /// last one, so the cost is O(1) amortized.
+    /// Grows the window's and probation's tail regions back to the depth
+    /// (O(1) amortized: see [`super::tail`]).
     fn extend_tails(&mut self, info: &dyn SlotInfo) {
         let depth = self.depth();
         if depth == 0 {
             return;
         }
-        for tag in [WINDOW, PROBATION] {
-            loop {
-                let tail = *self.tail_mut(tag);
-                if tail.weight >= depth {
-                    break;
-                }
-                let next = match tail.boundary {
-                    None => self.list_mut(tag).tail(),
-                    Some(boundary) => self.links.prev(boundary),
-                };
-                let Some(slot) = next else { break };
-                let weight = u64::from(info.weight(slot));
-                self.tags.set(slot, tag | TAIL);
-                let tail = self.tail_mut(tag);
-                tail.boundary = Some(slot);
-                tail.weight += weight;
-            }
-        }
+        let tags = &mut self.tags;
+        self.window_tail.extend(&self.links, &self.window, depth, |slot| {
+            tags.set(slot, WINDOW | TAIL);
+            info.weight(slot)
+        });
+        self.probation_tail.extend(&self.links, &self.probation, depth, |slot| {
+            tags.set(slot, PROBATION | TAIL);
+            info.weight(slot)
+        });
     }
 
     fn demote_protected(&mut self, info: &dyn SlotInfo) {
@@ -585,8 +559,12 @@ impl EvictionPolicy for WTinyLfu {
         let tag = self.tags.get(slot);
         self.list_mut(tag).reweigh(old_weight, new_weight);
         if tag & TAIL != 0 {
-            let tail = self.tail_mut(tag);
-            tail.weight = tail.weight + u64::from(new_weight) - u64::from(old_weight);
+            let tail = if tag & LIST_MASK == WINDOW {
+                &mut self.window_tail
+            } else {
+                &mut self.probation_tail
+            };
+            tail.reweigh(old_weight, new_weight);
         }
         self.access(slot, hash, info);
     }
