@@ -154,8 +154,9 @@ pub enum PolicyKind {
     S3Fifo,
     /// Window TinyLFU with a fixed 1% window (Einziger et al., 2017).
     WTinyLfu,
-    /// W-TinyLFU whose window adapts by hill climbing (Caffeine's design);
-    /// strata's default.
+    /// W-TinyLFU whose window adapts to the workload, sized from the
+    /// marginal hits of window and main space (see `climber.rs`); strata's
+    /// default.
     Adaptive,
 }
 
