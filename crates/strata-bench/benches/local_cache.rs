@@ -24,16 +24,12 @@ const KEYS: u64 = 1_000_000;
 const CAPACITY: u64 = 100_000;
 
 trait Bench: Send + Sync {
-    fn name(&self) -> &'static str;
     fn get(&self, key: u64) -> bool;
     fn insert(&self, key: u64);
 }
 
 struct Strata(LocalCache<u64, u64>);
 impl Bench for Strata {
-    fn name(&self) -> &'static str {
-        "strata"
-    }
     fn get(&self, key: u64) -> bool {
         self.0.get(&key).is_some()
     }
@@ -44,9 +40,6 @@ impl Bench for Strata {
 
 struct Moka(moka::sync::Cache<u64, u64>);
 impl Bench for Moka {
-    fn name(&self) -> &'static str {
-        "moka"
-    }
     fn get(&self, key: u64) -> bool {
         self.0.get(&key).is_some()
     }
@@ -57,9 +50,6 @@ impl Bench for Moka {
 
 struct Quick(quick_cache::sync::Cache<u64, u64>);
 impl Bench for Quick {
-    fn name(&self) -> &'static str {
-        "quick_cache"
-    }
     fn get(&self, key: u64) -> bool {
         self.0.get(&key).is_some()
     }
@@ -70,7 +60,9 @@ impl Bench for Quick {
 
 fn make(name: &str, policy: strata_store::PolicyKind) -> Arc<dyn Bench> {
     match name {
-        "strata" => Arc::new(Strata(LocalCache::builder().max_capacity(CAPACITY).policy(policy).build())),
+        "strata" => Arc::new(Strata(
+            LocalCache::builder().max_capacity(CAPACITY).policy(policy).build(),
+        )),
         "moka" => Arc::new(Moka(moka::sync::Cache::builder().max_capacity(CAPACITY).build())),
         "quick_cache" => Arc::new(Quick(quick_cache::sync::Cache::new(CAPACITY as usize))),
         _ => unreachable!(),

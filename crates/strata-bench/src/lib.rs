@@ -30,6 +30,8 @@
 //! # Layout
 //!
 //! - [`trace`]: reading traces (plain or gzip, count or byte mode);
+//! - [`reference`]: the reference hit-ratio tables shipped with the traces,
+//!   for comparing a policy with the best classical policy and with OPT;
 //! - [`synthetic`]: the `--synthetic` grammar and its seeded generator;
 //! - [`capacity`]: capacities as written (`1000`, `128M`, `5%`);
 //! - [`algorithm`]: the names `--policy` accepts;
@@ -47,6 +49,7 @@ pub mod error;
 pub mod oracle;
 pub mod plot;
 pub mod progress;
+pub mod reference;
 pub mod report;
 pub mod synthetic;
 pub mod trace;

@@ -14,7 +14,7 @@
 //!   single-flight loading.
 //! - [`clock`]: the [`Clock`] trait, the system clock and a manual clock for
 //!   tests.
-//! - [`error`]: [`StoreError`].
+//! - [`error`]: the [`StoreError`] type.
 
 pub mod clock;
 pub mod error;
@@ -25,5 +25,7 @@ pub mod store;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use local::{CacheStats, LocalCache, LocalCacheBuilder};
-pub use policy::{EvictionPolicy, PolicyKind, Replayer, Slot, SlotInfo};
+pub use policy::{
+    Adaptation, ClimberConfig, EvictionPolicy, MarginalConfig, PolicyKind, Replayer, Slot, SlotInfo, WTinyLfuConfig,
+};
 pub use store::{Capacity, Change, Condition, Expiry, Item, SetOptions, Store, StoreBuilder, StoreStats};

@@ -117,10 +117,13 @@ impl<V: Clone, E> Flight<V, E> {
     }
 }
 
+/// Flights in progress, by key bytes.
+type FlightMap = HashMap<Box<[u8]>, Arc<dyn AnyFlight>>;
+
 /// The registry of flights of one cache, keyed by key bytes.
 #[derive(Default)]
 pub(crate) struct Flights {
-    by_key: Mutex<HashMap<Box<[u8]>, Arc<dyn AnyFlight>>>,
+    by_key: Mutex<FlightMap>,
 }
 
 impl std::fmt::Debug for Flights {

@@ -26,21 +26,26 @@
 //!
 //! One file per policy; [`list`] holds the intrusive lists most of them share,
 //! `ghost` the remembered hashes of evicted keys (ARC, S3-FIFO, LFU),
-//! [`sketch`] the frequency sketch of the TinyLFU family, [`replay`] the
+//! [`sketch`] the frequency sketch of the TinyLFU family, `climber`,
+//! `ghost_filter` and `tail` the window sizing of the adaptive W-TinyLFU,
+//! [`replay`] the
 //! value-free driver used by the simulator and by the conformance tests.
 
 pub(crate) mod list;
 
 mod arc;
+mod climber;
 mod clock;
 mod fifo;
 mod ghost;
+mod ghost_filter;
 mod lfu;
 mod lru;
 pub mod replay;
 mod s3fifo;
 mod sieve;
 pub(crate) mod sketch;
+mod tail;
 mod wtinylfu;
 
 #[cfg(test)]
@@ -49,7 +54,9 @@ mod conformance;
 use std::fmt;
 use std::str::FromStr;
 
+pub use climber::{Adaptation, ClimberConfig, MarginalConfig};
 pub use replay::Replayer;
+pub use wtinylfu::WTinyLfuConfig;
 
 /// A policy's handle for one resident item; dense, chosen by the caller.
 pub type Slot = u32;
@@ -150,8 +157,9 @@ pub enum PolicyKind {
     S3Fifo,
     /// Window TinyLFU with a fixed 1% window (Einziger et al., 2017).
     WTinyLfu,
-    /// W-TinyLFU whose window adapts by hill climbing (Caffeine's design);
-    /// strata's default.
+    /// W-TinyLFU whose window adapts to the workload, sized from the
+    /// marginal hits of window and main space (see `climber.rs`); strata's
+    /// default.
     Adaptive,
 }
 

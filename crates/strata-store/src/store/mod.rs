@@ -507,7 +507,7 @@ impl Store {
         let shard = cell.state.read();
         let mut expired = false;
         let (result, access) = match shard.find(hash, key) {
-            Some(record) if !record.expire_at().is_some_and(|at| at <= now.get()) => {
+            Some(record) if record.expire_at().is_none_or(|at| at > now.get()) => {
                 let slot = record.slot();
                 (Some(f(Item { record })), Access::Hit { slot, hash })
             }

@@ -297,7 +297,7 @@ fn scan_visits_every_stable_item_once() {
         }
     }
     for i in 0..5_000u32 {
-        assert_eq!(seen.get(&i.to_le_bytes().to_vec()), Some(&1), "key {i}");
+        assert_eq!(seen.get(i.to_le_bytes().as_slice()), Some(&1), "key {i}");
     }
 }
 
