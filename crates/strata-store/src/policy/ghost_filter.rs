@@ -13,6 +13,10 @@
 //! whose length wobbles by a factor of two, which the adaptation does not
 //! mind since it only compares two ghosts built the same way.
 //!
+//! The filter is *blocked*: all of a key's bits fall in one 64-byte block,
+//! so a lookup or insert touches one cache line instead of seven; this costs
+//! a slightly higher false-positive rate (about 1.2% instead of 1%).
+//!
 //! False positives (about 1% at the default sizing) add the same small rate
 //! of phantom ghost hits to both ghosts, so they cancel in the comparison.
 //! Keys cannot be removed from a Bloom filter, so a key found in both ghosts
@@ -46,7 +50,10 @@ impl GhostFilter {
         self.generation_weight = depth.div_ceil(2).max(1);
         if keys_per_generation != self.keys_per_generation {
             self.keys_per_generation = keys_per_generation;
-            let words = (keys_per_generation * BITS_PER_KEY).div_ceil(64).next_power_of_two();
+            let words = (keys_per_generation * BITS_PER_KEY)
+                .div_ceil(64)
+                .next_power_of_two()
+                .max(BLOCK_WORDS);
             self.generations = [vec![0; words], vec![0; words]];
             self.filled = 0;
         }
@@ -82,15 +89,19 @@ impl GhostFilter {
     }
 }
 
-/// The `PROBES` (word, bit) positions of a key, by double hashing.
+/// Words in one block: a 64-byte cache line.
+const BLOCK_WORDS: usize = 8;
+
+/// The `PROBES` (word, bit) positions of a key: a block chosen by the high
+/// half of the mixed hash, bits in it by double hashing of the low half.
 fn probes(hash: u64, words: usize) -> impl Iterator<Item = (usize, u64)> {
     let mixed = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (hash >> 29);
+    let block = ((mixed >> 40) as usize & (words / BLOCK_WORDS - 1)) * BLOCK_WORDS;
     let h1 = mixed as u32;
-    let h2 = ((mixed >> 32) as u32) | 1;
-    let mask = words * 64 - 1;
+    let h2 = ((mixed as u32) >> 16 | (mixed >> 24) as u32) | 1;
     (0..PROBES).map(move |i| {
-        let bit = h1.wrapping_add(i.wrapping_mul(h2)) as usize & mask;
-        (bit / 64, 1u64 << (bit % 64))
+        let bit = h1.wrapping_add(i.wrapping_mul(h2)) as usize % (BLOCK_WORDS * 64);
+        (block + bit / 64, 1u64 << (bit % 64))
     })
 }
 

@@ -97,13 +97,59 @@ impl Default for SketchShape {
     }
 }
 
+/// One 64-byte block of counters, aligned to a cache line so that a key's
+/// four counters really cost one cache miss (a plain `Vec<u64>` is only
+/// 16-byte aligned, and its blocks would straddle two lines).
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct Block([u64; BLOCK_WORDS]);
+
+/// A table of counter words, allocated in cache-line-aligned blocks and used
+/// as a plain `[u64]`.
+#[derive(Clone, Debug, Default)]
+struct Words(Vec<Block>);
+
+impl Words {
+    /// `words` zeroed words; a multiple of [`BLOCK_WORDS`].
+    fn zeroed(words: usize) -> Self {
+        Words(vec![Block::default(); words.div_ceil(BLOCK_WORDS)])
+    }
+
+    /// Appends a copy of the whole table after itself.
+    fn duplicate(&mut self) {
+        self.0.extend_from_within(..);
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<Block>()
+    }
+}
+
+impl std::ops::Deref for Words {
+    type Target = [u64];
+
+    fn deref(&self) -> &[u64] {
+        // SAFETY: Block is repr(C) around [u64; BLOCK_WORDS], so a slice of
+        // blocks is a contiguous, initialised, suitably aligned slice of u64
+        // of BLOCK_WORDS times its length.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u64>(), self.0.len() * BLOCK_WORDS) }
+    }
+}
+
+impl std::ops::DerefMut for Words {
+    fn deref_mut(&mut self) -> &mut [u64] {
+        // SAFETY: as in `deref`, with exclusive access through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u64>(), self.0.len() * BLOCK_WORDS) }
+    }
+}
+
 /// A count-min sketch with 4-bit counters, periodic halving and an optional
 /// doorkeeper. All operations but [`Self::ensure_entries`] (amortized) and
 /// the periodic reset (O(table) every O(table) increments) are O(1).
 #[derive(Debug, Clone)]
 pub(crate) struct FrequencySketch {
     shape: SketchShape,
-    table: Vec<u64>,
+    table: Words,
     /// Number of blocks minus one; blocks are a power of two.
     block_mask: u64,
     /// Entries the table is sized for.
@@ -128,7 +174,7 @@ impl FrequencySketch {
         };
         let mut sketch = Self {
             shape,
-            table: Vec::new(),
+            table: Words::default(),
             block_mask: 0,
             entries: 0,
             sample: 0,
@@ -147,7 +193,7 @@ impl FrequencySketch {
 
     fn allocate(&mut self, entries: usize) {
         let words = self.words_for(entries);
-        self.table = vec![0; words];
+        self.table = Words::zeroed(words);
         self.block_mask = (words / BLOCK_WORDS) as u64 - 1;
         self.entries = words * 8 / self.shape.bytes_per_entry as usize;
         self.sample = self.entries as u64 * u64::from(self.shape.sample_factor);
@@ -181,7 +227,7 @@ impl FrequencySketch {
     pub(crate) fn ensure_entries(&mut self, entries: usize) {
         while self.entries < entries {
             let words = self.table.len();
-            self.table.extend_from_within(..);
+            self.table.duplicate();
             self.block_mask = (words * 2 / BLOCK_WORDS) as u64 - 1;
             self.entries *= 2;
             self.sample *= 2;
@@ -266,7 +312,7 @@ impl FrequencySketch {
     /// Halves every counter and the increment count; clears the doorkeeper.
     pub(crate) fn reset(&mut self) {
         let mut odd = 0u64;
-        for word in &mut self.table {
+        for word in self.table.iter_mut() {
             odd += u64::from((*word & ONE_MASK).count_ones());
             *word = (*word >> 1) & RESET_MASK;
         }
@@ -279,7 +325,7 @@ impl FrequencySketch {
 
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        (self.table.capacity() + self.doorkeeper.capacity()) * std::mem::size_of::<u64>()
+        self.table.capacity_bytes() + self.doorkeeper.capacity() * std::mem::size_of::<u64>()
     }
 }
 
@@ -364,7 +410,7 @@ mod tests {
         let before: Vec<u8> = counts.iter().map(|&(h, _)| sketch.frequency(h)).collect();
         let table_before = sketch.table.clone();
         sketch.reset();
-        for (word, old) in sketch.table.iter().zip(&table_before) {
+        for (word, old) in sketch.table.iter().zip(table_before.iter()) {
             for nibble in 0..16 {
                 let shift = nibble * 4;
                 assert_eq!((word >> shift) & 0xF, ((old >> shift) & 0xF) / 2);

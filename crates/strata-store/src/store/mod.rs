@@ -42,6 +42,7 @@ mod shard;
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -362,6 +363,7 @@ impl StoreBuilder {
                 // Spread the remainder so the shard budgets sum to the total.
                 let capacity = total / shard_count as u64 + u64::from((i as u64) < total % shard_count as u64);
                 CachePadded::new(ShardCell {
+                    filtered_hits: AtomicU64::new(0),
                     state: RwLock::new(Shard::new(
                         self.policy.build(capacity),
                         capacity,
@@ -407,8 +409,14 @@ fn random_seed() -> u64 {
 }
 
 /// One shard and its read buffer.
+///
+/// `filtered_hits` sits right before the lock so that counting a hit that
+/// skips the read buffer dirties the cache line the lock already dirtied.
 #[derive(Debug)]
+#[repr(C)]
 struct ShardCell {
+    /// Hits not shown to the policy (already promoted in this epoch).
+    filtered_hits: AtomicU64,
     state: RwLock<Shard>,
     reads: ReadBuffer,
 }
@@ -422,6 +430,9 @@ impl ShardCell {
     }
 
     fn drain_into(&self, shard: &mut Shard) {
+        if self.filtered_hits.load(Ordering::Relaxed) != 0 {
+            shard.counters.hits += self.filtered_hits.swap(0, Ordering::Relaxed);
+        }
         if !self.reads.is_pending() {
             return;
         }
@@ -508,15 +519,26 @@ impl Store {
         let mut expired = false;
         let (result, access) = match shard.find(hash, key) {
             Some(record) if record.expire_at().is_none_or(|at| at > now.get()) => {
-                let slot = record.slot();
-                (Some(f(Item { record })), Access::Hit { slot, hash })
+                let access = if record.promoted_epoch() == shard.epoch() {
+                    // Already promoted in this epoch: count it, skip the policy.
+                    if counted {
+                        cell.filtered_hits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None
+                } else {
+                    Some(Access::Hit {
+                        slot: record.slot(),
+                        hash,
+                    })
+                };
+                (Some(f(Item { record })), access)
             }
             found => {
                 expired = found.is_some();
-                (None, Access::Miss { hash })
+                (None, Some(Access::Miss { hash }))
             }
         };
-        let full = counted && cell.reads.record(access);
+        let full = counted && access.is_some_and(|access| cell.reads.record(access));
         drop(shard);
         if expired {
             // Lazy expiry: reclaim it now, under the exclusive lock (rare).

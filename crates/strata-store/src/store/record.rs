@@ -18,6 +18,11 @@
 
 const HAS_EXPIRY: u8 = 1;
 const HAS_FLAGS: u8 = 2;
+/// The tag's upper six bits hold the item's promotion epoch (see
+/// `Shard::epoch`): the epoch in which the policy last saw an access to it.
+const EPOCH_SHIFT: u32 = 2;
+/// Promotion epochs count modulo this.
+pub(crate) const EPOCHS: u8 = 64;
 
 /// Tag, slot and CAS.
 const FIXED: usize = 1 + 4 + 8;
@@ -78,12 +83,13 @@ pub(crate) fn encoded_len(key_len: usize, value_len: usize, meta: &Meta) -> usiz
 pub(crate) fn write(
     out: &mut [u8],
     slot: u32,
+    epoch: u8,
     key: &[u8],
     value_len: usize,
     meta: &Meta,
     fill: impl FnOnce(&mut [u8]),
 ) {
-    let mut tag = 0;
+    let mut tag = (epoch % EPOCHS) << EPOCH_SHIFT;
     if meta.expire_at.is_some() {
         tag |= HAS_EXPIRY;
     }
@@ -191,6 +197,11 @@ impl<'a> RecordRef<'a> {
         (self.key(), self.value())
     }
 
+    /// The epoch in which the policy last saw an access to the item.
+    pub(crate) fn promoted_epoch(&self) -> u8 {
+        self.bytes[0] >> EPOCH_SHIFT
+    }
+
     /// The slot number in the shard.
     pub(crate) fn slot(&self) -> u32 {
         u32::from_le_bytes(self.bytes[1..5].try_into().expect("4 bytes"))
@@ -248,6 +259,12 @@ pub(crate) fn key_is(chunk: &[u8], key: &[u8]) -> bool {
     p.key_len == key.len() && &chunk[p.key..p.key + p.key_len] == key
 }
 
+/// Records that the policy saw an access to the record in `chunk` in
+/// `epoch`.
+pub(crate) fn set_promoted_epoch(chunk: &mut [u8], epoch: u8) {
+    chunk[0] = (chunk[0] & ((1 << EPOCH_SHIFT) - 1)) | ((epoch % EPOCHS) << EPOCH_SHIFT);
+}
+
 /// Sets the CAS of the record in `chunk`.
 pub(crate) fn set_cas(chunk: &mut [u8], cas: u64) {
     chunk[5..13].copy_from_slice(&cas.to_le_bytes());
@@ -281,7 +298,7 @@ mod tests {
 
     fn build(slot: u32, key: &[u8], value: &[u8], meta: Meta) -> Vec<u8> {
         let mut out = vec![0xAA; encoded_len(key.len(), value.len(), &meta) + 5];
-        write(&mut out, slot, key, value.len(), &meta, |v| v.copy_from_slice(value));
+        write(&mut out, slot, 5, key, value.len(), &meta, |v| v.copy_from_slice(value));
         out
     }
 
