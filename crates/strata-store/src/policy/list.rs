@@ -171,14 +171,13 @@ impl Links {
     }
 }
 
-/// Grows a per-slot vector to at least `needed` entries, by half again its
-/// length at a time. `reserve_exact` first, because `resize` alone lets `Vec`
-/// double its capacity on top of our 1.5x, which left up to 2.6 times the
-/// bytes per slot actually used.
+/// Grows a per-slot vector to exactly `needed` entries. `Vec` amortizes the
+/// growth by doubling its capacity, but only the initialised length is ever
+/// touched, so the unused capacity costs address space, not resident memory
+/// (initialising it ahead, as growing the length by half did, made it cost
+/// real memory).
 fn grow<T: Clone>(values: &mut Vec<T>, needed: usize, fill: T) {
-    let target = needed.max(values.len() * 3 / 2);
-    values.reserve_exact(target - values.len());
-    values.resize(target, fill);
+    values.resize(needed, fill);
 }
 
 /// Per-slot values of a small `Copy` type, grown on demand, for policies

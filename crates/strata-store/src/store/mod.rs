@@ -19,19 +19,35 @@
 //! # Memory
 //!
 //! In [`Capacity::Bytes`] mode every item is charged
-//! `record bytes + ENTRY_OVERHEAD (+ EXPIRY_OVERHEAD if it has a TTL)`,
-//! where the record holds key, value, CAS and optional expiry and flags in one
-//! packed allocation (see `record.rs`), and the overheads stand for the slot
-//! pointer, the index entry, the policy's per-slot metadata and the timer
-//! wheel entry. The budget is split evenly over shards and is hard: an insert
-//! evicts until the item fits, and an item that cannot fit is refused with
-//! [`StoreError::TooLarge`]. BENCHMARKS.md compares the charge with measured
-//! process memory.
+//!
+//! ```text
+//! chunk(record bytes) + ENTRY_OVERHEAD (+ EXPIRY_OVERHEAD if it has a TTL)
+//! ```
+//!
+//! where the record packs key, value, slot, CAS and optional expiry and
+//! flags (`record.rs`: 15 bytes of header for small items), `chunk` rounds
+//! it up to its arena size class (`arena.rs`: to 8 bytes below 256, to about
+//! 1/16 above), and the overheads stand for the slot table entry, the index
+//! entry, the policy's per-slot metadata and the timer wheel entry. For 16-
+//! byte keys and 32-byte values that is 64 + 24 = 88 bytes charged per item;
+//! BENCHMARKS.md compares it with measured process memory per item. The
+//! budget is split evenly over shards and is hard: an insert evicts until the
+//! item fits, and an item that cannot fit is refused with
+//! [`StoreError::TooLarge`].
+//!
+//! # Promotion epochs
+//!
+//! The policy sees at most one hit per item per *promotion epoch* (while
+//! 1/8 of the capacity is inserted); repeated hits on an already promoted
+//! item skip the read buffer entirely. See `Shard::epoch` for why this loses
+//! no hit ratio and what it saves.
 //!
 //! # Layout
 //!
-//! - `record.rs`: one item in one allocation.
-//! - `shard.rs`: index, slots, policy and budget of one shard.
+//! - `record.rs`: the byte layout of one item.
+//! - `arena.rs`: the slab pages records live in, addressed by 4-byte locators.
+//! - `shard.rs`: index, slots, policy, budget and timer wheel of one shard.
+//! - `reads.rs`: the per-shard buffer of reads for the policy.
 //! - `expiry.rs`: the timer wheel for active expiry.
 
 mod arena;
@@ -392,7 +408,7 @@ impl StoreBuilder {
 
 fn default_shards(capacity: Capacity, max_item_bytes: u64) -> usize {
     let cores = std::thread::available_parallelism().map_or(4, usize::from);
-    let max = (cores * 16).next_power_of_two();
+    let max = (cores * 4).next_power_of_two();
     let by_size = match capacity {
         Capacity::Bytes(bytes) => bytes / max_item_bytes.max(1) / 4,
         Capacity::Entries(entries) => entries / 256,
