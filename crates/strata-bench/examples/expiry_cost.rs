@@ -14,9 +14,14 @@ use std::time::{Duration, Instant};
 use strata_store::{Capacity, ManualClock, SetOptions, Store};
 
 fn main() {
-    let items: u64 = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let items: u64 = std::env::args()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let clock = ManualClock::new(1_700_000_000_000);
-    let store = Store::builder(Capacity::Bytes(items * 200)).clock(clock.clone()).build();
+    let store = Store::builder(Capacity::Bytes(items * 200))
+        .clock(clock.clone())
+        .build();
     let mut key = [0u8; 16];
     for i in 0..items {
         key[..8].copy_from_slice(&i.to_le_bytes());

@@ -79,9 +79,15 @@ fn main() {
         let best = tables[t].row(size).and_then(|_| tables[t].best_online(size));
         let best = best.map_or(String::new(), |(c, v)| format!("{v:.2} ({c})"));
         if markdown {
-            println!("| {} | {size} | {:.2} | {:.2} | {:.2} | {best} |", tables[t].trace, r[0], r[1], r[2]);
+            println!(
+                "| {} | {size} | {:.2} | {:.2} | {:.2} | {best} |",
+                tables[t].trace, r[0], r[1], r[2]
+            );
         } else {
-            println!("{:<22} {size:>6}  strata {:6.2}  moka {:6.2}  quick_cache {:6.2}  best {best}", tables[t].trace, r[0], r[1], r[2]);
+            println!(
+                "{:<22} {size:>6}  strata {:6.2}  moka {:6.2}  quick_cache {:6.2}  best {best}",
+                tables[t].trace, r[0], r[1], r[2]
+            );
         }
         for k in 0..3 {
             sums[k] += r[k];
