@@ -25,6 +25,13 @@ pub enum StoreError {
     /// The value is not an integer the operation can use.
     #[error("value is not an integer or out of range")]
     NotAnInteger,
+    /// A lease token no longer matches the item: the key was written,
+    /// deleted or re-leased since the lease was granted.
+    #[error("lease token is no longer valid")]
+    LeaseInvalid,
+    /// The store cannot do this.
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
     /// The arithmetic would overflow.
     #[error("increment or decrement would overflow")]
     Overflow,

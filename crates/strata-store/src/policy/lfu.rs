@@ -189,6 +189,10 @@ impl EvictionPolicy for Lfu {
         self.bump(slot);
     }
 
+    fn frequency(&self, slot: Slot, _hash: u64) -> Option<u32> {
+        Some(u32::from(self.count.get(slot)))
+    }
+
     fn on_insert(&mut self, slot: Slot, hash: u64, _weight: u32, _info: &dyn SlotInfo) {
         let past = self.history.remove(hash).map_or(0, |ghost| self.recalled(ghost.value));
         self.push(slot, past.saturating_add(1));

@@ -105,6 +105,12 @@ pub trait EvictionPolicy: Send + Sync + fmt::Debug {
     /// Forgets every item (ghost and frequency history too).
     fn clear(&mut self);
 
+    /// How often the item in `slot` (key hash `hash`) has been used, for
+    /// policies that count (Redis `OBJECT FREQ`); `None` for the others.
+    fn frequency(&self, _slot: Slot, _hash: u64) -> Option<u32> {
+        None
+    }
+
     /// Policy-specific counters and settings, for `stats` and reports.
     fn stats(&self) -> PolicyStats {
         PolicyStats::default()

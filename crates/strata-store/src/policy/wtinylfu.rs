@@ -616,6 +616,10 @@ impl EvictionPolicy for WTinyLfu {
         Some(victim)
     }
 
+    fn frequency(&self, _slot: Slot, hash: u64) -> Option<u32> {
+        Some(u32::from(self.sketch.frequency(hash)))
+    }
+
     fn clear(&mut self) {
         let capacity = self.capacity;
         *self = Self::new(self.config);

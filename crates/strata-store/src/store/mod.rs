@@ -44,6 +44,12 @@
 //!
 //! # Layout
 //!
+//! - `types.rs`: the values the store's API takes and gives.
+//! - `builder.rs`: [`StoreBuilder`] and the default shard count.
+//! - `ops.rs`: operations built on [`Store::compute`] and cross-key ones
+//!   (counters, append, rename, copy, random key).
+//! - `meta.rs`: memcached's meta-protocol reads (vivify, recache, stale) and
+//!   strata's leases, on per-item state bits.
 //! - `record.rs`: the byte layout of one item.
 //! - `arena.rs`: the slab pages records live in, addressed by 4-byte locators.
 //! - `shard.rs`: index, slots, policy, budget and timer wheel of one shard.
@@ -51,10 +57,14 @@
 //! - `expiry.rs`: the timer wheel for active expiry.
 
 mod arena;
+mod builder;
 mod expiry;
+mod meta;
+mod ops;
 mod reads;
 mod record;
 mod shard;
+mod types;
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -65,364 +75,16 @@ use crossbeam_utils::CachePadded;
 use foldhash::fast::FixedState;
 use parking_lot::{RwLock, RwLockWriteGuard};
 
-use crate::clock::{Clock, Now, SystemClock};
+use crate::clock::{Clock, Now};
 use crate::error::StoreError;
-use crate::policy::{PolicyKind, PolicyStats};
+use crate::policy::PolicyKind;
+pub use builder::StoreBuilder;
+pub use meta::{LeaseGrant, MetaGet, MetaHit};
 use reads::{Access, ReadBuffer};
-use record::{Meta, RecordRef};
+use record::{Meta, State};
 use shard::Shard;
-
-/// Bytes charged per item on top of its record's chunk: 4 for the slot
-/// table entry, about 8 for the hash index entry (4-byte entries at
-/// hashbrown's load factor), 8–13 for the policy's links, tags and sketch.
-/// BENCHMARKS.md ("memory per item") compares the charge with measured
-/// process memory.
-pub const ENTRY_OVERHEAD: u32 = 24;
-
-/// Extra bytes charged for an item with a TTL: its timer wheel entry.
-pub const EXPIRY_OVERHEAD: u32 = 12;
-
-/// How the store's capacity is counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Capacity {
-    /// A hard limit on bytes: keys, values and per-item overhead.
-    Bytes(u64),
-    /// A limit on the number of items, whatever their size.
-    Entries(u64),
-}
-
-/// How an item is weighed against the capacity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Weigher {
-    Bytes,
-    Entries,
-}
-
-impl Weigher {
-    /// The weight of a record of `len` bytes.
-    fn charge(self, len: usize, has_ttl: bool) -> u32 {
-        match self {
-            Weigher::Entries => 1,
-            Weigher::Bytes => {
-                let ttl = if has_ttl { EXPIRY_OVERHEAD } else { 0 };
-                // Records are capped well below 4 GiB by max_item_bytes.
-                u32::try_from(arena::footprint(len)).unwrap_or(u32::MAX) + ENTRY_OVERHEAD + ttl
-            }
-        }
-    }
-}
-
-/// Why an item left the store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RemovalCause {
-    Deleted,
-    Expired,
-}
-
-/// When an item expires, as given to a write.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Expiry {
-    /// Keep the existing item's expiry (Redis `KEEPTTL`); for a new item,
-    /// never expire.
-    Keep,
-    /// Never expire (`PERSIST`).
-    #[default]
-    Never,
-    /// Expire at this absolute time, ms since the Unix epoch.
-    AtMs(u64),
-    /// Expire this many ms from now.
-    AfterMs(u64),
-}
-
-impl Expiry {
-    /// Expire after `ttl`.
-    pub fn after(ttl: Duration) -> Self {
-        Expiry::AfterMs(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    fn resolve(self, now: &Now<'_>, current: Option<u64>) -> Option<u64> {
-        match self {
-            Expiry::Keep => current,
-            Expiry::Never => None,
-            Expiry::AtMs(at) => Some(at),
-            Expiry::AfterMs(ms) => Some(now.get().saturating_add(ms)),
-        }
-    }
-}
-
-/// When a write may happen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Condition {
-    /// Always (plain set).
-    #[default]
-    Always,
-    /// Only if the key is absent (`add`, `SET NX`).
-    IfAbsent,
-    /// Only if the key is present (`replace`, `SET XX`).
-    IfPresent,
-    /// Only if the item's CAS version is this one (`cas`).
-    IfVersion(u64),
-}
-
-/// Options of [`Store::set`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SetOptions {
-    /// When the write may happen.
-    pub condition: Condition,
-    /// When the item expires.
-    pub expiry: Expiry,
-    /// memcached's opaque client flags.
-    pub flags: u32,
-}
-
-impl SetOptions {
-    /// A plain set with a TTL.
-    pub fn ttl(ttl: Duration) -> Self {
-        SetOptions {
-            expiry: Expiry::after(ttl),
-            ..SetOptions::default()
-        }
-    }
-}
-
-/// A stored item, seen from inside a callback (under the shard lock).
-#[derive(Clone, Copy, Debug)]
-pub struct Item<'a> {
-    record: RecordRef<'a>,
-}
-
-impl<'a> Item<'a> {
-    /// The key.
-    pub fn key(&self) -> &'a [u8] {
-        self.record.key()
-    }
-
-    /// The value.
-    pub fn value(&self) -> &'a [u8] {
-        self.record.value()
-    }
-
-    /// The CAS version: changes on every write of this key.
-    pub fn cas(&self) -> u64 {
-        self.record.cas()
-    }
-
-    /// memcached's client flags (0 if never set).
-    pub fn flags(&self) -> u32 {
-        self.record.meta().flags
-    }
-
-    /// Key and value at once (one header parse).
-    pub fn key_value(&self) -> (&'a [u8], &'a [u8]) {
-        self.record.key_value()
-    }
-
-    /// Expiry, ms since the Unix epoch; `None` never expires.
-    pub fn expire_at_ms(&self) -> Option<u64> {
-        self.record.expire_at()
-    }
-}
-
-/// What [`Store::compute`]'s callback decides.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
-    /// Leave the item as it is (or absent).
-    Keep,
-    /// Delete the item.
-    Remove,
-    /// Store this value.
-    Set {
-        /// The new value.
-        value: Vec<u8>,
-        /// Its expiry ([`Expiry::Keep`] keeps the old one).
-        expiry: Expiry,
-        /// Client flags; `None` keeps the old ones (0 for a new item).
-        flags: Option<u32>,
-    },
-    /// Change only the expiry of a present item (a touch).
-    Expire(Expiry),
-}
-
-/// Counters summed over shards.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Reads that found a live item.
-    pub hits: u64,
-    /// Reads that found nothing (or an expired item).
-    pub misses: u64,
-    /// Items written (new or replaced).
-    pub sets: u64,
-    /// Items removed by delete.
-    pub deletes: u64,
-    /// Items evicted to make room.
-    pub evictions: u64,
-    /// Expired items removed when accessed.
-    pub expired_lazy: u64,
-    /// Expired items removed by active expiry.
-    pub expired_active: u64,
-    /// Items resident now.
-    pub items: u64,
-    /// Capacity units in use (bytes or entries).
-    pub used: u64,
-    /// The capacity in the same units.
-    pub capacity: u64,
-    /// Heap bytes of the engine's own structures (index, slot table, policy
-    /// metadata, timer wheel), records excluded.
-    pub overhead_bytes: u64,
-    /// Heap bytes holding records (arena pages and large records).
-    pub record_bytes: u64,
-    /// The eviction policy.
-    pub policy: Option<PolicyKind>,
-    /// Policy-specific counters summed over shards.
-    pub policy_stats: PolicyStats,
-}
-
-impl StoreStats {
-    /// Expired items removed either way.
-    pub fn expirations(&self) -> u64 {
-        self.expired_lazy + self.expired_active
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Counters {
-    pub(crate) hits: u64,
-    pub(crate) misses: u64,
-    pub(crate) sets: u64,
-    pub(crate) deletes: u64,
-    pub(crate) evictions: u64,
-    pub(crate) expired_lazy: u64,
-    pub(crate) expired_active: u64,
-}
-
-/// Builds a [`Store`].
-#[derive(Clone, Debug)]
-pub struct StoreBuilder {
-    capacity: Capacity,
-    max_item_bytes: u64,
-    policy: PolicyKind,
-    shards: Option<usize>,
-    clock: Arc<dyn Clock>,
-    hash_seed: Option<u64>,
-    expiry_budget: usize,
-}
-
-impl StoreBuilder {
-    fn new(capacity: Capacity) -> Self {
-        Self {
-            capacity,
-            max_item_bytes: 1024 * 1024,
-            policy: PolicyKind::DEFAULT,
-            shards: None,
-            clock: Arc::new(SystemClock),
-            hash_seed: None,
-            expiry_budget: 32,
-        }
-    }
-
-    /// Largest item (key + value + header bytes) accepted; default 1 MiB.
-    pub fn max_item_bytes(mut self, bytes: u64) -> Self {
-        self.max_item_bytes = bytes;
-        self
-    }
-
-    /// The eviction policy; default [`PolicyKind::DEFAULT`].
-    pub fn policy(mut self, policy: PolicyKind) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Number of shards (rounded up to a power of two). By default: enough
-    /// for the cores, but few enough that each shard holds at least four
-    /// maximum-size items (bytes) or 256 items (entries).
-    pub fn shards(mut self, shards: usize) -> Self {
-        self.shards = Some(shards.max(1));
-        self
-    }
-
-    /// The clock expiry reads; default the system clock.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// A fixed hash seed, for reproducible placement; default random (which
-    /// keeps adversaries from choosing colliding keys).
-    pub fn hash_seed(mut self, seed: u64) -> Self {
-        self.hash_seed = Some(seed);
-        self
-    }
-
-    /// Maximum expired items a write reclaims on the side (active expiry
-    /// work per write); default 32. [`Store::run_pending_expiry`] does more.
-    pub fn expiry_budget(mut self, entries: usize) -> Self {
-        self.expiry_budget = entries;
-        self
-    }
-
-    /// Builds the store.
-    pub fn build(self) -> Store {
-        let (total, weigher) = match self.capacity {
-            Capacity::Bytes(bytes) => (bytes, Weigher::Bytes),
-            Capacity::Entries(entries) => (entries, Weigher::Entries),
-        };
-        let shard_count = self
-            .shards
-            .unwrap_or_else(|| default_shards(self.capacity, self.max_item_bytes));
-        let shard_count = shard_count.next_power_of_two().min(1 << 16);
-        let shard_bits = shard_count.trailing_zeros();
-        let seed = self.hash_seed.unwrap_or_else(random_seed);
-        let hasher = FixedState::with_seed(seed);
-        let now = self.clock.now_ms();
-        let shards = (0..shard_count)
-            .map(|i| {
-                // Spread the remainder so the shard budgets sum to the total.
-                let capacity = total / shard_count as u64 + u64::from((i as u64) < total % shard_count as u64);
-                CachePadded::new(ShardCell {
-                    filtered_hits: AtomicU64::new(0),
-                    state: RwLock::new(Shard::new(
-                        self.policy.build(capacity),
-                        capacity,
-                        hasher.clone(),
-                        weigher,
-                        i as u64,
-                        shard_bits,
-                        now,
-                    )),
-                    reads: ReadBuffer::default(),
-                })
-            })
-            .collect();
-        Store {
-            shards,
-            shard_mask: shard_count as u64 - 1,
-            hasher,
-            clock: self.clock,
-            capacity: self.capacity,
-            max_item_bytes: self.max_item_bytes,
-            policy: self.policy,
-            expiry_budget: self.expiry_budget,
-        }
-    }
-}
-
-fn default_shards(capacity: Capacity, max_item_bytes: u64) -> usize {
-    let cores = std::thread::available_parallelism().map_or(4, usize::from);
-    let max = (cores * 4).next_power_of_two();
-    let by_size = match capacity {
-        Capacity::Bytes(bytes) => bytes / max_item_bytes.max(1) / 4,
-        Capacity::Entries(entries) => entries / 256,
-    };
-    let by_size = usize::try_from(by_size).unwrap_or(usize::MAX).max(1);
-    // Round down to a power of two so no shard falls below the floor.
-    let by_size = 1usize << (usize::BITS - 1 - by_size.leading_zeros());
-    by_size.min(max)
-}
-
-fn random_seed() -> u64 {
-    use std::collections::hash_map::RandomState;
-    RandomState::new().hash_one(0x5eed_u64)
-}
+pub use types::{Capacity, Change, Condition, ENTRY_OVERHEAD, EXPIRY_OVERHEAD, Expiry, Item, SetOptions, StoreStats};
+use types::{Counters, RemovalCause, Weigher};
 
 /// One shard and its read buffer.
 ///
@@ -474,9 +136,9 @@ pub struct Store {
     shard_mask: u64,
     hasher: FixedState,
     clock: Arc<dyn Clock>,
-    capacity: Capacity,
+    capacity: parking_lot::RwLock<Capacity>,
     max_item_bytes: u64,
-    policy: PolicyKind,
+    policy: parking_lot::RwLock<PolicyKind>,
     expiry_budget: usize,
 }
 
@@ -490,10 +152,71 @@ impl Store {
         self.hasher.hash_one(key)
     }
 
-    fn shard_for(&self, hash: u64) -> &ShardCell {
+    fn shard_index(&self, hash: u64) -> usize {
         // The index uses the low bits (bucket) and top 7 bits (tag); take the
         // shard from the middle so the three are independent.
-        &self.shards[((hash >> 32) & self.shard_mask) as usize]
+        ((hash >> 32) & self.shard_mask) as usize
+    }
+
+    fn shard_for(&self, hash: u64) -> &ShardCell {
+        &self.shards[self.shard_index(hash)]
+    }
+
+    /// Changes the capacity (Redis `CONFIG SET maxmemory`); shrinking
+    /// evicts down to the new limit at once.
+    pub fn set_capacity(&self, capacity: Capacity) -> Result<(), StoreError> {
+        let (total, weigher) = match capacity {
+            Capacity::Bytes(bytes) => (bytes, Weigher::Bytes),
+            Capacity::Entries(entries) => (entries, Weigher::Entries),
+        };
+        let current = match *self.capacity.read() {
+            Capacity::Bytes(_) => Weigher::Bytes,
+            Capacity::Entries(_) => Weigher::Entries,
+        };
+        if weigher != current {
+            return Err(StoreError::Unsupported("changing between a byte and an entry capacity"));
+        }
+        let shards = self.shards.len() as u64;
+        for (i, cell) in self.shards.iter().enumerate() {
+            let share = total / shards + u64::from((i as u64) < total % shards);
+            cell.write().set_capacity(share);
+        }
+        *self.capacity.write() = capacity;
+        Ok(())
+    }
+
+    /// Switches every shard to another eviction policy (Redis
+    /// `CONFIG SET maxmemory-policy`). Resident items are kept; the new
+    /// policy starts without their history.
+    pub fn set_policy(&self, policy: PolicyKind) {
+        for cell in self.shards.iter() {
+            let mut shard = cell.write();
+            let capacity = shard.capacity;
+            shard.set_policy(policy.build(capacity));
+        }
+        *self.policy.write() = policy;
+    }
+
+    /// Bytes charged for `key` against the capacity (Redis `MEMORY USAGE`),
+    /// whatever the capacity mode.
+    pub fn memory_usage(&self, key: &[u8]) -> Option<u64> {
+        self.peek(key, |item| {
+            let has_ttl = item.expire_at_ms().is_some();
+            u64::from(Weigher::Bytes.charge(item.record.encoded_len(), has_ttl))
+        })
+    }
+
+    /// The policy's frequency estimate for `key` (Redis `OBJECT FREQ`), if
+    /// the key is present and the policy counts frequencies.
+    pub fn frequency(&self, key: &[u8]) -> Option<Option<u32>> {
+        let hash = self.hash(key);
+        let now = Now::new(self.clock.as_ref());
+        let shard = self.shard_for(hash).state.read();
+        let record = shard.find(hash, key)?;
+        if record.is_expired(now.get()) {
+            return None;
+        }
+        Some(shard.policy.frequency(record.slot(), hash))
     }
 
     /// The clock this store reads.
@@ -503,12 +226,12 @@ impl Store {
 
     /// The configured capacity.
     pub fn capacity(&self) -> Capacity {
-        self.capacity
+        *self.capacity.read()
     }
 
     /// The eviction policy.
     pub fn policy(&self) -> PolicyKind {
-        self.policy
+        *self.policy.read()
     }
 
     /// Number of shards.
@@ -547,7 +270,8 @@ impl Store {
                         hash,
                     })
                 };
-                (Some(f(Item { record })), access)
+                let last_access_ms = shard.last_access_ms(record);
+                (Some(f(Item { record, last_access_ms })), access)
             }
             found => {
                 expired = found.is_some();
@@ -588,7 +312,7 @@ impl Store {
                 limit: self.max_item_bytes,
             });
         }
-        let weight = match self.capacity {
+        let weight = match self.capacity() {
             Capacity::Entries(_) => 1,
             Capacity::Bytes(_) => u64::from(Weigher::Bytes.charge(size, meta.expire_at.is_some())),
         };
@@ -602,7 +326,9 @@ impl Store {
     }
 
     /// Stores `value` under `key` if `options.condition` holds. Returns the
-    /// item's new CAS version.
+    /// item's new CAS version. A write clears the item's meta-protocol state
+    /// (stale, placeholder, win sent), except a stale write
+    /// ([`SetOptions::stale_if_older`]).
     pub fn set(&self, key: &[u8], value: &[u8], options: SetOptions) -> Result<u64, StoreError> {
         let hash = self.hash(key);
         let now = Now::new(self.clock.as_ref());
@@ -611,6 +337,7 @@ impl Store {
             expire_at: options.expiry.resolve(&now, None),
             flags: options.flags,
         };
+        let mut state = State::default();
         let mut shard = self.shard_for(hash).write();
         self.check_size(&shard, key.len(), value.len(), &meta)?;
         let existing = shard.find_live(hash, key, &now);
@@ -618,13 +345,21 @@ impl Store {
             let current = shard.items.record(slot);
             if options.expiry == Expiry::Keep {
                 meta.expire_at = current.expire_at();
-                self.check_size(&shard, key.len(), value.len(), &meta)?;
             }
             match options.condition {
                 Condition::IfAbsent => return Err(StoreError::NotStored),
-                Condition::IfVersion(cas) if current.cas() != cas => return Err(StoreError::Exists),
+                Condition::IfVersion(cas) if cas != current.cas() => {
+                    if !(options.stale_if_older && cas < current.cas()) {
+                        return Err(StoreError::Exists);
+                    }
+                    // An older version may land, marked stale, keeping the
+                    // item's TTL and any win already handed out.
+                    meta.expire_at = current.expire_at();
+                    state = State(State::STALE | (current.state().0 & State::WIN_SENT));
+                }
                 _ => {}
             }
+            self.check_size(&shard, key.len(), value.len(), &meta)?;
         } else {
             match options.condition {
                 Condition::IfPresent => return Err(StoreError::NotStored),
@@ -632,12 +367,12 @@ impl Store {
                 _ => {}
             }
         }
-        meta.cas = shard.next_cas();
+        meta.cas = options.cas.unwrap_or_else(|| shard.next_cas());
         let copy = |out: &mut [u8]| out.copy_from_slice(value);
         match existing {
-            Some(slot) => shard.rewrite(slot, hash, key, value.len(), &meta, copy),
+            Some(slot) => shard.rewrite(slot, hash, key, value.len(), &meta, state, copy),
             None => {
-                shard.insert(hash, key, value.len(), &meta, copy);
+                shard.insert(hash, key, value.len(), &meta, state, &now, copy);
             }
         }
         self.expire_on_the_side(&mut shard, &now);
@@ -724,9 +459,7 @@ impl Store {
         let now = Now::new(self.clock.as_ref());
         let mut shard = self.shard_for(hash).write();
         let existing = shard.lookup(hash, key, &now);
-        let (change, result) = f(existing.map(|slot| Item {
-            record: shard.items.record(slot),
-        }));
+        let (change, result) = f(existing.map(|slot| shard.item(slot)));
         let cas = match change {
             Change::Keep => None,
             Change::Remove => {
@@ -749,9 +482,9 @@ impl Store {
                 };
                 let copy = |out: &mut [u8]| out.copy_from_slice(&value);
                 match existing {
-                    Some(slot) => shard.rewrite(slot, hash, key, value.len(), &meta, copy),
+                    Some(slot) => shard.rewrite(slot, hash, key, value.len(), &meta, State::default(), copy),
                     None => {
-                        shard.insert(hash, key, value.len(), &meta, copy);
+                        shard.insert(hash, key, value.len(), &meta, State::default(), &now, copy);
                     }
                 }
                 Some(meta.cas)
@@ -771,7 +504,7 @@ impl Store {
                             expire_at,
                             ..old
                         };
-                        shard.set_meta(slot, hash, &meta);
+                        shard.set_meta(slot, hash, &meta, None);
                         Some(meta.cas)
                     }
                 }
@@ -780,96 +513,6 @@ impl Store {
         };
         self.expire_on_the_side(&mut shard, &now);
         Ok((result, cas))
-    }
-
-    /// Adds `delta` to the signed 64-bit decimal integer stored at `key`
-    /// (Redis `INCRBY`): a missing key counts as 0; a value that is not a
-    /// canonical integer is [`StoreError::NotAnInteger`]; overflow is
-    /// [`StoreError::Overflow`]. The expiry is kept.
-    pub fn incr_by(&self, key: &[u8], delta: i64) -> Result<i64, StoreError> {
-        let (result, _) = self.compute(key, |item| {
-            let current = match item {
-                None => 0,
-                Some(item) => match parse_i64(item.value()) {
-                    Some(n) => n,
-                    None => return (Change::Keep, Err(StoreError::NotAnInteger)),
-                },
-            };
-            match current.checked_add(delta) {
-                Some(next) => (
-                    Change::Set {
-                        value: next.to_string().into_bytes(),
-                        expiry: Expiry::Keep,
-                        flags: None,
-                    },
-                    Ok(next),
-                ),
-                None => (Change::Keep, Err(StoreError::Overflow)),
-            }
-        })?;
-        result
-    }
-
-    /// memcached `incr`/`decr`: the value must be an unsigned 64-bit decimal
-    /// integer; increments wrap at 2^64, decrements stop at 0; a missing key
-    /// is [`StoreError::NotFound`].
-    pub fn incr_unsigned(&self, key: &[u8], delta: u64, decrement: bool) -> Result<u64, StoreError> {
-        let (result, _) = self.compute(key, |item| {
-            let Some(item) = item else {
-                return (Change::Keep, Err(StoreError::NotFound));
-            };
-            let Some(current) = parse_u64(item.value()) else {
-                return (Change::Keep, Err(StoreError::NotAnInteger));
-            };
-            let next = if decrement {
-                current.saturating_sub(delta)
-            } else {
-                current.wrapping_add(delta)
-            };
-            (
-                Change::Set {
-                    value: next.to_string().into_bytes(),
-                    expiry: Expiry::Keep,
-                    flags: None,
-                },
-                Ok(next),
-            )
-        })?;
-        result
-    }
-
-    /// Appends (or prepends) `data` to the value of `key`. A missing key is
-    /// created when `create` is set (Redis `APPEND`), else it is
-    /// [`StoreError::NotFound`] (memcached). Returns the new length.
-    pub fn append(&self, key: &[u8], data: &[u8], prepend: bool, create: bool) -> Result<usize, StoreError> {
-        let (result, _) = self.compute(key, |item| {
-            let value = match item {
-                None if !create => return (Change::Keep, Err(StoreError::NotFound)),
-                None => data.to_vec(),
-                Some(item) => {
-                    let old = item.value();
-                    let mut value = Vec::with_capacity(old.len() + data.len());
-                    if prepend {
-                        value.extend_from_slice(data);
-                        value.extend_from_slice(old);
-                    } else {
-                        value.extend_from_slice(old);
-                        value.extend_from_slice(data);
-                    }
-                    value
-                }
-            };
-            let len = value.len();
-            (
-                Change::Set {
-                    value,
-                    expiry: Expiry::Keep,
-                    flags: None,
-                },
-                Ok(len),
-            )
-        })?;
-        result
     }
 
     /// Removes every item. Returns how many there were.
@@ -895,7 +538,10 @@ impl Store {
                 if record.expire_at().is_some_and(|at| at <= now.get()) {
                     continue;
                 }
-                f(Item { record });
+                f(Item {
+                    record,
+                    last_access_ms: shard.last_access_ms(record),
+                });
                 visited += 1;
                 if visited >= count.max(1) {
                     if slot >= shard.slot_count() {
@@ -954,7 +600,7 @@ impl Store {
     /// Counters and sizes, summed over shards.
     pub fn stats(&self) -> StoreStats {
         let mut stats = StoreStats {
-            policy: Some(self.policy),
+            policy: Some(self.policy()),
             ..StoreStats::default()
         };
         for cell in self.shards.iter() {
@@ -968,6 +614,7 @@ impl Store {
             stats.expired_lazy += c.expired_lazy;
             stats.expired_active += c.expired_active;
             stats.items += shard.len() as u64;
+            stats.items_with_ttl += shard.ttl_items() as u64;
             stats.used += shard.used;
             stats.capacity += shard.capacity;
             stats.overhead_bytes += shard.overhead_bytes() as u64;
@@ -976,31 +623,6 @@ impl Store {
         }
         stats
     }
-}
-
-/// Parses a canonical signed decimal integer as Redis does (no spaces, no
-/// `+`, no leading zeros).
-fn parse_i64(bytes: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0'))
-    {
-        return None;
-    }
-    if text == "-0" {
-        return None;
-    }
-    text.parse().ok()
-}
-
-/// Parses an unsigned decimal integer as memcached does, tolerating the
-/// trailing spaces memcached's own `decr` leaves behind.
-fn parse_u64(bytes: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(bytes).ok()?.trim_end_matches(' ');
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
 }
 
 #[cfg(test)]

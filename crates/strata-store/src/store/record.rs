@@ -1,12 +1,13 @@
 //! The byte layout of one stored item inside an arena chunk.
 //!
 //! ```text
-//! [tag u8][slot u32][cas u64][key_len varint][value_len varint][expire_at u64]?[flags u32]?[key][value]
+//! [tag u8][state u8][slot u32][cas u64][key_len varint][value_len varint][expire_at u64]?[flags u32]?[key][value]
 //! ```
 //!
 //! Everything is packed at byte alignment and read with `from_le_bytes`, so
-//! an item of a 16-byte key and a 32-byte value takes 63 bytes (a 64-byte
-//! chunk). `slot` is the item's handle in the shard's policy and slot table;
+//! an item of a 16-byte key and a 32-byte value takes 64 bytes (one 64-byte
+//! chunk). `state` holds the lease and staleness bits of memcached's meta
+//! protocol ([`State`]). `slot` is the item's handle in the shard's policy and slot table;
 //! keeping it in the record lets the index point straight at the record and
 //! still find the slot on a hit. `expire_at` (ms since the Unix epoch) and
 //! `flags` (memcached's client flags) are present only when the item has
@@ -24,8 +25,30 @@ const EPOCH_SHIFT: u32 = 2;
 /// Promotion epochs count modulo this.
 pub(crate) const EPOCHS: u8 = 64;
 
-/// Tag, slot and CAS.
-const FIXED: usize = 1 + 4 + 8;
+/// Tag, state, slot and CAS.
+const FIXED: usize = 1 + 1 + 4 + 8;
+const SLOT: std::ops::Range<usize> = 2..6;
+const CAS: std::ops::Range<usize> = 6..14;
+
+/// Per-item bits of memcached's meta protocol and of strata's leases.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct State(pub(crate) u8);
+
+impl State {
+    /// Marked stale (`md … I`): served with `X`, refreshed by one winner.
+    pub(crate) const STALE: u8 = 1;
+    /// A client has been told it won the right to refill (`W` was sent).
+    pub(crate) const WIN_SENT: u8 = 2;
+    /// The item has been read since it was written (`h`).
+    pub(crate) const FETCHED: u8 = 4;
+    /// An empty stand-in created on a miss for the one caller who will fill
+    /// it (`mg … N`, `LGET`); the value does not exist yet.
+    pub(crate) const PLACEHOLDER: u8 = 8;
+
+    pub(crate) fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
 
 /// The metadata of an item other than its key and value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,6 +90,14 @@ fn get_varint(bytes: &[u8]) -> (usize, usize) {
     unreachable!("records are written by put_varint")
 }
 
+/// The store's own fields of a record: its slot, promotion epoch and state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) slot: u32,
+    pub(crate) epoch: u8,
+    pub(crate) state: State,
+}
+
 /// The bytes a record with these lengths and metadata needs.
 pub(crate) fn encoded_len(key_len: usize, value_len: usize, meta: &Meta) -> usize {
     FIXED
@@ -82,13 +113,13 @@ pub(crate) fn encoded_len(key_len: usize, value_len: usize, meta: &Meta) -> usiz
 /// the value into its `value_len` bytes.
 pub(crate) fn write(
     out: &mut [u8],
-    slot: u32,
-    epoch: u8,
+    header: Header,
     key: &[u8],
     value_len: usize,
     meta: &Meta,
     fill: impl FnOnce(&mut [u8]),
 ) {
+    let Header { slot, epoch, state } = header;
     let mut tag = (epoch % EPOCHS) << EPOCH_SHIFT;
     if meta.expire_at.is_some() {
         tag |= HAS_EXPIRY;
@@ -97,8 +128,9 @@ pub(crate) fn write(
         tag |= HAS_FLAGS;
     }
     out[0] = tag;
-    out[1..5].copy_from_slice(&slot.to_le_bytes());
-    out[5..13].copy_from_slice(&meta.cas.to_le_bytes());
+    out[1] = state.0;
+    out[SLOT].copy_from_slice(&slot.to_le_bytes());
+    out[CAS].copy_from_slice(&meta.cas.to_le_bytes());
     let mut at = FIXED;
     at += put_varint(&mut out[at..], key.len());
     at += put_varint(&mut out[at..], value_len);
@@ -202,14 +234,19 @@ impl<'a> RecordRef<'a> {
         self.bytes[0] >> EPOCH_SHIFT
     }
 
+    /// The meta-protocol state bits.
+    pub(crate) fn state(&self) -> State {
+        State(self.bytes[1])
+    }
+
     /// The slot number in the shard.
     pub(crate) fn slot(&self) -> u32 {
-        u32::from_le_bytes(self.bytes[1..5].try_into().expect("4 bytes"))
+        u32::from_le_bytes(self.bytes[SLOT].try_into().expect("4 bytes"))
     }
 
     /// The CAS version.
     pub(crate) fn cas(&self) -> u64 {
-        u64::from_le_bytes(self.bytes[5..13].try_into().expect("8 bytes"))
+        u64::from_le_bytes(self.bytes[CAS].try_into().expect("8 bytes"))
     }
 
     /// Expiry time, ms since the Unix epoch, if any.
@@ -265,9 +302,14 @@ pub(crate) fn set_promoted_epoch(chunk: &mut [u8], epoch: u8) {
     chunk[0] = (chunk[0] & ((1 << EPOCH_SHIFT) - 1)) | ((epoch % EPOCHS) << EPOCH_SHIFT);
 }
 
+/// Sets the meta-protocol state bits of the record in `chunk`.
+pub(crate) fn set_state(chunk: &mut [u8], state: State) {
+    chunk[1] = state.0;
+}
+
 /// Sets the CAS of the record in `chunk`.
 pub(crate) fn set_cas(chunk: &mut [u8], cas: u64) {
-    chunk[5..13].copy_from_slice(&cas.to_le_bytes());
+    chunk[CAS].copy_from_slice(&cas.to_le_bytes());
 }
 
 /// Rewrites the metadata of the record in `chunk` in place if its layout
@@ -298,18 +340,38 @@ mod tests {
 
     fn build(slot: u32, key: &[u8], value: &[u8], meta: Meta) -> Vec<u8> {
         let mut out = vec![0xAA; encoded_len(key.len(), value.len(), &meta) + 5];
-        write(&mut out, slot, 5, key, value.len(), &meta, |v| v.copy_from_slice(value));
+        write(
+            &mut out,
+            Header {
+                slot,
+                epoch: 5,
+                state: State(State::FETCHED),
+            },
+            key,
+            value.len(),
+            &meta,
+            |v| v.copy_from_slice(value),
+        );
         out
     }
 
     #[test]
-    fn small_item_is_63_bytes() {
-        assert_eq!(encoded_len(16, 32, &Meta::default()), 63);
+    fn small_item_is_64_bytes() {
+        assert_eq!(encoded_len(16, 32, &Meta::default()), 64);
         let bytes = build(9, &[7u8; 16], &[9u8; 32], Meta::default());
         let r = RecordRef::new(&bytes);
         assert_eq!(
             (r.key(), r.value(), r.slot(), r.encoded_len()),
-            (&[7u8; 16][..], &[9u8; 32][..], 9, 63)
+            (&[7u8; 16][..], &[9u8; 32][..], 9, 64)
+        );
+        assert_eq!((r.promoted_epoch(), r.state()), (5, State(State::FETCHED)));
+        let mut bytes = bytes;
+        set_promoted_epoch(&mut bytes, 63);
+        set_state(&mut bytes, State(State::STALE));
+        let r = RecordRef::new(&bytes);
+        assert_eq!(
+            (r.promoted_epoch(), r.state(), r.key()),
+            (63, State(State::STALE), &[7u8; 16][..])
         );
     }
 

@@ -20,7 +20,7 @@ use std::hash::BuildHasher;
 use super::arena::{Arena, Loc, footprint};
 use super::expiry::{Entry, TimerWheel};
 use super::reads::Access;
-use super::record::{self, Meta, RecordRef};
+use super::record::{self, Header, Meta, RecordRef, State};
 use super::{Counters, RemovalCause, Weigher};
 use crate::clock::Now;
 use crate::policy::{EvictionPolicy, Slot, SlotInfo};
@@ -90,6 +90,8 @@ pub(crate) struct Shard {
     inserted: u64,
     /// Weight inserted per promotion epoch.
     epoch_span: u64,
+    /// When each promotion epoch (by number modulo 64) began.
+    epoch_started_ms: [u64; record::EPOCHS as usize],
 }
 
 impl Shard {
@@ -123,6 +125,7 @@ impl Shard {
             due: Vec::new(),
             inserted: 0,
             epoch_span: (capacity / PROMOTIONS_PER_TURNOVER).max(1),
+            epoch_started_ms: [now_ms; record::EPOCHS as usize],
         }
     }
 
@@ -189,6 +192,21 @@ impl Shard {
         }
     }
 
+    /// Counts a hit on `slot` and, unless `bump` is false, shows it to the
+    /// policy (memcached's `u` flag reads without bumping).
+    pub(crate) fn count_hit(&mut self, slot: Slot, hash: u64, bump: bool) {
+        self.counters.hits += 1;
+        if bump {
+            self.promote(slot, hash);
+        }
+    }
+
+    /// Counts a miss and shows it to the policy.
+    pub(crate) fn count_miss(&mut self, hash: u64) {
+        self.counters.misses += 1;
+        self.policy.on_miss(hash);
+    }
+
     /// Applies an access buffered by a reader (see `reads.rs`). A hit whose
     /// slot has been freed since is counted but not shown to the policy; one
     /// whose slot was reused goes to the new item, which is harmless noise.
@@ -213,17 +231,53 @@ impl Shard {
         self.policy.on_hit(slot, hash, &self.items);
         let epoch = self.epoch();
         let loc = self.items.locs[slot as usize];
-        record::set_promoted_epoch(self.items.arena.chunk_mut(loc), epoch);
+        let chunk = self.items.arena.chunk_mut(loc);
+        record::set_promoted_epoch(chunk, epoch);
+        let state = RecordRef::new(chunk).state();
+        if !state.has(State::FETCHED) {
+            record::set_state(chunk, State(state.0 | State::FETCHED));
+        }
+    }
+
+    /// Sets the state bits of the item in `slot` in place.
+    pub(crate) fn set_state(&mut self, slot: Slot, state: State) {
+        let loc = self.items.locs[slot as usize];
+        record::set_state(self.items.arena.chunk_mut(loc), state);
+    }
+
+    /// Counts inserted weight towards promotion epochs, noting when each
+    /// epoch began (for estimating how long ago an item was last used).
+    fn advance_epochs(&mut self, weight: u64, now: &Now<'_>) {
+        let before = self.inserted / self.epoch_span;
+        self.inserted += weight;
+        let after = self.inserted / self.epoch_span;
+        if after != before {
+            self.epoch_started_ms[(after % u64::from(record::EPOCHS)) as usize] = now.get();
+        }
+    }
+
+    /// When the item was last shown to the policy, estimated from its
+    /// promotion epoch (ms since the Unix epoch): exact to one epoch (1/8 of
+    /// a cache turnover), and no older than eight turnovers ago, since epoch
+    /// numbers wrap.
+    pub(crate) fn last_access_ms(&self, record: RecordRef<'_>) -> u64 {
+        self.epoch_started_ms[usize::from(record.promoted_epoch())]
     }
 
     /// Inserts a new item; the caller has checked it is absent and fits.
     /// `fill` writes the value.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of a record, passed without building one"
+    )]
     pub(crate) fn insert(
         &mut self,
         hash: u64,
         key: &[u8],
         value_len: usize,
         meta: &Meta,
+        state: State,
+        now: &Now<'_>,
         fill: impl FnOnce(&mut [u8]),
     ) -> Slot {
         let len = record::encoded_len(key.len(), value_len, meta);
@@ -239,9 +293,16 @@ impl Shard {
         let loc = self.items.arena.alloc(len);
         // Not yet promoted in this epoch, so its first hit reaches the policy.
         let epoch = self.epoch().wrapping_add(record::EPOCHS - 1);
-        record::write(self.items.arena.chunk_mut(loc), slot, epoch, key, value_len, meta, fill);
+        record::write(
+            self.items.arena.chunk_mut(loc),
+            Header { slot, epoch, state },
+            key,
+            value_len,
+            meta,
+            fill,
+        );
         self.items.locs[slot as usize] = loc;
-        self.inserted += u64::from(weight);
+        self.advance_epochs(u64::from(weight), now);
         let Self { index, items, .. } = self;
         index.insert_unique(hash, loc, |&l| items.hasher.hash_one(items.at(l).key()));
         self.used += u64::from(weight);
@@ -256,6 +317,10 @@ impl Shard {
 
     /// Replaces the item in `slot` with a new value and metadata, in place
     /// when the new record fits the same chunk size.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of a record, passed without building one"
+    )]
     pub(crate) fn rewrite(
         &mut self,
         slot: Slot,
@@ -263,6 +328,7 @@ impl Shard {
         key: &[u8],
         value_len: usize,
         meta: &Meta,
+        state: State,
         fill: impl FnOnce(&mut [u8]),
     ) {
         let old_loc = self.items.locs[slot as usize];
@@ -276,8 +342,7 @@ impl Shard {
         if footprint(len) == footprint(old_len) {
             record::write(
                 self.items.arena.chunk_mut(old_loc),
-                slot,
-                epoch,
+                Header { slot, epoch, state },
                 key,
                 value_len,
                 meta,
@@ -285,19 +350,30 @@ impl Shard {
             );
         } else {
             let loc = self.items.arena.alloc(len);
-            record::write(self.items.arena.chunk_mut(loc), slot, epoch, key, value_len, meta, fill);
+            record::write(
+                self.items.arena.chunk_mut(loc),
+                Header { slot, epoch, state },
+                key,
+                value_len,
+                meta,
+                fill,
+            );
             self.relocate(slot, hash, old_loc, loc);
         }
         self.after_rewrite(slot, hash, old_weight, old_ttl);
     }
 
-    /// Changes only the metadata of the item in `slot`.
-    pub(crate) fn set_meta(&mut self, slot: Slot, hash: u64, meta: &Meta) {
+    /// Changes only the metadata (and, if given, the state bits) of the item
+    /// in `slot`.
+    pub(crate) fn set_meta(&mut self, slot: Slot, hash: u64, meta: &Meta, state: Option<State>) {
         let old_loc = self.items.locs[slot as usize];
         let old = self.items.at(old_loc);
+        let state = state.unwrap_or(old.state());
         let old_weight = self.items.charge(old);
         let old_ttl = old.expire_at().is_some();
-        if !record::set_meta_in_place(self.items.arena.chunk_mut(old_loc), meta) {
+        if record::set_meta_in_place(self.items.arena.chunk_mut(old_loc), meta) {
+            record::set_state(self.items.arena.chunk_mut(old_loc), state);
+        } else {
             // The layout changes (a TTL or flags appear or vanish): copy the
             // key and value into a new record. Rare, so a temporary is fine.
             let (key, value) = self.items.at(old_loc).key_value();
@@ -307,8 +383,7 @@ impl Shard {
             let epoch = self.epoch();
             record::write(
                 self.items.arena.chunk_mut(loc),
-                slot,
-                epoch,
+                Header { slot, epoch, state },
                 &key,
                 value.len(),
                 meta,
@@ -439,6 +514,48 @@ impl Shard {
         }
         self.due = due;
         removed
+    }
+
+    /// Changes the capacity, evicting down to it if it shrank.
+    pub(crate) fn set_capacity(&mut self, capacity: u64) {
+        self.capacity = capacity;
+        self.epoch_span = (capacity / PROMOTIONS_PER_TURNOVER).max(1);
+        self.policy.set_capacity(capacity);
+        self.make_room(0);
+    }
+
+    /// Replaces the eviction policy, handing it every resident item (in
+    /// slot order: the old policy's ordering does not carry over).
+    pub(crate) fn set_policy(&mut self, mut policy: Box<dyn EvictionPolicy>) {
+        policy.set_capacity(self.capacity);
+        for slot in 0..self.items.locs.len() as Slot {
+            if self.items.locs[slot as usize] != NO_LOC {
+                let (hash, weight) = (self.items.hash(slot), self.items.weight(slot));
+                policy.on_insert(slot, hash, weight, &self.items);
+            }
+        }
+        self.policy = policy;
+        self.make_room(0);
+    }
+
+    /// Items that carry a TTL.
+    pub(crate) fn ttl_items(&self) -> usize {
+        self.ttl_items
+    }
+
+    /// The item in `slot`, for a callback.
+    pub(crate) fn item(&self, slot: Slot) -> super::Item<'_> {
+        let record = self.items.record(slot);
+        super::Item {
+            record,
+            last_access_ms: self.last_access_ms(record),
+        }
+    }
+
+    /// The occupied slot at `index` (0-based) in slot order, for picking a
+    /// random item: `None` if that position is free.
+    pub(crate) fn slot_at(&self, index: usize) -> Option<Slot> {
+        (self.items.locs.get(index).is_some_and(|&l| l != NO_LOC)).then_some(index as Slot)
     }
 
     /// Removes everything.

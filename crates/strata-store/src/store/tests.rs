@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
+use super::ops::parse_i64;
 use super::*;
 use crate::clock::ManualClock;
 
@@ -460,7 +461,7 @@ fn run_model(ops: &[Op], policy: PolicyKind, capacity: Capacity, exact: bool) ->
                 let options = SetOptions {
                     condition,
                     expiry: ttl.map_or(Expiry::Never, |t| Expiry::AfterMs(u64::from(t))),
-                    flags: 0,
+                    ..SetOptions::default()
                 };
                 let got = s.set(&k(key), &[value], options);
                 let present = model.live(key, now).map(|i| i.cas);
@@ -604,5 +605,334 @@ proptest! {
     fn store_under_eviction_never_returns_wrong_values(ops in proptest::collection::vec(op(), 1..300),
                                                        policy in proptest::sample::select(PolicyKind::ALL.to_vec())) {
         run_model(&ops, policy, Capacity::Entries(6), false)?;
+    }
+}
+
+// ---- meta protocol, leases and key operations ------------------------------
+
+mod meta_and_leases {
+    use super::*;
+    use crate::store::meta::{LeaseGrant, MetaDelete, MetaGet};
+
+    fn vivify(ttl_ms: u64) -> MetaGet {
+        MetaGet {
+            vivify: Some(Expiry::AfterMs(ttl_ms)),
+            ..MetaGet::default()
+        }
+    }
+
+    /// (won, stale, win_sent_before, placeholder, created, cas)
+    fn probe(s: &Store, key: &[u8], options: &MetaGet) -> Option<(bool, bool, bool, bool, bool, u64)> {
+        s.meta_get(key, options, |hit| {
+            hit.map(|h| {
+                (
+                    h.won,
+                    h.stale,
+                    h.win_sent_before,
+                    h.item.is_placeholder(),
+                    h.created,
+                    h.item.cas(),
+                )
+            })
+        })
+    }
+
+    #[test]
+    fn vivify_on_miss_elects_one_winner_and_its_fill_needs_the_token() {
+        let (s, clock) = store();
+        assert_eq!(probe(&s, b"k", &MetaGet::default()), None, "plain miss");
+        let (won, _, _, placeholder, created, token) = probe(&s, b"k", &vivify(30_000)).unwrap();
+        assert!(won && placeholder && created);
+        let (won, _, sent_before, placeholder, created, _) = probe(&s, b"k", &vivify(30_000)).unwrap();
+        assert!(
+            !won && sent_before && placeholder && !created,
+            "the second reader is told to wait (Z)"
+        );
+        // The winner fills with its token (memcached: ms … C<cas>).
+        let fill = |cas| SetOptions {
+            condition: Condition::IfVersion(cas),
+            ..SetOptions::default()
+        };
+        s.set(b"k", b"v", fill(token)).unwrap();
+        let (won, stale, sent_before, placeholder, ..) = probe(&s, b"k", &vivify(30_000)).unwrap();
+        assert!(
+            !won && !stale && !sent_before && !placeholder,
+            "a fresh value carries no flags"
+        );
+        assert_eq!(
+            s.set(b"k", b"late", fill(token)),
+            Err(StoreError::Exists),
+            "a late fill is refused"
+        );
+        // A placeholder lives for its TTL only, then the next reader wins.
+        s.delete(b"k");
+        probe(&s, b"k", &vivify(1_000)).unwrap();
+        clock.advance_ms(1_000);
+        assert!(
+            probe(&s, b"k", &vivify(1_000)).unwrap().0,
+            "a new winner after the placeholder expired"
+        );
+    }
+
+    #[test]
+    fn stale_while_revalidate() {
+        let (s, _) = store();
+        let first = s.set(b"k", b"old", SetOptions::default()).unwrap();
+        let new_cas = s
+            .meta_delete(
+                b"k",
+                &MetaDelete {
+                    stale: true,
+                    ..MetaDelete::default()
+                },
+            )
+            .unwrap()
+            .unwrap();
+        assert!(new_cas > first, "marking stale bumps the version");
+        let (won, stale, sent_before, ..) = probe(&s, b"k", &MetaGet::default()).unwrap();
+        assert!(
+            won && stale && !sent_before,
+            "the first reader of a stale item refreshes it"
+        );
+        let (won, stale, sent_before, ..) = probe(&s, b"k", &MetaGet::default()).unwrap();
+        assert!(!won && stale && sent_before, "later readers use the stale value");
+        assert_eq!(s.get_value(b"k").as_deref(), Some(&b"old"[..]));
+        // An older version may still land, staying stale (ms … C<old> I).
+        let older = SetOptions {
+            condition: Condition::IfVersion(first),
+            stale_if_older: true,
+            ..SetOptions::default()
+        };
+        s.set(b"k", b"older", older).unwrap();
+        assert!(s.peek(b"k", |i| i.is_stale()).unwrap());
+        // A normal write makes it fresh.
+        s.set(b"k", b"new", SetOptions::default()).unwrap();
+        assert_eq!(
+            probe(&s, b"k", &MetaGet::default()).map(|p| (p.0, p.1)),
+            Some((false, false))
+        );
+        // md with C mismatch, md x, plain md.
+        let wrong = MetaDelete {
+            cas: Some(1),
+            ..MetaDelete::default()
+        };
+        assert_eq!(s.meta_delete(b"k", &wrong), Err(StoreError::Exists));
+        let empty = MetaDelete {
+            drop_value: true,
+            ..MetaDelete::default()
+        };
+        s.meta_delete(b"k", &empty).unwrap();
+        assert_eq!(s.get_value(b"k").as_deref(), Some(&b""[..]));
+        assert_eq!(s.meta_delete(b"k", &MetaDelete::default()), Ok(None));
+        assert_eq!(s.meta_delete(b"k", &MetaDelete::default()), Err(StoreError::NotFound));
+    }
+
+    #[test]
+    fn early_recache_wins_once_per_version() {
+        let (s, clock) = store();
+        s.set(b"k", b"v", SetOptions::ttl(Duration::from_secs(10))).unwrap();
+        let recache = MetaGet {
+            recache_below_ms: Some(5_000),
+            ..MetaGet::default()
+        };
+        assert!(!probe(&s, b"k", &recache).unwrap().0, "10 s left: no win yet");
+        clock.advance(Duration::from_secs(6));
+        assert!(probe(&s, b"k", &recache).unwrap().0, "4 s left: win");
+        let (won, _, sent_before, ..) = probe(&s, b"k", &recache).unwrap();
+        assert!(!won && sent_before, "only once");
+        // Touch (T) extends the TTL.
+        let touch = MetaGet {
+            touch: Some(Expiry::AfterMs(60_000)),
+            ..MetaGet::default()
+        };
+        probe(&s, b"k", &touch).unwrap();
+        assert_eq!(s.ttl(b"k"), Some(Some(Duration::from_secs(60))));
+    }
+
+    #[test]
+    fn hit_before_and_last_access_report_the_state_before_the_request() {
+        let (s, _) = store();
+        s.set(b"k", b"v", SetOptions::default()).unwrap();
+        let fetched = |s: &Store| s.meta_get(b"k", &MetaGet::default(), |h| h.unwrap().fetched_before);
+        assert!(!fetched(&s), "never read");
+        // The read is applied to the policy (and the fetched bit) by the next
+        // writer; force that with a stats call.
+        s.stats();
+        assert!(fetched(&s));
+        let no_bump = MetaGet {
+            no_bump: true,
+            ..MetaGet::default()
+        };
+        s.set(b"j", b"v", SetOptions::default()).unwrap();
+        s.meta_get(b"j", &no_bump, |h| assert!(!h.unwrap().fetched_before));
+        s.stats();
+        s.meta_get(b"j", &no_bump, |h| {
+            assert!(!h.unwrap().fetched_before, "u does not mark fetched")
+        });
+        assert_eq!(s.peek(b"k", |i| i.last_access_ms()), Some(T0));
+    }
+
+    #[test]
+    fn leases_one_winner_wait_and_void_on_write() {
+        let (s, clock) = store();
+        let lease = Duration::from_secs(10);
+        let LeaseGrant::Won { token } = s.lease_get(b"k", lease) else {
+            panic!("first reader wins")
+        };
+        assert_eq!(s.lease_get(b"k", lease), LeaseGrant::Wait);
+        assert_eq!(s.get(b"k", |i| i.is_placeholder()), Some(true));
+        s.lease_set(b"k", token, b"v1", Expiry::Never).unwrap();
+        assert_eq!(s.lease_get(b"k", lease), LeaseGrant::Hit(b"v1".to_vec()));
+        assert_eq!(
+            s.lease_set(b"k", token, b"again", Expiry::Never),
+            Err(StoreError::LeaseInvalid)
+        );
+
+        // A delete between grant and fill voids the token.
+        s.delete(b"k");
+        let LeaseGrant::Won { token } = s.lease_get(b"k", lease) else {
+            panic!("won")
+        };
+        s.delete(b"k");
+        assert_eq!(
+            s.lease_set(b"k", token, b"stale", Expiry::Never),
+            Err(StoreError::LeaseInvalid)
+        );
+        // So does a newer write.
+        let LeaseGrant::Won { token } = s.lease_get(b"k", lease) else {
+            panic!("won")
+        };
+        s.set(b"k", b"newer", SetOptions::default()).unwrap();
+        assert_eq!(
+            s.lease_set(b"k", token, b"stale", Expiry::Never),
+            Err(StoreError::LeaseInvalid)
+        );
+        assert_eq!(s.get_value(b"k").as_deref(), Some(&b"newer"[..]));
+
+        // A lease holder that never fills: after the lease period, a new one.
+        s.delete(b"k");
+        assert!(matches!(s.lease_get(b"k", lease), LeaseGrant::Won { .. }));
+        clock.advance(lease);
+        assert!(matches!(s.lease_get(b"k", lease), LeaseGrant::Won { .. }));
+    }
+
+    #[test]
+    fn leases_on_stale_values() {
+        let (s, clock) = store();
+        let lease = Duration::from_secs(10);
+        s.set(b"k", b"old", SetOptions::default()).unwrap();
+        s.meta_delete(
+            b"k",
+            &MetaDelete {
+                stale: true,
+                ..MetaDelete::default()
+            },
+        )
+        .unwrap();
+        let LeaseGrant::Stale {
+            value,
+            token: Some(token),
+        } = s.lease_get(b"k", lease)
+        else {
+            panic!("the first reader refreshes")
+        };
+        assert_eq!(value, b"old");
+        assert_eq!(
+            s.lease_get(b"k", lease),
+            LeaseGrant::Stale {
+                value: b"old".to_vec(),
+                token: None
+            }
+        );
+        s.lease_set(b"k", token, b"fresh", Expiry::Never).unwrap();
+        assert_eq!(s.lease_get(b"k", lease), LeaseGrant::Hit(b"fresh".to_vec()));
+        // A refresher that dies: the stale value lives one lease period more.
+        s.meta_delete(
+            b"k",
+            &MetaDelete {
+                stale: true,
+                ..MetaDelete::default()
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            s.lease_get(b"k", lease),
+            LeaseGrant::Stale { token: Some(_), .. }
+        ));
+        clock.advance(lease);
+        assert!(matches!(s.lease_get(b"k", lease), LeaseGrant::Won { .. }));
+    }
+
+    #[test]
+    fn rename_copy_random_key() {
+        let s = Store::builder(Capacity::Bytes(1 << 20)).shards(8).build();
+        s.set(b"a", b"1", SetOptions::ttl(Duration::from_secs(100))).unwrap();
+        s.set(b"b", b"2", SetOptions::default()).unwrap();
+        assert_eq!(s.rename(b"missing", b"x", false), Err(StoreError::NotFound));
+        assert_eq!(s.rename(b"a", b"b", true), Ok(false), "RENAMENX onto an existing key");
+        assert_eq!(s.rename(b"a", b"c", false), Ok(true));
+        assert!(!s.contains(b"a"));
+        assert_eq!(s.get_value(b"c").as_deref(), Some(&b"1"[..]));
+        assert!(s.ttl(b"c").unwrap().is_some(), "rename keeps the TTL");
+        assert_eq!(s.copy(b"c", b"b", false), Ok(false));
+        assert_eq!(s.copy(b"c", b"b", true), Ok(true));
+        assert_eq!(s.get_value(b"b").as_deref(), Some(&b"1"[..]));
+        assert!(s.contains(b"c"));
+        assert_eq!(s.rename(b"c", b"c", false), Ok(true));
+        for _ in 0..20 {
+            let k = s.random_key().unwrap();
+            assert!(k == b"b" || k == b"c");
+        }
+        s.flush();
+        assert_eq!(s.random_key(), None);
+        // Many renames across shards in parallel do not deadlock.
+        let s = Arc::new(s);
+        for i in 0..100u32 {
+            s.set(&i.to_le_bytes(), b"v", SetOptions::default()).unwrap();
+        }
+        let handles: Vec<_> = (0..2u32)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for i in 0..2_000u32 {
+                        let (a, b) = ((i * 7 + t) % 100, (i * 13 + 1 - t) % 100);
+                        let _ = s.rename(&a.to_le_bytes(), &b.to_le_bytes(), false);
+                        let _ = s.rename(&b.to_le_bytes(), &a.to_le_bytes(), false);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn capacity_and_policy_change_at_runtime() {
+        let s = Store::builder(Capacity::Bytes(400_000))
+            .shards(2)
+            .policy(PolicyKind::Lru)
+            .build();
+        for i in 0..2_000u32 {
+            s.set(&i.to_le_bytes(), &[0u8; 100], SetOptions::default()).unwrap();
+        }
+        s.set_capacity(Capacity::Bytes(100_000)).unwrap();
+        assert!(s.used() <= 100_000);
+        assert_eq!(s.capacity(), Capacity::Bytes(100_000));
+        assert!(s.set_capacity(Capacity::Entries(10)).is_err());
+        let before = s.len();
+        s.set_policy(PolicyKind::Adaptive);
+        assert_eq!(s.policy(), PolicyKind::Adaptive);
+        assert_eq!(s.len(), before, "switching policy keeps the items");
+        for i in 0..2_000u32 {
+            s.set(&(10_000 + i).to_le_bytes(), &[0u8; 100], SetOptions::default())
+                .unwrap();
+        }
+        assert!(s.used() <= 100_000);
+        let key = 10_000u32 + 1_999;
+        assert!(s.memory_usage(&key.to_le_bytes()).unwrap() >= 100);
+        assert!(s.frequency(&key.to_le_bytes()).unwrap().is_some(), "W-TinyLFU counts");
+        s.set_policy(PolicyKind::Lru);
+        assert_eq!(s.frequency(&key.to_le_bytes()), Some(None), "LRU does not");
     }
 }
