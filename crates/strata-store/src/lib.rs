@@ -28,4 +28,7 @@ pub use local::{CacheStats, LocalCache, LocalCacheBuilder};
 pub use policy::{
     Adaptation, ClimberConfig, EvictionPolicy, MarginalConfig, PolicyKind, Replayer, Slot, SlotInfo, WTinyLfuConfig,
 };
-pub use store::{Capacity, Change, Condition, Expiry, Item, SetOptions, Store, StoreBuilder, StoreStats};
+pub use store::{
+    Capacity, Change, Condition, Expiry, Item, LeaseGrant, MetaDelete, MetaGet, MetaHit, SetOptions, Store, StoreBuilder,
+    StoreStats,
+};

@@ -79,7 +79,7 @@ use crate::clock::{Clock, Now};
 use crate::error::StoreError;
 use crate::policy::PolicyKind;
 pub use builder::StoreBuilder;
-pub use meta::{LeaseGrant, MetaGet, MetaHit};
+pub use meta::{LeaseGrant, MetaDelete, MetaGet, MetaHit};
 use reads::{Access, ReadBuffer};
 use record::{Meta, State};
 use shard::Shard;

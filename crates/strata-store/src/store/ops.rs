@@ -87,6 +87,48 @@ impl Store {
         Ok(true)
     }
 
+    /// Sets every `(key, value)` pair if none of the keys exists, atomically
+    /// (Redis `MSETNX`): all involved shards are locked, in shard order.
+    /// Returns false, changing nothing, if any key exists.
+    pub fn set_many_if_absent(&self, pairs: &[(&[u8], &[u8])]) -> Result<bool, StoreError> {
+        let now = Now::new(self.clock.as_ref());
+        let hashes: Vec<u64> = pairs.iter().map(|(key, _)| self.hash(key)).collect();
+        let mut indexes: Vec<usize> = hashes.iter().map(|&h| self.shard_index(h)).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        let mut guards: Vec<_> = indexes.iter().map(|&i| (i, self.shards[i].write())).collect();
+        let shard_of = |guards: &mut Vec<(usize, _)>, index: usize| {
+            let at = guards.iter().position(|(i, _)| *i == index).expect("locked above");
+            at
+        };
+        for (&(key, value), &hash) in pairs.iter().zip(&hashes) {
+            let at = shard_of(&mut guards, self.shard_index(hash));
+            let shard = &mut guards[at].1;
+            if shard.find_live(hash, key, &now).is_some() {
+                return Ok(false);
+            }
+            let meta = Meta::default();
+            self.check_size(shard, key.len(), value.len(), &meta)?;
+        }
+        for (&(key, value), &hash) in pairs.iter().zip(&hashes) {
+            let at = shard_of(&mut guards, self.shard_index(hash));
+            let shard = &mut guards[at].1;
+            let meta = Meta {
+                cas: shard.next_cas(),
+                ..Meta::default()
+            };
+            let copy = |out: &mut [u8]| out.copy_from_slice(value);
+            // A key repeated in the pairs: the last value wins, as in Redis.
+            match shard.find_live(hash, key, &now) {
+                Some(slot) => shard.rewrite(slot, hash, key, value.len(), &meta, State::default(), copy),
+                None => {
+                    shard.insert(hash, key, value.len(), &meta, State::default(), &now, copy);
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// A uniformly chosen live key (Redis `RANDOMKEY`), if any: a random
     /// shard weighted by its size, then a random occupied slot in it.
     pub fn random_key(&self) -> Option<Vec<u8>> {

@@ -1,0 +1,264 @@
+//! Server settings: defaults, a TOML file, and validation.
+//!
+//! Names follow Redis's configuration where one exists (`maxmemory`,
+//! `maxmemory-policy`, `requirepass`, `timeout`, `active-expire-effort`),
+//! so `CONFIG GET` answers what Redis users expect. Sizes accept Redis's
+//! units: `1k` is 1000 bytes, `1kb` is 1024, likewise `m`/`mb` and `g`/`gb`.
+//!
+//! Default ports sit beside Redis's 6379 and memcached's 11211 without
+//! colliding: RESP on 7379, memcached on 7311, the admin HTTP endpoint
+//! (`/metrics`) on 7390. Port 0 asks the OS for a free port (tests use it).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use strata_store::PolicyKind;
+
+/// Default port of the RESP (Redis) listener.
+pub const DEFAULT_RESP_PORT: u16 = 7379;
+/// Default port of the memcached listener.
+pub const DEFAULT_MEMCACHE_PORT: u16 = 7311;
+/// Default port of the admin HTTP endpoint.
+pub const DEFAULT_ADMIN_PORT: u16 = 7390;
+
+/// Everything `strata server` can be told.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Address to listen on; loopback unless told otherwise.
+    pub bind: IpAddr,
+    /// RESP (Redis protocol) port; 0 for any free port.
+    pub resp_port: u16,
+    /// memcached protocol port; 0 for any free port.
+    pub memcache_port: u16,
+    /// Admin HTTP port (`/metrics`, `/healthz`); 0 for any free port.
+    pub admin_port: u16,
+    /// Memory limit for keys, values and per-item overhead.
+    pub maxmemory: ByteSize,
+    /// Eviction policy: a strata policy name, or Redis's `allkeys-lru` /
+    /// `allkeys-lfu`.
+    pub maxmemory_policy: String,
+    /// Largest item (key, value and header) accepted.
+    pub max_item_size: ByteSize,
+    /// Connections beyond this many are refused.
+    pub max_connections: usize,
+    /// Close a client idle this many seconds; 0 never (Redis's `timeout`).
+    pub timeout: u64,
+    /// Password required by `AUTH` (RESP) and by memcached's ASCII
+    /// authentication (a first `set` whose data is `<user> <password>`).
+    pub requirepass: Option<String>,
+    /// Active expiry effort, 1–10 (Redis's `active-expire-effort`): how many
+    /// expired items each background pass may reclaim per shard, in units of
+    /// 256, and how often passes run.
+    pub active_expire_effort: u8,
+    /// How long a lease (memcached `mg … N` aside, strata `LGET`) stays
+    /// exclusive, in milliseconds.
+    pub lease_ms: u64,
+    /// Engine shards; default by core count.
+    pub shards: Option<usize>,
+    /// Tokio worker threads; default one per core.
+    pub threads: Option<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            resp_port: DEFAULT_RESP_PORT,
+            memcache_port: DEFAULT_MEMCACHE_PORT,
+            admin_port: DEFAULT_ADMIN_PORT,
+            maxmemory: ByteSize(64 * 1024 * 1024),
+            maxmemory_policy: "default".into(),
+            max_item_size: ByteSize(1024 * 1024),
+            max_connections: 10_000,
+            timeout: 0,
+            requirepass: None,
+            active_expire_effort: 1,
+            lease_ms: 10_000,
+            shards: None,
+            threads: None,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for these settings.
+    #[error("{path}: {message}")]
+    Toml {
+        /// The file.
+        path: String,
+        /// What is wrong, with the line.
+        message: String,
+    },
+    /// A value is out of range or unknown.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file; settings it leaves out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Toml {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The eviction policy named by `maxmemory-policy`.
+    pub fn policy(&self) -> Result<PolicyKind, ConfigError> {
+        parse_policy(&self.maxmemory_policy)
+    }
+
+    /// Checks ranges and names.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.policy()?;
+        if self.maxmemory.0 < 1024 * 1024 {
+            return Err(ConfigError::Invalid(format!(
+                "maxmemory {} is below the minimum of 1mb",
+                self.maxmemory
+            )));
+        }
+        if self.max_item_size.0 < 1024 || self.max_item_size.0 > self.maxmemory.0 / 2 {
+            return Err(ConfigError::Invalid(format!(
+                "max-item-size {} must be between 1kb and half of maxmemory ({})",
+                self.max_item_size, self.maxmemory
+            )));
+        }
+        if !(1..=10).contains(&self.active_expire_effort) {
+            return Err(ConfigError::Invalid(format!(
+                "active-expire-effort {} must be between 1 and 10",
+                self.active_expire_effort
+            )));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid("max-connections must be at least 1".into()));
+        }
+        if self.lease_ms == 0 {
+            return Err(ConfigError::Invalid("lease-ms must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a policy name as `maxmemory-policy` accepts it.
+pub fn parse_policy(name: &str) -> Result<PolicyKind, ConfigError> {
+    if name.eq_ignore_ascii_case("noeviction") || name.starts_with("volatile-") {
+        return Err(ConfigError::Invalid(format!(
+            "maxmemory-policy {name:?} is not supported: strata is a cache and always evicts, from all keys \
+             (use default, lru, lfu, arc, sieve, s3fifo, wtinylfu, clock or fifo)"
+        )));
+    }
+    name.parse::<PolicyKind>()
+        .map_err(|e| ConfigError::Invalid(format!("maxmemory-policy: {e}")))
+}
+
+/// A size in bytes, written with Redis's units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let lower = text.trim().to_ascii_lowercase();
+        let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let unit = &lower[digits.len()..];
+        let number: u64 = digits
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not a size (examples: 1048576, 64mb, 1gb)"))?;
+        let scale: u64 = match unit {
+            "" | "b" => 1,
+            "k" => 1_000,
+            "kb" => 1 << 10,
+            "m" => 1_000_000,
+            "mb" => 1 << 20,
+            "g" => 1_000_000_000,
+            "gb" => 1 << 30,
+            _ => return Err(format!("{text:?}: unknown unit {unit:?} (use k, kb, m, mb, g or gb)")),
+        };
+        number
+            .checked_mul(scale)
+            .map(ByteSize)
+            .ok_or_else(|| format!("{text:?} is too large"))
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_use_redis_units() {
+        assert_eq!("1k".parse(), Ok(ByteSize(1000)));
+        assert_eq!("1kb".parse(), Ok(ByteSize(1024)));
+        assert_eq!("64MB".parse(), Ok(ByteSize(64 << 20)));
+        assert_eq!("2gb".parse(), Ok(ByteSize(2 << 30)));
+        assert_eq!("12345".parse(), Ok(ByteSize(12345)));
+        assert!("12xb".parse::<ByteSize>().is_err());
+        assert!("lots".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn toml_overrides_defaults_and_is_validated() {
+        let config: Config = toml::from_str("maxmemory = \"128mb\"\nmaxmemory-policy = \"allkeys-lru\"\nrequirepass = \"s3cret\"\nresp-port = 0\n").unwrap();
+        assert_eq!(config.maxmemory, ByteSize(128 << 20));
+        assert_eq!(config.policy().unwrap(), PolicyKind::Lru);
+        assert_eq!(config.requirepass.as_deref(), Some("s3cret"));
+        assert_eq!(config.resp_port, 0);
+        assert_eq!(config.memcache_port, DEFAULT_MEMCACHE_PORT);
+        config.validate().unwrap();
+        assert!(toml::from_str::<Config>("no-such-setting = 1").is_err());
+        let bad = Config {
+            maxmemory_policy: "noeviction".into(),
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = Config {
+            active_expire_effort: 11,
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
+        assert!(Config::default().validate().is_ok());
+        assert!(![6379, 11211].contains(&DEFAULT_RESP_PORT) && ![6379, 11211].contains(&DEFAULT_MEMCACHE_PORT));
+    }
+}

@@ -1,0 +1,296 @@
+//! # strata-server
+//!
+//! The global cache: one process serving the strata engine over the Redis
+//! protocol (RESP2 and RESP3) and the memcached protocol (text and meta),
+//! each on its own port, plus an admin HTTP port with Prometheus metrics.
+//! Existing clients, CLIs and load generators of either protocol work
+//! unchanged.
+//!
+//! # Layout
+//!
+//! - [`config`]: settings, their defaults and the TOML file.
+//! - `conn.rs`: the connection loop both protocols share (one read buffer,
+//!   parse every complete request, one batched write).
+//! - `resp/`: the RESP session and its commands, one file per group.
+//! - `memcache/`: the memcached session: text and meta commands.
+//! - `metrics.rs`: counters, latency histogram, Prometheus collector.
+//! - `admin.rs`: the HTTP endpoint (`/metrics`, `/healthz`).
+//! - `glob.rs`: Redis's glob patterns (KEYS, SCAN MATCH, CONFIG GET).
+//!
+//! [`Server::start`] binds every listener and spawns the accept loops, the
+//! active-expiry task and the admin endpoint on the current tokio runtime;
+//! [`RunningServer::shutdown`] stops accepting, lets every connection
+//! finish the requests it has read, and returns when all are closed.
+
+pub mod config;
+
+mod admin;
+mod conn;
+mod glob;
+mod memcache;
+mod metrics;
+mod resp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use strata_store::{Capacity, Store};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{ByteSize, Config, ConfigError};
+pub use metrics::{Metrics, resident_bytes};
+
+/// The server's version, reported by INFO, HELLO and `version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The Redis version strata reports to clients that check one: the command
+/// set it implements is Redis 7.2's for strings and the generic keyspace.
+pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// State every connection shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: Arc<Store>,
+    pub(crate) config: RwLock<Config>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) next_client_id: AtomicU64,
+    pub(crate) resp_addr: SocketAddr,
+    pub(crate) memcache_addr: SocketAddr,
+}
+
+impl Shared {
+    /// The password clients must present, if any.
+    pub(crate) fn requirepass(&self) -> Option<String> {
+        self.config.read().requirepass.clone()
+    }
+
+    /// The lease period.
+    pub(crate) fn lease(&self) -> Duration {
+        Duration::from_millis(self.config.read().lease_ms)
+    }
+}
+
+/// A server that is listening.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// Where RESP clients connect.
+    pub resp_addr: SocketAddr,
+    /// Where memcached clients connect.
+    pub memcache_addr: SocketAddr,
+    /// The admin HTTP endpoint.
+    pub admin_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    shared: Arc<Shared>,
+}
+
+impl RunningServer {
+    /// Stops accepting; connections finish what they have read, then close.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until every task has ended (after [`Self::shutdown`]).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// The engine, for tests and embedding.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.shared.store
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+}
+
+/// The cache server.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Validates `config`, builds the engine, binds every listener and
+    /// starts serving on the current tokio runtime.
+    pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+        config.validate()?;
+        let mut builder = Store::builder(Capacity::Bytes(config.maxmemory.0))
+            .policy(config.policy()?)
+            .max_item_bytes(config.max_item_size.0);
+        if let Some(shards) = config.shards {
+            builder = builder.shards(shards);
+        }
+        let store = Arc::new(builder.build());
+        Self::start_with_store(config, store).await
+    }
+
+    /// Like [`Self::start`], over an engine built by the caller (tests pass
+    /// one with a manual clock).
+    pub async fn start_with_store(config: Config, store: Arc<Store>) -> Result<RunningServer, ServerError> {
+        config.validate()?;
+        let bind = |port: u16| SocketAddr::new(config.bind, port);
+        let resp = listen(bind(config.resp_port)).await?;
+        let memcache = listen(bind(config.memcache_port)).await?;
+        let admin = listen(bind(config.admin_port)).await?;
+        let local = |l: &TcpListener, fallback| l.local_addr().unwrap_or(fallback);
+        let resp_addr = local(&resp, bind(config.resp_port));
+        let memcache_addr = local(&memcache, bind(config.memcache_port));
+        let admin_addr = local(&admin, bind(config.admin_port));
+        let metrics = Arc::new(Metrics::new(&resp::COMMAND_NAMES, memcache::COMMAND_NAMES, store.clone()));
+        let shutdown = CancellationToken::new();
+        let connections = Arc::new(Semaphore::new(config.max_connections));
+        let effort = u64::from(config.active_expire_effort);
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            config: RwLock::new(config),
+            metrics: metrics.clone(),
+            next_client_id: AtomicU64::new(1),
+            resp_addr,
+            memcache_addr,
+        });
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(resp, Kind::Resp, shared.clone(), connections.clone(), shutdown.clone()));
+        tasks.spawn(accept_loop(memcache, Kind::Memcache, shared.clone(), connections, shutdown.clone()));
+        tasks.spawn(admin::serve(admin, metrics, shutdown.clone()));
+        tasks.spawn(expire_loop(store, effort, shutdown.clone()));
+        tracing::info!(%resp_addr, %memcache_addr, %admin_addr, "strata server listening");
+        Ok(RunningServer {
+            resp_addr,
+            memcache_addr,
+            admin_addr,
+            shutdown,
+            tasks,
+            shared,
+        })
+    }
+}
+
+async fn listen(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Resp,
+    Memcache,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    kind: Kind,
+    shared: Arc<Shared>,
+    connections: Arc<Semaphore>,
+    shutdown: CancellationToken,
+) {
+    let mut clients = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+            // Reap finished connection tasks so the set does not grow.
+            Some(_) = clients.join_next(), if !clients.is_empty() => continue,
+        };
+        let (stream, _) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off briefly.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            shared.metrics.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            clients.spawn(refuse(stream, kind));
+            continue;
+        };
+        shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+        let (shared, shutdown) = (shared.clone(), shutdown.clone());
+        clients.spawn(async move {
+            let limits = {
+                let config = shared.config.read();
+                conn::Limits {
+                    idle_timeout: (config.timeout > 0).then(|| Duration::from_secs(config.timeout)),
+                    max_buffer: max_request_bytes(&config) + 64 * 1024,
+                }
+            };
+            let metrics = shared.metrics.clone();
+            match kind {
+                Kind::Resp => {
+                    let session = resp::RespSession::new(shared.clone());
+                    let stats = metrics.local(metrics::Protocol::Resp);
+                    conn::serve(stream, session, limits, stats, &metrics, shutdown).await;
+                }
+                Kind::Memcache => {
+                    let session = memcache::McSession::new(shared.clone());
+                    let stats = metrics.local(metrics::Protocol::Memcache);
+                    conn::serve(stream, session, limits, stats, &metrics, shutdown).await;
+                }
+            }
+            metrics.connections.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+    // Stop accepting; let every connection finish what it has read.
+    while clients.join_next().await.is_some() {}
+}
+
+async fn refuse(mut stream: TcpStream, kind: Kind) {
+    use tokio::io::AsyncWriteExt;
+    let message: &[u8] = match kind {
+        Kind::Resp => b"-ERR max number of clients reached\r\n",
+        Kind::Memcache => b"SERVER_ERROR too many open connections\r\n",
+    };
+    let _ = stream.write_all(message).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The largest request a connection may buffer: one maximal item plus
+/// room for the command around it.
+pub(crate) fn max_request_bytes(config: &Config) -> usize {
+    usize::try_from(config.max_item_size.0).unwrap_or(usize::MAX / 2) + 64 * 1024
+}
+
+/// Active expiry: every `100 / effort` ms, reclaim up to `256 × effort`
+/// expired items per shard.
+async fn expire_loop(store: Arc<Store>, effort: u64, shutdown: CancellationToken) {
+    let period = Duration::from_millis((100 / effort.max(1)).max(10));
+    let budget = usize::try_from(256 * effort).unwrap_or(256);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {
+                store.run_pending_expiry(budget);
+            }
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The RESP session: one client speaking the Redis protocol.
+//!
+//! A request is parsed from the connection's buffer into reusable argument
+//! ranges (no allocation), its command looked up in [`COMMANDS`] (one table
+//! with Redis's arity and key positions, also what `COMMAND` reports), its
+//! arity checked, then its handler writes the reply straight into the
+//! connection's output buffer in the client's protocol version.
+//!
+//! Errors use Redis's wording so clients map them: `-ERR unknown command`,
+//! `-ERR wrong number of arguments for 'x' command`, `-ERR syntax error`,
+//! `-ERR value is not an integer or out of range`, `-NOAUTH …`,
+//! `-WRONGPASS …`, `-NOPROTO …`.
+//!
+//! # Layout
+//!
+//! - `strings.rs`: the string commands (GET, SET, INCR, APPEND, LCS, …).
+//! - `keys.rs`: the generic keyspace (DEL, EXPIRE, TTL, RENAME, SCAN, …).
+//! - `server.rs`: connection and server commands (HELLO, AUTH, INFO,
+//!   CONFIG, CLIENT, COMMAND, …).
+//! - `lease.rs`: strata's lease commands (LGET, LSET, LINVALIDATE).
+
+mod keys;
+mod lease;
+mod server;
+mod strings;
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use strata_proto::resp::{Args, Encoder, Limits, Protocol, parse_request};
+use strata_store::StoreError;
+
+use crate::Shared;
+use crate::conn::{Outcome, Session};
+use crate::metrics::LocalStats;
+
+/// What a handler tells the connection to do after its reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// The state of one client connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) id: u64,
+    pub(crate) protocol: Protocol,
+    pub(crate) authenticated: bool,
+    pub(crate) name: Option<Vec<u8>>,
+    pub(crate) lib_name: Option<Vec<u8>>,
+    pub(crate) lib_ver: Option<Vec<u8>>,
+    pub(crate) created: Instant,
+}
+
+/// Everything a command handler sees.
+pub(crate) struct Ctx<'a> {
+    args: &'a Args,
+    buf: &'a [u8],
+    pub(crate) conn: &'a mut Conn,
+    pub(crate) shared: &'a Shared,
+    pub(crate) out: Encoder<'a>,
+    /// The command's table entry.
+    pub(crate) command: &'static Command,
+}
+
+impl<'a> Ctx<'a> {
+    /// Argument `i` (0 is the command name).
+    pub(crate) fn arg(&self, i: usize) -> &'a [u8] {
+        self.args.get(self.buf, i)
+    }
+
+    /// Number of arguments, command name included.
+    pub(crate) fn argc(&self) -> usize {
+        self.args.len()
+    }
+
+    /// Arguments from `i` on.
+    pub(crate) fn args_from(&self, i: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (i..self.argc()).map(move |j| self.arg(j))
+    }
+
+    /// True if argument `i` equals `word`, ignoring ASCII case.
+    pub(crate) fn arg_is(&self, i: usize, word: &str) -> bool {
+        self.arg(i).eq_ignore_ascii_case(word.as_bytes())
+    }
+
+    /// Replies `-ERR syntax error`.
+    pub(crate) fn syntax_error(&mut self) {
+        self.out.error(b"ERR syntax error");
+    }
+
+    /// Replies with Redis's error for a store error.
+    pub(crate) fn store_error(&mut self, error: &StoreError) {
+        let text: &[u8] = match error {
+            StoreError::TooLarge { .. } => b"ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+            StoreError::NotAnInteger => b"ERR value is not an integer or out of range",
+            StoreError::Overflow => b"ERR increment or decrement would overflow",
+            StoreError::NotFound => b"ERR no such key",
+            StoreError::LeaseInvalid => b"LEASE token is no longer valid",
+            StoreError::NotStored | StoreError::Exists => b"ERR not stored",
+            StoreError::Unsupported(_) => b"ERR not supported",
+        };
+        self.out.error(text);
+    }
+
+    /// Parses argument `i` as a Redis integer, replying the Redis error if
+    /// it is not one.
+    pub(crate) fn int_arg(&mut self, i: usize) -> Option<i64> {
+        match parse_int(self.arg(i)) {
+            Some(n) => Some(n),
+            None => {
+                self.out.error(b"ERR value is not an integer or out of range");
+                None
+            }
+        }
+    }
+}
+
+/// A command: name, Redis arity and key positions (as `COMMAND` reports
+/// them), flags, and its handler.
+pub(crate) struct Command {
+    pub(crate) name: &'static str,
+    /// Positive: exact argument count; negative: at least that many.
+    pub(crate) arity: i32,
+    pub(crate) flags: &'static [&'static str],
+    pub(crate) first_key: i32,
+    pub(crate) last_key: i32,
+    pub(crate) step: i32,
+    handler: fn(&mut Ctx<'_>) -> Flow,
+    /// May run before AUTH.
+    no_auth: bool,
+}
+
+macro_rules! cmd {
+    ($name:literal, $arity:expr, [$($flag:literal),*], $first:expr, $last:expr, $step:expr, $handler:path) => {
+        Command { name: $name, arity: $arity, flags: &[$($flag),*], first_key: $first, last_key: $last, step: $step, handler: $handler, no_auth: false }
+    };
+    ($name:literal, $arity:expr, [$($flag:literal),*], $first:expr, $last:expr, $step:expr, $handler:path, no_auth) => {
+        Command { name: $name, arity: $arity, flags: &[$($flag),*], first_key: $first, last_key: $last, step: $step, handler: $handler, no_auth: true }
+    };
+}
+
+/// Every RESP command strata serves.
+pub(crate) static COMMANDS: &[Command] = &[
+    // strings
+    cmd!("get", 2, ["readonly", "fast"], 1, 1, 1, strings::get),
+    cmd!("set", -3, ["write", "denyoom"], 1, 1, 1, strings::set),
+    cmd!("setnx", 3, ["write", "denyoom", "fast"], 1, 1, 1, strings::setnx),
+    cmd!("setex", 4, ["write", "denyoom"], 1, 1, 1, strings::setex),
+    cmd!("psetex", 4, ["write", "denyoom"], 1, 1, 1, strings::psetex),
+    cmd!("getex", -2, ["write", "fast"], 1, 1, 1, strings::getex),
+    cmd!("getdel", 2, ["write", "fast"], 1, 1, 1, strings::getdel),
+    cmd!("getset", 3, ["write", "denyoom", "fast"], 1, 1, 1, strings::getset),
+    cmd!("mget", -2, ["readonly", "fast"], 1, -1, 1, strings::mget),
+    cmd!("mset", -3, ["write", "denyoom"], 1, -1, 2, strings::mset),
+    cmd!("msetnx", -3, ["write", "denyoom"], 1, -1, 2, strings::msetnx),
+    cmd!("incr", 2, ["write", "denyoom", "fast"], 1, 1, 1, strings::incr),
+    cmd!("decr", 2, ["write", "denyoom", "fast"], 1, 1, 1, strings::decr),
+    cmd!("incrby", 3, ["write", "denyoom", "fast"], 1, 1, 1, strings::incrby),
+    cmd!("decrby", 3, ["write", "denyoom", "fast"], 1, 1, 1, strings::decrby),
+    cmd!("incrbyfloat", 3, ["write", "denyoom", "fast"], 1, 1, 1, strings::incrbyfloat),
+    cmd!("append", 3, ["write", "denyoom", "fast"], 1, 1, 1, strings::append),
+    cmd!("strlen", 2, ["readonly", "fast"], 1, 1, 1, strings::strlen),
+    cmd!("getrange", 4, ["readonly"], 1, 1, 1, strings::getrange),
+    cmd!("substr", 4, ["readonly"], 1, 1, 1, strings::getrange),
+    cmd!("setrange", 4, ["write", "denyoom"], 1, 1, 1, strings::setrange),
+    cmd!("lcs", -3, ["readonly"], 1, 2, 1, strings::lcs),
+    // keyspace
+    cmd!("del", -2, ["write"], 1, -1, 1, keys::del),
+    cmd!("unlink", -2, ["write", "fast"], 1, -1, 1, keys::del),
+    cmd!("exists", -2, ["readonly", "fast"], 1, -1, 1, keys::exists),
+    cmd!("touch", -2, ["readonly", "fast"], 1, -1, 1, keys::touch),
+    cmd!("expire", -3, ["write", "fast"], 1, 1, 1, keys::expire),
+    cmd!("pexpire", -3, ["write", "fast"], 1, 1, 1, keys::pexpire),
+    cmd!("expireat", -3, ["write", "fast"], 1, 1, 1, keys::expireat),
+    cmd!("pexpireat", -3, ["write", "fast"], 1, 1, 1, keys::pexpireat),
+    cmd!("expiretime", 2, ["readonly", "fast"], 1, 1, 1, keys::expiretime),
+    cmd!("pexpiretime", 2, ["readonly", "fast"], 1, 1, 1, keys::pexpiretime),
+    cmd!("ttl", 2, ["readonly", "fast"], 1, 1, 1, keys::ttl),
+    cmd!("pttl", 2, ["readonly", "fast"], 1, 1, 1, keys::pttl),
+    cmd!("persist", 2, ["write", "fast"], 1, 1, 1, keys::persist),
+    cmd!("type", 2, ["readonly", "fast"], 1, 1, 1, keys::type_),
+    cmd!("rename", 3, ["write"], 1, 2, 1, keys::rename),
+    cmd!("renamenx", 3, ["write", "fast"], 1, 2, 1, keys::renamenx),
+    cmd!("copy", -3, ["write", "denyoom"], 1, 2, 1, keys::copy),
+    cmd!("randomkey", 1, ["readonly"], 0, 0, 0, keys::randomkey),
+    cmd!("object", -2, ["readonly"], 2, 2, 1, keys::object),
+    cmd!("memory", -2, ["readonly"], 0, 0, 0, keys::memory),
+    cmd!("scan", -2, ["readonly"], 0, 0, 0, keys::scan),
+    cmd!("keys", 2, ["readonly"], 0, 0, 0, keys::keys),
+    cmd!("dbsize", 1, ["readonly", "fast"], 0, 0, 0, keys::dbsize),
+    cmd!("flushdb", -1, ["write"], 0, 0, 0, keys::flush),
+    cmd!("flushall", -1, ["write"], 0, 0, 0, keys::flush),
+    // connection and server
+    cmd!("ping", -1, ["fast"], 0, 0, 0, server::ping),
+    cmd!("echo", 2, ["fast"], 0, 0, 0, server::echo),
+    cmd!("hello", -1, ["fast", "no-auth"], 0, 0, 0, server::hello, no_auth),
+    cmd!("auth", -2, ["fast", "no-auth"], 0, 0, 0, server::auth, no_auth),
+    cmd!("select", 2, ["fast"], 0, 0, 0, server::select),
+    cmd!("quit", -1, ["fast", "no-auth"], 0, 0, 0, server::quit, no_auth),
+    cmd!("reset", 1, ["fast", "no-auth"], 0, 0, 0, server::reset, no_auth),
+    cmd!("info", -1, [], 0, 0, 0, server::info),
+    cmd!("config", -2, ["admin"], 0, 0, 0, server::config),
+    cmd!("client", -2, [], 0, 0, 0, server::client),
+    cmd!("command", -1, [], 0, 0, 0, server::command),
+    cmd!("time", 1, ["fast"], 0, 0, 0, server::time),
+    // strata's leases
+    cmd!("lget", -2, ["write", "fast"], 1, 1, 1, lease::lget),
+    cmd!("lset", -4, ["write", "denyoom"], 1, 1, 1, lease::lset),
+    cmd!("linvalidate", -2, ["write", "fast"], 1, 1, 1, lease::linvalidate),
+];
+
+/// Command names in [`COMMANDS`] order, for the metrics.
+pub(crate) static COMMAND_NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| COMMANDS.iter().map(|c| c.name).collect());
+
+/// Upper-cased name → index in [`COMMANDS`].
+static BY_NAME: LazyLock<HashMap<Vec<u8>, usize>> = LazyLock::new(|| {
+    COMMANDS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.to_ascii_uppercase().into_bytes(), i))
+        .collect()
+});
+
+/// Looks a command up by name, ignoring case.
+pub(crate) fn lookup(name: &[u8]) -> Option<(usize, &'static Command)> {
+    let mut scratch = [0u8; strata_proto::resp::MAX_COMMAND_NAME_LEN];
+    let upper = strata_proto::resp::uppercase_command(name, &mut scratch)?;
+    BY_NAME.get(upper).map(|&i| (i, &COMMANDS[i]))
+}
+
+/// One client connection speaking RESP.
+pub(crate) struct RespSession {
+    shared: Arc<Shared>,
+    conn: Conn,
+    args: Args,
+    limits: Limits,
+}
+
+impl RespSession {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let (limits, authenticated) = {
+            let config = shared.config.read();
+            let max_request = crate::max_request_bytes(&config);
+            (
+                Limits {
+                    max_bulk_bytes: max_request,
+                    max_request_bytes: max_request,
+                    ..Limits::default()
+                },
+                config.requirepass.is_none(),
+            )
+        };
+        let id = shared.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            shared,
+            conn: Conn {
+                id,
+                protocol: Protocol::Resp2,
+                authenticated,
+                name: None,
+                lib_name: None,
+                lib_ver: None,
+                created: Instant::now(),
+            },
+            args: Args::new(),
+            limits,
+        }
+    }
+
+    /// Runs one parsed request.
+    fn execute(&mut self, buf: &[u8], out: &mut Vec<u8>, stats: &mut LocalStats) -> Flow {
+        let started = Instant::now();
+        let name = self.args.get(buf, 0);
+        let Some((index, command)) = lookup(name) else {
+            unknown_command(out, self.conn.protocol, &self.args, buf);
+            return Flow::Continue;
+        };
+        let mut encoder = Encoder::new(out, self.conn.protocol);
+        let argc = self.args.len() as i32;
+        if (command.arity > 0 && argc != command.arity) || argc < -command.arity {
+            let text = format!("ERR wrong number of arguments for '{}' command", command.name);
+            encoder.error(text.as_bytes());
+            return Flow::Continue;
+        }
+        if !self.conn.authenticated && !command.no_auth {
+            encoder.error(b"NOAUTH Authentication required.");
+            return Flow::Continue;
+        }
+        let mut ctx = Ctx {
+            args: &self.args,
+            buf,
+            conn: &mut self.conn,
+            shared: &self.shared,
+            out: encoder,
+            command,
+        };
+        let flow = (command.handler)(&mut ctx);
+        stats.record(index, started.elapsed().as_nanos() as u64);
+        flow
+    }
+}
+
+fn unknown_command(out: &mut Vec<u8>, protocol: Protocol, args: &Args, buf: &[u8]) {
+    // Redis: ERR unknown command 'foo', with args beginning with: 'a' 'b'
+    let mut text = b"ERR unknown command '".to_vec();
+    text.extend(printable(args.get(buf, 0), 128));
+    text.extend_from_slice(b"', with args beginning with: ");
+    for i in 1..args.len().min(16) {
+        text.push(b'\'');
+        text.extend(printable(args.get(buf, i), 128));
+        text.extend_from_slice(b"' ");
+    }
+    Encoder::new(out, protocol).error(&text);
+}
+
+/// At most `max` bytes of `bytes`, with control characters shown as spaces
+/// (an error line must stay one line).
+fn printable(bytes: &[u8], max: usize) -> impl Iterator<Item = u8> + '_ {
+    bytes
+        .iter()
+        .take(max)
+        .map(|&b| if b.is_ascii_control() { b' ' } else { b })
+}
+
+impl Session for RespSession {
+    fn process(&mut self, input: &[u8], out: &mut Vec<u8>, stats: &mut LocalStats) -> Outcome {
+        let mut consumed = 0;
+        loop {
+            let buf = &input[consumed..];
+            match parse_request(buf, &self.limits, &mut self.args) {
+                Ok(Some(used)) => {
+                    let flow = if self.args.is_empty() {
+                        Flow::Continue
+                    } else {
+                        self.execute(buf, out, stats)
+                    };
+                    consumed += used;
+                    if flow == Flow::Close {
+                        return Outcome { consumed, close: true };
+                    }
+                }
+                Ok(None) => return Outcome { consumed, close: false },
+                Err(error) => {
+                    self.shared
+                        .metrics
+                        .protocol_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let text = format!("ERR {error}");
+                    Encoder::new(out, self.conn.protocol).error(text.as_bytes());
+                    return Outcome {
+                        consumed: input.len(),
+                        close: true,
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Parses a Redis integer: optional `-`, digits, no leading zeros or spaces,
+/// within `i64`.
+pub(crate) fn parse_int(bytes: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if text.is_empty() || text.len() > 20 {
+        return None;
+    }
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    if text == "-0" {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Parses a Redis float (as `strtold`, rejecting NaN and trailing junk).
+pub(crate) fn parse_float(bytes: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if text.is_empty() || text.trim() != text {
+        return None;
+    }
+    let value: f64 = match text.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => text.parse().ok()?,
+    };
+    (!value.is_nan()).then_some(value)
+}
+
+/// Formats a float as Redis's INCRBYFLOAT does: up to 17 significant
+/// digits, no exponent, no trailing zeros.
+pub(crate) fn format_float(value: f64) -> String {
+    if value == value.trunc() && value.abs() < 1e17 {
+        return format!("{}", value as i128);
+    }
+    let mut text = format!("{value:.17}");
+    // Keep 17 significant digits at most.
+    let significant_start = text.find(|c: char| c.is_ascii_digit() && c != '0').unwrap_or(0);
+    let mut seen = 0;
+    let mut cut = text.len();
+    for (i, c) in text.char_indices().skip(significant_start) {
+        if c.is_ascii_digit() {
+            seen += 1;
+            if seen > 17 {
+                cut = i;
+                break;
+            }
+        }
+    }
+    if cut < text.len() && text[..cut].contains('.') {
+        text.truncate(cut);
+    }
+    if text.contains('.') {
+        let trimmed = text.trim_end_matches('0').trim_end_matches('.');
+        text = trimmed.to_owned();
+    }
+    if text == "-0" {
+        text = "0".into();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_table_is_consistent() {
+        assert_eq!(BY_NAME.len(), COMMANDS.len(), "duplicate names");
+        assert!(lookup(b"GeT").is_some_and(|(_, c)| c.name == "get"));
+        assert!(lookup(b"nosuch").is_none());
+        assert_eq!(COMMAND_NAMES[0], "get");
+    }
+
+    #[test]
+    fn numbers_parse_and_format_as_redis_does() {
+        assert_eq!(parse_int(b"-42"), Some(-42));
+        assert_eq!(parse_int(b"007"), None);
+        assert_eq!(parse_int(b" 1"), None);
+        assert_eq!(parse_int(b"9223372036854775808"), None);
+        assert_eq!(parse_float(b"3.0e3"), Some(3000.0));
+        assert_eq!(parse_float(b"nan"), None);
+        assert_eq!(parse_float(b"1.5x"), None);
+        assert_eq!(format_float(10.5), "10.5");
+        assert_eq!(format_float(5.0e3), "5000");
+        assert_eq!(format_float(3.0), "3");
+        assert_eq!(format_float(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(format_float(-1.25), "-1.25");
+    }
+}

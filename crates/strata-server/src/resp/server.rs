@@ -1,0 +1,599 @@
+//! Connection and server commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT,
+//! RESET, INFO, CONFIG, CLIENT, COMMAND, TIME.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use strata_proto::resp::Protocol;
+use strata_store::Capacity;
+
+use super::{COMMANDS, Ctx, Flow, parse_int};
+use crate::config::{ByteSize, parse_policy};
+use crate::metrics::Protocol as MetricsProtocol;
+use crate::{REDIS_COMPAT_VERSION, VERSION, glob};
+
+/// PING [message]
+pub(super) fn ping(ctx: &mut Ctx<'_>) -> Flow {
+    if ctx.argc() > 2 {
+        ctx.out.error(b"ERR wrong number of arguments for 'ping' command");
+    } else if ctx.argc() == 2 {
+        ctx.out.bulk(ctx.arg(1));
+    } else {
+        ctx.out.simple(b"PONG");
+    }
+    Flow::Continue
+}
+
+/// ECHO message
+pub(super) fn echo(ctx: &mut Ctx<'_>) -> Flow {
+    ctx.out.bulk(ctx.arg(1));
+    Flow::Continue
+}
+
+/// Compares secrets in time independent of where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks `user`/`password` against `requirepass`. `Err` is the reply.
+fn check_password(ctx: &Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(), &'static [u8]> {
+    let Some(expected) = ctx.shared.requirepass() else {
+        return Err(b"ERR AUTH <password> called without any password configured for the default user. \
+                     Are you sure your configuration is correct?");
+    };
+    if user.eq_ignore_ascii_case(b"default") && same_secret(password, expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(b"WRONGPASS invalid username-password pair or user is disabled.")
+    }
+}
+
+/// AUTH [username] password
+pub(super) fn auth(ctx: &mut Ctx<'_>) -> Flow {
+    let (user, password) = match ctx.argc() {
+        2 => (&b"default"[..], ctx.arg(1)),
+        3 => (ctx.arg(1), ctx.arg(2)),
+        _ => {
+            ctx.syntax_error();
+            return Flow::Continue;
+        }
+    };
+    match check_password(ctx, user, password) {
+        Ok(()) => {
+            ctx.conn.authenticated = true;
+            ctx.out.ok();
+        }
+        Err(message) => {
+            ctx.out.error(message);
+        }
+    }
+    Flow::Continue
+}
+
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+pub(super) fn hello(ctx: &mut Ctx<'_>) -> Flow {
+    let mut protocol = ctx.conn.protocol;
+    let mut i = 1;
+    if ctx.argc() >= 2 {
+        match parse_int(ctx.arg(1)) {
+            Some(2) => protocol = Protocol::Resp2,
+            Some(3) => protocol = Protocol::Resp3,
+            Some(_) => {
+                ctx.out.error(b"NOPROTO unsupported protocol version");
+                return Flow::Continue;
+            }
+            None => {
+                ctx.out.error(b"ERR Protocol version is not an integer or out of range");
+                return Flow::Continue;
+            }
+        }
+        i = 2;
+    }
+    let mut name = None;
+    while i < ctx.argc() {
+        if ctx.arg_is(i, "AUTH") && i + 2 < ctx.argc() {
+            if let Err(message) = check_password(ctx, ctx.arg(i + 1), ctx.arg(i + 2)) {
+                ctx.out.error(message);
+                return Flow::Continue;
+            }
+            ctx.conn.authenticated = true;
+            i += 3;
+        } else if ctx.arg_is(i, "SETNAME") && i + 1 < ctx.argc() {
+            if !valid_client_name(ctx.arg(i + 1)) {
+                ctx.out
+                    .error(b"ERR Client names cannot contain spaces, newlines or special characters.");
+                return Flow::Continue;
+            }
+            name = Some(ctx.arg(i + 1).to_vec());
+            i += 2;
+        } else {
+            let text = format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(ctx.arg(i)));
+            ctx.out.error(text.as_bytes());
+            return Flow::Continue;
+        }
+    }
+    if !ctx.conn.authenticated {
+        ctx.out.error(
+            b"NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> \
+              AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol \
+              version at the same time",
+        );
+        return Flow::Continue;
+    }
+    if name.is_some() {
+        ctx.conn.name = name;
+    }
+    ctx.conn.protocol = protocol;
+    ctx.out.set_protocol(protocol);
+    let out = &mut ctx.out;
+    out.map(8);
+    out.bulk(b"server").bulk(b"redis");
+    out.bulk(b"version").bulk(REDIS_COMPAT_VERSION.as_bytes());
+    out.bulk(b"proto").integer(if protocol == Protocol::Resp3 { 3 } else { 2 });
+    out.bulk(b"id").integer(ctx.conn.id as i64);
+    out.bulk(b"mode").bulk(b"standalone");
+    out.bulk(b"role").bulk(b"master");
+    out.bulk(b"modules").array(0);
+    out.bulk(b"strata_version").bulk(VERSION.as_bytes());
+    Flow::Continue
+}
+
+/// SELECT index: only database 0 exists.
+pub(super) fn select(ctx: &mut Ctx<'_>) -> Flow {
+    match parse_int(ctx.arg(1)) {
+        Some(0) => ctx.out.ok(),
+        Some(_) => ctx.out.error(b"ERR DB index is out of range"),
+        None => ctx.out.error(b"ERR value is not an integer or out of range"),
+    };
+    Flow::Continue
+}
+
+/// QUIT
+pub(super) fn quit(ctx: &mut Ctx<'_>) -> Flow {
+    ctx.out.ok();
+    Flow::Close
+}
+
+/// RESET: back to a fresh connection's state.
+pub(super) fn reset(ctx: &mut Ctx<'_>) -> Flow {
+    ctx.conn.protocol = Protocol::Resp2;
+    ctx.conn.name = None;
+    ctx.conn.authenticated = ctx.shared.requirepass().is_none();
+    ctx.out.set_protocol(Protocol::Resp2);
+    ctx.out.simple(b"RESET");
+    Flow::Continue
+}
+
+/// TIME
+pub(super) fn time(ctx: &mut Ctx<'_>) -> Flow {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    ctx.out.array(2);
+    ctx.out.bulk(now.as_secs().to_string().as_bytes());
+    ctx.out.bulk(now.subsec_micros().to_string().as_bytes());
+    Flow::Continue
+}
+
+fn human(bytes: u64) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes}B") } else { format!("{value:.2}{}", units[unit]) }
+}
+
+/// CPU seconds used by this process: (system, user), from /proc.
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    (ticks(12), ticks(11))
+}
+
+/// INFO [section …]
+pub(super) fn info(ctx: &mut Ctx<'_>) -> Flow {
+    let requested: Vec<String> = ctx
+        .args_from(1)
+        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+        .collect();
+    let all = requested.iter().any(|s| s == "all" || s == "everything");
+    let default_set = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace", "strata"];
+    let wants = |section: &str| {
+        if requested.is_empty() || requested.iter().any(|s| s == "default") {
+            default_set.contains(&section)
+        } else {
+            all || requested.iter().any(|s| s == section)
+        }
+    };
+    let shared = ctx.shared;
+    let config = shared.config.read().clone();
+    let metrics = &shared.metrics;
+    let mut text = String::with_capacity(2048);
+    let mut section = |name: &str, body: &dyn Fn(&mut String)| {
+        if wants(&name.to_ascii_lowercase()) {
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            let _ = write!(text, "# {name}\r\n");
+            body(&mut text);
+        }
+    };
+    let uptime = metrics.uptime_secs();
+    section("Server", &|t| {
+        let _ = write!(
+            t,
+            "redis_version:{REDIS_COMPAT_VERSION}\r\nstrata_version:{VERSION}\r\nredis_mode:standalone\r\n\
+             os:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
+             memcache_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:strata\r\n",
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::process::id(),
+            shared.resp_addr.port(),
+            shared.memcache_addr.port(),
+            uptime / 86_400
+        );
+    });
+    section("Clients", &|t| {
+        let _ = write!(
+            t,
+            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\n",
+            metrics.connections.load(Ordering::Relaxed),
+            config.max_connections
+        );
+    });
+    let stats = shared.store.stats();
+    let rss = crate::resident_bytes();
+    let policy = shared.store.policy();
+    section("Memory", &|t| {
+        let used = stats.used;
+        let _ = write!(
+            t,
+            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\n\
+             used_memory_dataset:{used}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\n\
+             mem_fragmentation_ratio:{:.2}\r\nmem_allocator:strata-arena\r\n",
+            human(used),
+            human(rss),
+            stats.capacity,
+            human(stats.capacity),
+            rss as f64 / used.max(1) as f64
+        );
+    });
+    section("Persistence", &|t| {
+        t.push_str("loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\n");
+    });
+    section("Stats", &|t| {
+        let commands = metrics.calls(MetricsProtocol::Resp) + metrics.calls(MetricsProtocol::Memcache);
+        let _ = write!(
+            t,
+            "total_connections_received:{}\r\ntotal_commands_processed:{commands}\r\nrejected_connections:{}\r\n\
+             expired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\
+             total_error_replies:0\r\nprotocol_errors:{}\r\n",
+            metrics.connections_total.load(Ordering::Relaxed),
+            metrics.rejected_connections.load(Ordering::Relaxed),
+            stats.expirations(),
+            stats.evictions,
+            stats.hits,
+            stats.misses,
+            metrics.protocol_errors.load(Ordering::Relaxed)
+        );
+    });
+    section("Replication", &|t| {
+        t.push_str("role:master\r\nconnected_slaves:0\r\n");
+    });
+    section("CPU", &|t| {
+        let (sys, user) = cpu_seconds();
+        let _ = write!(t, "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n");
+    });
+    section("Commandstats", &|t| {
+        for (protocol, prefix) in [(MetricsProtocol::Resp, ""), (MetricsProtocol::Memcache, "memcache_")] {
+            for (name, calls, nanos) in metrics.command_times(protocol) {
+                let usec = nanos / 1000;
+                let _ = write!(
+                    t,
+                    "cmdstat_{prefix}{name}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls=0,failed_calls=0\r\n",
+                    usec as f64 / calls.max(1) as f64
+                );
+            }
+        }
+    });
+    section("Keyspace", &|t| {
+        if stats.items > 0 {
+            let _ = write!(t, "db0:keys={},expires={},avg_ttl=0\r\n", stats.items, stats.items_with_ttl);
+        }
+    });
+    section("Strata", &|t| {
+        let _ = write!(
+            t,
+            "policy:{policy}\r\nshards:{}\r\nitems:{}\r\nbytes_charged:{}\r\nrecord_bytes:{}\r\n\
+             overhead_bytes:{}\r\nlease_ms:{}\r\nlatency_p50_us:{}\r\nlatency_p99_us:{}\r\nlatency_p999_us:{}\r\n",
+            shared.store.shard_count(),
+            stats.items,
+            stats.used,
+            stats.record_bytes,
+            stats.overhead_bytes,
+            config.lease_ms,
+            metrics.latency_percentile_us(0.50),
+            metrics.latency_percentile_us(0.99),
+            metrics.latency_percentile_us(0.999),
+        );
+        for (name, value) in &stats.policy_stats.values {
+            let _ = write!(t, "policy_{name}:{value}\r\n");
+        }
+    });
+    ctx.out.verbatim(b"txt", text.as_bytes());
+    Flow::Continue
+}
+
+/// The settings CONFIG GET reports: (name, value).
+fn config_values(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
+    let config = ctx.shared.config.read();
+    let capacity = match ctx.shared.store.capacity() {
+        Capacity::Bytes(bytes) | Capacity::Entries(bytes) => bytes,
+    };
+    vec![
+        ("bind", config.bind.to_string()),
+        ("port", ctx.shared.resp_addr.port().to_string()),
+        ("memcache-port", ctx.shared.memcache_addr.port().to_string()),
+        ("admin-port", config.admin_port.to_string()),
+        ("maxmemory", capacity.to_string()),
+        ("maxmemory-policy", ctx.shared.store.policy().to_string()),
+        ("max-item-size", config.max_item_size.to_string()),
+        ("proto-max-bulk-len", config.max_item_size.to_string()),
+        ("maxclients", config.max_connections.to_string()),
+        ("timeout", config.timeout.to_string()),
+        ("requirepass", config.requirepass.clone().unwrap_or_default()),
+        ("active-expire-effort", config.active_expire_effort.to_string()),
+        ("lease-ms", config.lease_ms.to_string()),
+        ("databases", "1".into()),
+        ("save", String::new()),
+        ("appendonly", "no".into()),
+    ]
+}
+
+/// CONFIG GET | SET | RESETSTAT | REWRITE | HELP
+pub(super) fn config(ctx: &mut Ctx<'_>) -> Flow {
+    let sub = ctx.arg(1).to_ascii_uppercase();
+    match sub.as_slice() {
+        b"GET" if ctx.argc() >= 3 => {
+            let values = config_values(ctx);
+            let patterns: Vec<&[u8]> = ctx.args_from(2).collect();
+            let matched: Vec<&(&str, String)> = values
+                .iter()
+                .filter(|(name, _)| patterns.iter().any(|p| glob::matches(p, name.as_bytes(), true)))
+                .collect();
+            ctx.out.map(matched.len());
+            for (name, value) in matched {
+                ctx.out.bulk(name.as_bytes()).bulk(value.as_bytes());
+            }
+        }
+        b"SET" if ctx.argc() >= 4 && ctx.argc() % 2 == 0 => {
+            for i in (2..ctx.argc()).step_by(2) {
+                if let Err(message) = config_set(ctx, ctx.arg(i), ctx.arg(i + 1)) {
+                    ctx.out.error(message.as_bytes());
+                    return Flow::Continue;
+                }
+            }
+            ctx.out.ok();
+        }
+        b"RESETSTAT" => {
+            ctx.out.ok();
+        }
+        b"REWRITE" => {
+            ctx.out.error(b"ERR The server is running without a config file");
+        }
+        b"HELP" => {
+            ctx.out.array(2);
+            ctx.out.simple(b"CONFIG GET <pattern> [<pattern> ...]");
+            ctx.out.simple(b"CONFIG SET <parameter> <value> [<parameter> <value> ...]");
+        }
+        _ => {
+            let text = format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
+                String::from_utf8_lossy(ctx.arg(1))
+            );
+            ctx.out.error(text.as_bytes());
+        }
+    }
+    Flow::Continue
+}
+
+fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), String> {
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let text = String::from_utf8_lossy(value).into_owned();
+    let failed = |why: &str| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}");
+    let number = || text.parse::<u64>().map_err(|_| failed("argument couldn't be parsed into an integer"));
+    match name.as_str() {
+        "maxmemory" => {
+            let bytes: ByteSize = text.parse().map_err(|e: String| failed(&e))?;
+            if bytes.0 < 1024 * 1024 {
+                return Err(failed("maxmemory must be at least 1mb"));
+            }
+            ctx.shared
+                .store
+                .set_capacity(Capacity::Bytes(bytes.0))
+                .map_err(|e| failed(&e.to_string()))?;
+            ctx.shared.config.write().maxmemory = bytes;
+        }
+        "maxmemory-policy" => {
+            let policy = parse_policy(&text).map_err(|e| failed(&e.to_string()))?;
+            ctx.shared.store.set_policy(policy);
+            ctx.shared.config.write().maxmemory_policy = text;
+        }
+        "timeout" => ctx.shared.config.write().timeout = number()?,
+        "requirepass" => ctx.shared.config.write().requirepass = (!text.is_empty()).then_some(text),
+        "active-expire-effort" => match number()? {
+            effort @ 1..=10 => ctx.shared.config.write().active_expire_effort = effort as u8,
+            _ => return Err(failed("argument must be between 1 and 10 inclusive")),
+        },
+        "lease-ms" => match number()? {
+            0 => return Err(failed("argument must be at least 1")),
+            ms => ctx.shared.config.write().lease_ms = ms,
+        },
+        "save" | "appendonly" => {}
+        _ => {
+            return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
+        }
+    }
+    Ok(())
+}
+
+/// CLIENT ID | SETNAME | GETNAME | SETINFO | INFO | LIST | NO-EVICT | NO-TOUCH | HELP
+pub(super) fn client(ctx: &mut Ctx<'_>) -> Flow {
+    let sub = ctx.arg(1).to_ascii_uppercase();
+    match (sub.as_slice(), ctx.argc()) {
+        (b"ID", 2) => {
+            ctx.out.integer(ctx.conn.id as i64);
+        }
+        (b"SETNAME", 3) => {
+            let name = ctx.arg(2);
+            if !valid_client_name(name) {
+                ctx.out
+                    .error(b"ERR Client names cannot contain spaces, newlines or special characters.");
+            } else {
+                ctx.conn.name = (!name.is_empty()).then(|| name.to_vec());
+                ctx.out.ok();
+            }
+        }
+        (b"GETNAME", 2) => match ctx.conn.name.clone() {
+            Some(name) => {
+                ctx.out.bulk(&name);
+            }
+            None => {
+                ctx.out.null();
+            }
+        },
+        (b"SETINFO", 4) => {
+            let value = ctx.arg(3).to_vec();
+            if ctx.arg_is(2, "LIB-NAME") {
+                ctx.conn.lib_name = Some(value);
+                ctx.out.ok();
+            } else if ctx.arg_is(2, "LIB-VER") {
+                ctx.conn.lib_ver = Some(value);
+                ctx.out.ok();
+            } else {
+                let text = format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(ctx.arg(2)));
+                ctx.out.error(text.as_bytes());
+            }
+        }
+        (b"INFO", 2) | (b"LIST", _) => {
+            let conn = &ctx.conn;
+            let line = format!(
+                "id={} addr=? laddr={} fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 multi=-1 \
+                 resp={} lib-name={} lib-ver={}\n",
+                conn.id,
+                ctx.shared.resp_addr,
+                String::from_utf8_lossy(conn.name.as_deref().unwrap_or_default()),
+                conn.created.elapsed().as_secs(),
+                if conn.protocol == Protocol::Resp3 { 3 } else { 2 },
+                String::from_utf8_lossy(conn.lib_name.as_deref().unwrap_or_default()),
+                String::from_utf8_lossy(conn.lib_ver.as_deref().unwrap_or_default()),
+            );
+            ctx.out.verbatim(b"txt", line.as_bytes());
+        }
+        (b"NO-EVICT", 3) | (b"NO-TOUCH", 3) => {
+            ctx.out.ok();
+        }
+        (b"HELP", _) => {
+            ctx.out.array(1);
+            ctx.out
+                .simple(b"CLIENT ID | SETNAME <name> | GETNAME | SETINFO <LIB-NAME|LIB-VER> <value> | INFO | LIST");
+        }
+        _ => {
+            let text = format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(ctx.arg(1))
+            );
+            ctx.out.error(text.as_bytes());
+        }
+    }
+    Flow::Continue
+}
+
+fn command_info(ctx: &mut Ctx<'_>, command: &super::Command) {
+    ctx.out.array(10);
+    ctx.out.bulk(command.name.as_bytes());
+    ctx.out.integer(i64::from(command.arity));
+    ctx.out.set(command.flags.len());
+    for flag in command.flags {
+        ctx.out.simple(flag.as_bytes());
+    }
+    ctx.out.integer(i64::from(command.first_key));
+    ctx.out.integer(i64::from(command.last_key));
+    ctx.out.integer(i64::from(command.step));
+    ctx.out.set(0);
+    ctx.out.set(0);
+    ctx.out.array(0);
+    ctx.out.array(0);
+}
+
+/// COMMAND [COUNT | INFO name … | DOCS [name …] | LIST]
+pub(super) fn command(ctx: &mut Ctx<'_>) -> Flow {
+    if ctx.argc() == 1 {
+        ctx.out.array(COMMANDS.len());
+        for command in COMMANDS {
+            command_info(ctx, command);
+        }
+        return Flow::Continue;
+    }
+    let sub = ctx.arg(1).to_ascii_uppercase();
+    match sub.as_slice() {
+        b"COUNT" => {
+            ctx.out.integer(COMMANDS.len() as i64);
+        }
+        b"LIST" => {
+            ctx.out.array(COMMANDS.len());
+            for command in COMMANDS {
+                ctx.out.bulk(command.name.as_bytes());
+            }
+        }
+        b"INFO" => {
+            let names: Vec<&[u8]> = ctx.args_from(2).collect();
+            if names.is_empty() {
+                ctx.out.array(COMMANDS.len());
+                for command in COMMANDS {
+                    command_info(ctx, command);
+                }
+            } else {
+                ctx.out.array(names.len());
+                for name in names {
+                    match super::lookup(name) {
+                        Some((_, command)) => command_info(ctx, command),
+                        None => {
+                            ctx.out.null_array();
+                        }
+                    }
+                }
+            }
+        }
+        b"DOCS" => {
+            // Names with an empty doc map: enough for redis-cli's hints.
+            let names: Vec<&'static str> = if ctx.argc() == 2 {
+                COMMANDS.iter().map(|c| c.name).collect()
+            } else {
+                ctx.args_from(2).filter_map(|n| super::lookup(n).map(|(_, c)| c.name)).collect()
+            };
+            ctx.out.map(names.len());
+            for name in names {
+                ctx.out.bulk(name.as_bytes()).map(0);
+            }
+        }
+        _ => {
+            let text = format!(
+                "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+                String::from_utf8_lossy(ctx.arg(1))
+            );
+            ctx.out.error(text.as_bytes());
+        }
+    }
+    Flow::Continue
+}
