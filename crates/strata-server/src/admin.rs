@@ -39,7 +39,10 @@ fn render(registry: &Registry) -> axum::response::Response {
     let mut text = String::with_capacity(8 * 1024);
     match prometheus_client::encoding::text::encode(&mut text, registry) {
         Ok(()) => (
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             text,
         )
             .into_response(),

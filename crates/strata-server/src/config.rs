@@ -240,7 +240,10 @@ mod tests {
 
     #[test]
     fn toml_overrides_defaults_and_is_validated() {
-        let config: Config = toml::from_str("maxmemory = \"128mb\"\nmaxmemory-policy = \"allkeys-lru\"\nrequirepass = \"s3cret\"\nresp-port = 0\n").unwrap();
+        let config: Config = toml::from_str(
+            "maxmemory = \"128mb\"\nmaxmemory-policy = \"allkeys-lru\"\nrequirepass = \"s3cret\"\nresp-port = 0\n",
+        )
+        .unwrap();
         assert_eq!(config.maxmemory, ByteSize(128 << 20));
         assert_eq!(config.policy().unwrap(), PolicyKind::Lru);
         assert_eq!(config.requirepass.as_deref(), Some("s3cret"));

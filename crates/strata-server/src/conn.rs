@@ -90,7 +90,10 @@ pub(crate) async fn serve(
         if input.len() > limits.max_buffer {
             // The parsers bound every request, so this means a bug; refuse
             // rather than grow without bound.
-            tracing::warn!(buffered = input.len(), "closing a connection whose input exceeds the buffer limit");
+            tracing::warn!(
+                buffered = input.len(),
+                "closing a connection whose input exceeds the buffer limit"
+            );
             break;
         }
         if input.is_empty() && input.capacity() > 4 * 1024 * 1024 {

@@ -159,7 +159,11 @@ impl Server {
         let resp_addr = local(&resp, bind(config.resp_port));
         let memcache_addr = local(&memcache, bind(config.memcache_port));
         let admin_addr = local(&admin, bind(config.admin_port));
-        let metrics = Arc::new(Metrics::new(&resp::COMMAND_NAMES, memcache::COMMAND_NAMES, store.clone()));
+        let metrics = Arc::new(Metrics::new(
+            &resp::COMMAND_NAMES,
+            memcache::COMMAND_NAMES,
+            store.clone(),
+        ));
         let shutdown = CancellationToken::new();
         let connections = Arc::new(Semaphore::new(config.max_connections));
         let effort = u64::from(config.active_expire_effort);
@@ -172,8 +176,20 @@ impl Server {
             memcache_addr,
         });
         let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(resp, Kind::Resp, shared.clone(), connections.clone(), shutdown.clone()));
-        tasks.spawn(accept_loop(memcache, Kind::Memcache, shared.clone(), connections, shutdown.clone()));
+        tasks.spawn(accept_loop(
+            resp,
+            Kind::Resp,
+            shared.clone(),
+            connections.clone(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(accept_loop(
+            memcache,
+            Kind::Memcache,
+            shared.clone(),
+            connections,
+            shutdown.clone(),
+        ));
         tasks.spawn(admin::serve(admin, metrics, shutdown.clone()));
         tasks.spawn(expire_loop(store, effort, shutdown.clone()));
         tracing::info!(%resp_addr, %memcache_addr, %admin_addr, "strata server listening");

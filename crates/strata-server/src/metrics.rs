@@ -50,7 +50,11 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counters for the given command tables (RESP's, memcached's).
-    pub(crate) fn new(resp_commands: &'static [&'static str], memcache_commands: &'static [&'static str], store: Arc<Store>) -> Self {
+    pub(crate) fn new(
+        resp_commands: &'static [&'static str],
+        memcache_commands: &'static [&'static str],
+        store: Arc<Store>,
+    ) -> Self {
         let table = |names: &[&str]| names.iter().map(|_| AtomicU64::new(0)).collect();
         Self {
             names: [resp_commands, memcache_commands],
@@ -74,7 +78,10 @@ impl Metrics {
 
     /// Total calls of every command of `protocol`.
     pub(crate) fn calls(&self, protocol: Protocol) -> u64 {
-        self.calls[protocol as usize].iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.calls[protocol as usize]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Calls per command of `protocol` (name, count), non-zero only.
@@ -235,22 +242,82 @@ impl Collector for PrometheusCollector {
                 None,
                 MetricType::Histogram,
             )?;
-            metric.encode_histogram::<()>(sum, cumulative, &buckets, None)?;
+            metric.encode_histogram::<[(&str, &str); 0]>(sum, cumulative, &buckets, None)?;
         }
         let stats = metrics.store.stats();
-        counter(&mut encoder, "strata_keyspace_hits", "Reads that found a live item", stats.hits)?;
-        counter(&mut encoder, "strata_keyspace_misses", "Reads that found nothing", stats.misses)?;
-        counter(&mut encoder, "strata_evictions", "Items evicted to make room", stats.evictions)?;
-        counter(&mut encoder, "strata_expirations", "Items removed because their TTL passed", stats.expirations())?;
+        counter(
+            &mut encoder,
+            "strata_keyspace_hits",
+            "Reads that found a live item",
+            stats.hits,
+        )?;
+        counter(
+            &mut encoder,
+            "strata_keyspace_misses",
+            "Reads that found nothing",
+            stats.misses,
+        )?;
+        counter(
+            &mut encoder,
+            "strata_evictions",
+            "Items evicted to make room",
+            stats.evictions,
+        )?;
+        counter(
+            &mut encoder,
+            "strata_expirations",
+            "Items removed because their TTL passed",
+            stats.expirations(),
+        )?;
         gauge(&mut encoder, "strata_items", "Items stored", stats.items as i64)?;
-        gauge(&mut encoder, "strata_memory_used_bytes", "Bytes charged against maxmemory", stats.used as i64)?;
-        gauge(&mut encoder, "strata_memory_limit_bytes", "maxmemory", stats.capacity as i64)?;
-        gauge(&mut encoder, "strata_process_resident_bytes", "Resident set size of the process", resident_bytes() as i64)?;
-        gauge(&mut encoder, "strata_connections", "Client connections open now", metrics.connections.load(Ordering::Relaxed) as i64)?;
-        counter(&mut encoder, "strata_connections_accepted", "Client connections accepted", metrics.connections_total.load(Ordering::Relaxed))?;
-        counter(&mut encoder, "strata_connections_rejected", "Client connections refused over max-connections", metrics.rejected_connections.load(Ordering::Relaxed))?;
-        counter(&mut encoder, "strata_protocol_errors", "Requests refused as malformed or too large", metrics.protocol_errors.load(Ordering::Relaxed))?;
-        gauge(&mut encoder, "strata_uptime_seconds", "Seconds since start", metrics.uptime_secs() as i64)?;
+        gauge(
+            &mut encoder,
+            "strata_memory_used_bytes",
+            "Bytes charged against maxmemory",
+            stats.used as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "strata_memory_limit_bytes",
+            "maxmemory",
+            stats.capacity as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "strata_process_resident_bytes",
+            "Resident set size of the process",
+            resident_bytes() as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "strata_connections",
+            "Client connections open now",
+            metrics.connections.load(Ordering::Relaxed) as i64,
+        )?;
+        counter(
+            &mut encoder,
+            "strata_connections_accepted",
+            "Client connections accepted",
+            metrics.connections_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "strata_connections_rejected",
+            "Client connections refused over max-connections",
+            metrics.rejected_connections.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "strata_protocol_errors",
+            "Requests refused as malformed or too large",
+            metrics.protocol_errors.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            &mut encoder,
+            "strata_uptime_seconds",
+            "Seconds since start",
+            metrics.uptime_secs() as i64,
+        )?;
         Ok(())
     }
 }
@@ -259,7 +326,12 @@ impl Collector for PrometheusCollector {
 pub fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|statm| statm.split_whitespace().nth(1).and_then(|pages| pages.parse::<u64>().ok()))
+        .and_then(|statm| {
+            statm
+                .split_whitespace()
+                .nth(1)
+                .and_then(|pages| pages.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -286,8 +358,14 @@ mod tests {
         registry.register_collector(Box::new(PrometheusCollector(Arc::new(metrics))));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        assert!(text.contains("strata_commands_total{protocol=\"resp\",command=\"get\"} 2"), "{text}");
-        assert!(text.contains("strata_command_duration_seconds_bucket{le=\"0.000002\"} 2"), "{text}");
+        assert!(
+            text.contains("strata_commands_total{protocol=\"resp\",command=\"get\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("strata_command_duration_seconds_bucket{le=\"0.000002\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("strata_keyspace_hits_total 0"), "{text}");
     }
 }

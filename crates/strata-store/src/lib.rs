@@ -29,6 +29,6 @@ pub use policy::{
     Adaptation, ClimberConfig, EvictionPolicy, MarginalConfig, PolicyKind, Replayer, Slot, SlotInfo, WTinyLfuConfig,
 };
 pub use store::{
-    Capacity, Change, Condition, Expiry, Item, LeaseGrant, MetaDelete, MetaGet, MetaHit, SetOptions, Store, StoreBuilder,
-    StoreStats,
+    Capacity, Change, Condition, Expiry, Item, LeaseGrant, MetaDelete, MetaGet, MetaHit, SetOptions, Store,
+    StoreBuilder, StoreStats,
 };

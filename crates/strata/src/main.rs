@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod server;
 mod sim;
 
 /// strata: a layered, distributed cache.
@@ -15,6 +16,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a cache server that Redis (RESP2/RESP3) and memcached (text and
+    /// meta) clients use unchanged, with Prometheus metrics on an admin port.
+    Server(server::ServerArgs),
     /// Replay access traces (or a synthetic workload) through the eviction
     /// policies and report hit ratios against Belady's optimum.
     Sim(sim::SimArgs),
@@ -31,6 +35,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => sim::run(args),
+        Command::Server(args) => server::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -59,6 +59,13 @@ impl<'a> Encoder<'a> {
         self.protocol
     }
 
+    /// Switches the version for the replies that follow (`HELLO 3` answers
+    /// in the version it selects).
+    #[inline]
+    pub fn set_protocol(&mut self, protocol: Protocol) {
+        self.protocol = protocol;
+    }
+
     /// Appends a line of `text` after `prefix`, with CR and LF in `text`
     /// replaced by spaces so the reply stays one line (Redis does the same
     /// for formatted errors).

@@ -58,7 +58,8 @@ fn expire_generic(ctx: &mut Ctx<'_>, unit_ms: u64, absolute: bool) -> Flow {
         return Flow::Continue;
     }
     if gt && lt {
-        ctx.out.error(b"ERR GT and LT options at the same time are not compatible");
+        ctx.out
+            .error(b"ERR GT and LT options at the same time are not compatible");
         return Flow::Continue;
     }
     let now = ctx.shared.store.clock().now_ms() as i64;
@@ -171,9 +172,7 @@ pub(super) fn pttl(ctx: &mut Ctx<'_>) -> Flow {
 /// PERSIST key
 pub(super) fn persist(ctx: &mut Ctx<'_>) -> Flow {
     let result = ctx.shared.store.compute(ctx.arg(1), |item| match item {
-        Some(item) if !item.is_placeholder() && item.expire_at_ms().is_some() => {
-            (Change::Expire(Expiry::Never), true)
-        }
+        Some(item) if !item.is_placeholder() && item.expire_at_ms().is_some() => (Change::Expire(Expiry::Never), true),
         _ => (Change::Keep, false),
     });
     ctx.out.integer(i64::from(matches!(result, Ok((true, _)))));
@@ -279,13 +278,14 @@ pub(super) fn object(ctx: &mut Ctx<'_>) -> Flow {
         b"ENCODING" => {
             let encoding = store.peek(key, |item| {
                 let value = item.value();
-                if value.len() <= 20 && super::parse_int(value).is_some() {
-                    &b"int"[..]
+                let encoding: &[u8] = if value.len() <= 20 && super::parse_int(value).is_some() {
+                    b"int"
                 } else if value.len() <= 44 {
                     b"embstr"
                 } else {
                     b"raw"
-                }
+                };
+                encoding
             });
             match encoding {
                 Some(encoding) => ctx.out.bulk(encoding),
@@ -357,7 +357,8 @@ pub(super) fn memory(ctx: &mut Ctx<'_>) -> Flow {
             }
         }
         b"DOCTOR" => {
-            ctx.out.verbatim(b"txt", b"Hi Sam, I can't find any memory issue in your instance.");
+            ctx.out
+                .verbatim(b"txt", b"Hi Sam, I can't find any memory issue in your instance.");
         }
         b"HELP" => {
             ctx.out.array(1);

@@ -69,7 +69,10 @@ pub(super) fn lget(ctx: &mut Ctx<'_>) -> Flow {
         LeaseGrant::Wait => {
             ctx.out.array(1).bulk(b"wait");
         }
-        LeaseGrant::Stale { value, token: Some(token) } => {
+        LeaseGrant::Stale {
+            value,
+            token: Some(token),
+        } => {
             ctx.out.array(3).bulk(b"stale").bulk(&value).integer(token as i64);
         }
         LeaseGrant::Stale { value, token: None } => {

@@ -160,7 +160,15 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!("decr", 2, ["write", "denyoom", "fast"], 1, 1, 1, strings::decr),
     cmd!("incrby", 3, ["write", "denyoom", "fast"], 1, 1, 1, strings::incrby),
     cmd!("decrby", 3, ["write", "denyoom", "fast"], 1, 1, 1, strings::decrby),
-    cmd!("incrbyfloat", 3, ["write", "denyoom", "fast"], 1, 1, 1, strings::incrbyfloat),
+    cmd!(
+        "incrbyfloat",
+        3,
+        ["write", "denyoom", "fast"],
+        1,
+        1,
+        1,
+        strings::incrbyfloat
+    ),
     cmd!("append", 3, ["write", "denyoom", "fast"], 1, 1, 1, strings::append),
     cmd!("strlen", 2, ["readonly", "fast"], 1, 1, 1, strings::strlen),
     cmd!("getrange", 4, ["readonly"], 1, 1, 1, strings::getrange),
@@ -213,7 +221,8 @@ pub(crate) static COMMANDS: &[Command] = &[
 ];
 
 /// Command names in [`COMMANDS`] order, for the metrics.
-pub(crate) static COMMAND_NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| COMMANDS.iter().map(|c| c.name).collect());
+pub(crate) static COMMAND_NAMES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| COMMANDS.iter().map(|c| c.name).collect());
 
 /// Upper-cased name → index in [`COMMANDS`].
 static BY_NAME: LazyLock<HashMap<Vec<u8>, usize>> = LazyLock::new(|| {
@@ -368,7 +377,8 @@ pub(crate) fn parse_int(bytes: &[u8]) -> Option<i64> {
         return None;
     }
     let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0'))
+    {
         return None;
     }
     if text == "-0" {

@@ -39,8 +39,10 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// Checks `user`/`password` against `requirepass`. `Err` is the reply.
 fn check_password(ctx: &Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(), &'static [u8]> {
     let Some(expected) = ctx.shared.requirepass() else {
-        return Err(b"ERR AUTH <password> called without any password configured for the default user. \
-                     Are you sure your configuration is correct?");
+        return Err(
+            b"ERR AUTH <password> called without any password configured for the default user. \
+                     Are you sure your configuration is correct?",
+        );
     };
     if user.eq_ignore_ascii_case(b"default") && same_secret(password, expected.as_bytes()) {
         Ok(())
@@ -112,7 +114,10 @@ pub(super) fn hello(ctx: &mut Ctx<'_>) -> Flow {
             name = Some(ctx.arg(i + 1).to_vec());
             i += 2;
         } else {
-            let text = format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(ctx.arg(i)));
+            let text = format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(ctx.arg(i))
+            );
             ctx.out.error(text.as_bytes());
             return Flow::Continue;
         }
@@ -134,7 +139,8 @@ pub(super) fn hello(ctx: &mut Ctx<'_>) -> Flow {
     out.map(8);
     out.bulk(b"server").bulk(b"redis");
     out.bulk(b"version").bulk(REDIS_COMPAT_VERSION.as_bytes());
-    out.bulk(b"proto").integer(if protocol == Protocol::Resp3 { 3 } else { 2 });
+    out.bulk(b"proto")
+        .integer(if protocol == Protocol::Resp3 { 3 } else { 2 });
     out.bulk(b"id").integer(ctx.conn.id as i64);
     out.bulk(b"mode").bulk(b"standalone");
     out.bulk(b"role").bulk(b"master");
@@ -186,7 +192,11 @@ fn human(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes}B") } else { format!("{value:.2}{}", units[unit]) }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.2}{}", units[unit])
+    }
 }
 
 /// CPU seconds used by this process: (system, user), from /proc.
@@ -207,7 +217,17 @@ pub(super) fn info(ctx: &mut Ctx<'_>) -> Flow {
         .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
         .collect();
     let all = requested.iter().any(|s| s == "all" || s == "everything");
-    let default_set = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace", "strata"];
+    let default_set = [
+        "server",
+        "clients",
+        "memory",
+        "persistence",
+        "stats",
+        "replication",
+        "cpu",
+        "keyspace",
+        "strata",
+    ];
     let wants = |section: &str| {
         if requested.is_empty() || requested.iter().any(|s| s == "default") {
             default_set.contains(&section)
@@ -308,7 +328,11 @@ pub(super) fn info(ctx: &mut Ctx<'_>) -> Flow {
     });
     section("Keyspace", &|t| {
         if stats.items > 0 {
-            let _ = write!(t, "db0:keys={},expires={},avg_ttl=0\r\n", stats.items, stats.items_with_ttl);
+            let _ = write!(
+                t,
+                "db0:keys={},expires={},avg_ttl=0\r\n",
+                stats.items, stats.items_with_ttl
+            );
         }
     });
     section("Strata", &|t| {
@@ -394,7 +418,8 @@ pub(super) fn config(ctx: &mut Ctx<'_>) -> Flow {
         b"HELP" => {
             ctx.out.array(2);
             ctx.out.simple(b"CONFIG GET <pattern> [<pattern> ...]");
-            ctx.out.simple(b"CONFIG SET <parameter> <value> [<parameter> <value> ...]");
+            ctx.out
+                .simple(b"CONFIG SET <parameter> <value> [<parameter> <value> ...]");
         }
         _ => {
             let text = format!(
@@ -411,7 +436,10 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), String> {
     let name = String::from_utf8_lossy(name).to_ascii_lowercase();
     let text = String::from_utf8_lossy(value).into_owned();
     let failed = |why: &str| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}");
-    let number = || text.parse::<u64>().map_err(|_| failed("argument couldn't be parsed into an integer"));
+    let number = || {
+        text.parse::<u64>()
+            .map_err(|_| failed("argument couldn't be parsed into an integer"))
+    };
     match name.as_str() {
         "maxmemory" => {
             let bytes: ByteSize = text.parse().map_err(|e: String| failed(&e))?;
@@ -441,7 +469,9 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), String> {
         },
         "save" | "appendonly" => {}
         _ => {
-            return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
+            return Err(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+            ));
         }
     }
     Ok(())
@@ -580,7 +610,9 @@ pub(super) fn command(ctx: &mut Ctx<'_>) -> Flow {
             let names: Vec<&'static str> = if ctx.argc() == 2 {
                 COMMANDS.iter().map(|c| c.name).collect()
             } else {
-                ctx.args_from(2).filter_map(|n| super::lookup(n).map(|(_, c)| c.name)).collect()
+                ctx.args_from(2)
+                    .filter_map(|n| super::lookup(n).map(|(_, c)| c.name))
+                    .collect()
             };
             ctx.out.map(names.len());
             for name in names {

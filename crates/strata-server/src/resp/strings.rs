@@ -338,7 +338,10 @@ pub(super) fn msetnx(ctx: &mut Ctx<'_>) -> Flow {
     if wrong_pairs(ctx) {
         return Flow::Continue;
     }
-    let pairs: Vec<(&[u8], &[u8])> = (1..ctx.argc()).step_by(2).map(|i| (ctx.arg(i), ctx.arg(i + 1))).collect();
+    let pairs: Vec<(&[u8], &[u8])> = (1..ctx.argc())
+        .step_by(2)
+        .map(|i| (ctx.arg(i), ctx.arg(i + 1)))
+        .collect();
     match ctx.shared.store.set_many_if_absent(&pairs) {
         Ok(true) => ctx.out.integer(1),
         Ok(false) => ctx.out.integer(0),
@@ -443,7 +446,11 @@ pub(super) fn append(ctx: &mut Ctx<'_>) -> Flow {
 
 /// STRLEN key
 pub(super) fn strlen(ctx: &mut Ctx<'_>) -> Flow {
-    let len = ctx.shared.store.peek(ctx.arg(1), |item| item.value().len()).unwrap_or(0);
+    let len = ctx
+        .shared
+        .store
+        .peek(ctx.arg(1), |item| item.value().len())
+        .unwrap_or(0);
     ctx.out.integer(len as i64);
     Flow::Continue
 }
@@ -454,8 +461,9 @@ pub(super) fn getrange(ctx: &mut Ctx<'_>) -> Flow {
         ctx.out.error(b"ERR value is not an integer or out of range");
         return Flow::Continue;
     };
+    let key = ctx.arg(1);
     let out = &mut ctx.out;
-    let found = ctx.shared.store.get(ctx.arg(1), |item| {
+    let found = ctx.shared.store.get(key, |item| {
         let value = item.value();
         let len = value.len() as i64;
         let (mut start, mut end) = (start, end);
@@ -498,12 +506,16 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>) -> Flow {
     let offset = offset as u64;
     let patch = ctx.arg(3);
     if offset.saturating_add(patch.len() as u64) > ctx.shared.store.max_item_bytes() {
-        ctx.out.error(b"ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+        ctx.out
+            .error(b"ERR string exceeds maximum allowed size (proto-max-bulk-len)");
         return Flow::Continue;
     }
     let offset = offset as usize;
     let result = ctx.shared.store.compute(ctx.arg(1), |item| {
-        let old = item.filter(|i| !i.is_placeholder()).map(|i| i.value()).unwrap_or_default();
+        let old = item
+            .filter(|i| !i.is_placeholder())
+            .map(|i| i.value())
+            .unwrap_or_default();
         if patch.is_empty() {
             // Redis: an empty value changes nothing, not even creating the key.
             return (Change::Keep, old.len());

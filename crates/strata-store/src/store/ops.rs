@@ -97,12 +97,10 @@ impl Store {
         indexes.sort_unstable();
         indexes.dedup();
         let mut guards: Vec<_> = indexes.iter().map(|&i| (i, self.shards[i].write())).collect();
-        let shard_of = |guards: &mut Vec<(usize, _)>, index: usize| {
-            let at = guards.iter().position(|(i, _)| *i == index).expect("locked above");
-            at
-        };
+        let shard_of =
+            |guards: &[(usize, _)], index: usize| guards.iter().position(|(i, _)| *i == index).expect("locked above");
         for (&(key, value), &hash) in pairs.iter().zip(&hashes) {
-            let at = shard_of(&mut guards, self.shard_index(hash));
+            let at = shard_of(&guards, self.shard_index(hash));
             let shard = &mut guards[at].1;
             if shard.find_live(hash, key, &now).is_some() {
                 return Ok(false);
@@ -111,7 +109,7 @@ impl Store {
             self.check_size(shard, key.len(), value.len(), &meta)?;
         }
         for (&(key, value), &hash) in pairs.iter().zip(&hashes) {
-            let at = shard_of(&mut guards, self.shard_index(hash));
+            let at = shard_of(&guards, self.shard_index(hash));
             let shard = &mut guards[at].1;
             let meta = Meta {
                 cas: shard.next_cas(),

@@ -1,0 +1,172 @@
+//! `strata server`: flags and config file in, a running server out, until
+//! Ctrl-C or SIGTERM.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use strata_server::{ByteSize, Config, Server};
+
+/// Flags of `strata server`. Each overrides the same setting of the
+/// `--config` file, which overrides the defaults.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Defaults: RESP on 127.0.0.1:7379, memcached on :7311, metrics on http://127.0.0.1:7390/metrics,
+maxmemory 64mb with the adaptive W-TinyLFU policy, items up to 1mb.
+
+Sizes take Redis's units: 1k = 1000 bytes, 1kb = 1024, likewise m/mb and g/gb.
+
+The config file is TOML with the same names, e.g.
+
+    bind = \"0.0.0.0\"
+    resp-port = 7379
+    maxmemory = \"1gb\"
+    maxmemory-policy = \"default\"
+    requirepass = \"change-me\"
+
+Examples:
+  strata server
+  redis-cli -p 7379 set greeting hello
+  printf 'get greeting\\r\\n' | nc 127.0.0.1 7311
+  curl -s 127.0.0.1:7390/metrics")]
+pub struct ServerArgs {
+    /// A TOML file of settings.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<IpAddr>,
+    /// RESP (Redis protocol) port; 0 picks a free one.
+    #[arg(long, visible_alias = "resp-port", value_name = "PORT")]
+    port: Option<u16>,
+    /// memcached protocol port; 0 picks a free one.
+    #[arg(long, value_name = "PORT")]
+    memcache_port: Option<u16>,
+    /// Admin HTTP port for /metrics and /healthz; 0 picks a free one.
+    #[arg(long, value_name = "PORT")]
+    admin_port: Option<u16>,
+    /// Memory limit for keys, values and per-item overhead (e.g. 256mb).
+    #[arg(long, value_name = "SIZE")]
+    maxmemory: Option<ByteSize>,
+    /// Eviction policy: default, lru, lfu, arc, sieve, s3fifo, wtinylfu,
+    /// clock, fifo (or allkeys-lru, allkeys-lfu).
+    #[arg(long, value_name = "POLICY")]
+    maxmemory_policy: Option<String>,
+    /// Largest item accepted (key, value and header).
+    #[arg(long, value_name = "SIZE")]
+    max_item_size: Option<ByteSize>,
+    /// Refuse connections beyond this many.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Close clients idle this many seconds (0: never).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    /// Require this password (AUTH, or memcached's ASCII auth).
+    #[arg(long, value_name = "PASSWORD")]
+    requirepass: Option<String>,
+    /// Active expiry effort, 1–10.
+    #[arg(long, value_name = "N")]
+    active_expire_effort: Option<u8>,
+    /// Lease period in milliseconds.
+    #[arg(long, value_name = "MS")]
+    lease_ms: Option<u64>,
+    /// Engine shards (default: by core count).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+impl ServerArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        macro_rules! apply {
+            ($($field:ident),*) => {$(
+                if let Some(value) = self.$field.clone() {
+                    config.$field = value;
+                }
+            )*};
+        }
+        apply!(
+            bind,
+            memcache_port,
+            admin_port,
+            maxmemory,
+            maxmemory_policy,
+            max_item_size,
+            max_connections,
+            timeout,
+            active_expire_effort,
+            lease_ms
+        );
+        if let Some(port) = self.port {
+            config.resp_port = port;
+        }
+        if let Some(password) = &self.requirepass {
+            config.requirepass = Some(password.clone());
+        }
+        if self.shards.is_some() {
+            config.shards = self.shards;
+        }
+        if self.threads.is_some() {
+            config.threads = self.threads;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = runtime.enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::start(config).await?;
+        println!(
+            "strata server: RESP on {}, memcached on {}, metrics on http://{}/metrics (Ctrl-C to stop)",
+            server.resp_addr, server.memcache_addr, server.admin_addr
+        );
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+        server.shutdown();
+        if tokio::time::timeout(Duration::from_secs(10), server.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after 10 s; exiting anyway");
+        }
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
