@@ -833,7 +833,9 @@ proptest! {
                     Parsed::Request { request, consumed } => {
                         let mut again = Vec::new();
                         encode_request(&mut again, &request);
-                        match parse_request(&again, &limits) {
+                        // A bare `\n` comes back as `\r\n`: one byte more.
+                        let relaxed = Limits { max_line_bytes: limits.max_line_bytes + 1, ..limits };
+                        match parse_request(&again, &relaxed) {
                             Ok(Parsed::Request { request: reparsed, consumed: used }) => {
                                 prop_assert_eq!(used, again.len());
                                 prop_assert_eq!(model_of(&reparsed), model_of(&request));
