@@ -12,10 +12,17 @@
 use libfuzzer_sys::fuzz_target;
 use strata_proto::memcache::{Discard, Limits, Parsed, ReplyKind, encode_request, parse_request};
 
-const TINY: Limits = Limits { max_key_bytes: 8, max_value_bytes: 16, max_line_bytes: 48, max_keys_per_get: 3 };
+const TINY: Limits = Limits {
+    max_key_bytes: 8,
+    max_value_bytes: 16,
+    max_line_bytes: 48,
+    max_keys_per_get: 3,
+};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, input)) = data.split_first() else { return };
+    let Some((&selector, input)) = data.split_first() else {
+        return;
+    };
     let limits = if selector & 1 == 0 { Limits::default() } else { TINY };
     let mut rest = input;
     let mut discard = Discard::new(0);
@@ -40,9 +47,15 @@ fuzz_target!(|data: &[u8]| {
                 encode_request(&mut again, &request);
                 // Canonical form collapses spaces and numbers but writes
                 // `\r\n` where a bare `\n` may have come: one byte more.
-                let relaxed = Limits { max_line_bytes: limits.max_line_bytes + 1, ..limits };
+                let relaxed = Limits {
+                    max_line_bytes: limits.max_line_bytes + 1,
+                    ..limits
+                };
                 match parse_request(&again, &relaxed) {
-                    Ok(Parsed::Request { request: reparsed, consumed: used }) => {
+                    Ok(Parsed::Request {
+                        request: reparsed,
+                        consumed: used,
+                    }) => {
                         assert_eq!(used, again.len());
                         assert_eq!(reparsed, request);
                     }
@@ -60,7 +73,11 @@ fuzz_target!(|data: &[u8]| {
                 consumed
             }
         };
-        assert!(consumed > 0 && consumed <= rest.len(), "consumed {consumed} of {}", rest.len());
+        assert!(
+            consumed > 0 && consumed <= rest.len(),
+            "consumed {consumed} of {}",
+            rest.len()
+        );
         rest = &rest[consumed..];
     }
 });

@@ -8,9 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strata_proto::memcache::{
-    ReplyKind, Response, ResponseDecoder, ResponseError, ResponseLimits, encode_response,
-};
+use strata_proto::memcache::{ReplyKind, Response, ResponseDecoder, ResponseError, ResponseLimits, encode_response};
 
 const KINDS: [ReplyKind; 9] = [
     ReplyKind::Retrieval,
@@ -24,11 +22,20 @@ const KINDS: [ReplyKind; 9] = [
     ReplyKind::Meta,
 ];
 
-const TINY: ResponseLimits = ResponseLimits { max_line_bytes: 40, max_value_bytes: 8, max_items: 3 };
+const TINY: ResponseLimits = ResponseLimits {
+    max_line_bytes: 40,
+    max_value_bytes: 8,
+    max_items: 3,
+};
 
 /// Decodes replies of `kind` from `input`, fed `chunk` bytes at a time;
 /// stops at the first error.
-fn decode(input: &[u8], kind: ReplyKind, limits: ResponseLimits, chunk: usize) -> (Vec<Response>, Option<ResponseError>) {
+fn decode(
+    input: &[u8],
+    kind: ReplyKind,
+    limits: ResponseLimits,
+    chunk: usize,
+) -> (Vec<Response>, Option<ResponseError>) {
     let mut decoder = ResponseDecoder::new(kind, limits);
     let mut buffer = Vec::new();
     let mut responses = Vec::new();
@@ -54,7 +61,11 @@ fn decode(input: &[u8], kind: ReplyKind, limits: ResponseLimits, chunk: usize) -
 fuzz_target!(|data: &[u8]| {
     let [selector, chunk, input @ ..] = data else { return };
     let kind = KINDS[usize::from(*selector) % KINDS.len()];
-    let limits = if selector & 0x80 == 0 { ResponseLimits::default() } else { TINY };
+    let limits = if selector & 0x80 == 0 {
+        ResponseLimits::default()
+    } else {
+        TINY
+    };
     let (at_once, error) = decode(input, kind, limits, input.len());
     let (chunked, chunked_error) = decode(input, kind, limits, usize::from(*chunk));
     assert_eq!(chunked, at_once);
