@@ -31,6 +31,17 @@ pub const MAX_OPAQUE_BYTES: usize = 32;
 /// The flags memcached's meta commands accept, in any command.
 const KNOWN_FLAGS: &[u8] = b"bcfhklqstuvxCDEFIJLMNOPRT";
 
+/// [`KNOWN_FLAGS`] as a set of [`flag_bit`]s.
+const KNOWN_FLAG_BITS: u64 = {
+    let mut bits = 0;
+    let mut at = 0;
+    while at < KNOWN_FLAGS.len() {
+        bits |= flag_bit(KNOWN_FLAGS[at]);
+        at += 1;
+    }
+    bits
+};
+
 /// One meta flag: its letter and the token after it (empty if none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MetaFlag<'a> {
@@ -75,10 +86,10 @@ impl<'a> MetaFlags<'a> {
             let Some((&flag, arg)) = token.split_first() else {
                 continue;
             };
-            if !KNOWN_FLAGS.contains(&flag) {
+            let bit = flag_bit(flag);
+            if !flag.is_ascii_alphabetic() || KNOWN_FLAG_BITS & bit == 0 {
                 return Err(RequestError::InvalidFlag);
             }
-            let bit = flag_bit(flag);
             if present & bit != 0 {
                 return Err(RequestError::DuplicateFlag);
             }
@@ -261,7 +272,7 @@ impl<'a> Iterator for MetaFlagsIter<'a> {
 }
 
 /// The bit of an ASCII letter in a `u64` set (`A` is bit 0, `z` bit 57).
-fn flag_bit(flag: u8) -> u64 {
+const fn flag_bit(flag: u8) -> u64 {
     1u64 << (flag.wrapping_sub(b'A') & 63)
 }
 

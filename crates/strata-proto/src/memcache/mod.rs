@@ -3,7 +3,8 @@
 //! The authority is memcached 1.6's `doc/protocol.txt`; where it is silent,
 //! memcached's own parser (`proto_text.c`, `proto_parser.c`, `mcmc.c`) is:
 //! reply strings, which errors keep the connection and which close it, when
-//! a refused value is swallowed. Each item below says where strata differs.
+//! a refused value is swallowed. The few places where strata differs are
+//! listed below.
 //!
 //! # Server side
 //!
@@ -32,6 +33,36 @@
 //!
 //! The encoders in [`client`] write requests; a [`ResponseDecoder`] reads
 //! the reply to each, incrementally and within [`ResponseLimits`].
+//!
+//! # Where strata differs from memcached
+//!
+//! memcached 1.6 changed its parser in 1.6.40 (`proto_parser.c`); where the
+//! two disagree strata takes the stricter reading, and where memcached is
+//! looser than protocol.txt, protocol.txt wins:
+//!
+//! - Keys with control characters (below `0x21`, and `0x7f`) are refused
+//!   with `CLIENT_ERROR bad command line format`; protocol.txt forbids
+//!   them, memcached splits on spaces only and stores them.
+//! - Too few *or too many* arguments are `CLIENT_ERROR bad command line
+//!   format` (1.6.40+ says so for too few and ignores extras; earlier 1.6
+//!   answered `ERROR`). `version`, `quit` and `mn` ignore extras, as memcached.
+//! - `delete <key> 0 [noreply]` is accepted, as up to 1.6.39 (1.6.40+
+//!   dropped the check and ignores any extra token).
+//! - One line limit ([`Limits::max_line_bytes`]) for every command; memcached
+//!   closes at 2048 bytes without a newline except for `get`/`gets`, which it
+//!   lets grow without bound. [`Limits::max_keys_per_get`] has no memcached
+//!   counterpart.
+//! - The value limit applies to the data length; memcached's `-I` limit
+//!   counts the whole item (key, header and data).
+//! - Exptimes are `i64`; memcached refuses values outside `i32`.
+//! - Base64 keys (`b`) must be canonical padded base64; memcached's decoder
+//!   skips stray characters. An opaque (`O`) may be 32 bytes as documented
+//!   (memcached's check counts the `O`, allowing 31). `M` takes exactly one
+//!   character, as up to 1.6.39. A key that is too long on `ma` is `bad
+//!   command line format`, as up to 1.6.39 (1.6.40+ folds it into `invalid
+//!   or duplicate flag`).
+//! - A request starting with the binary protocol's magic byte closes the
+//!   connection; strata does not speak the binary protocol.
 //!
 //! # Layout
 //!

@@ -492,7 +492,9 @@ pub fn parse_response(
     Ok(progress.response.map(|response| (response, progress.consumed)))
 }
 
-/// Writes `response` as a server would.
+/// Writes `response` as a server would. A [`MetaResponse`] with data is
+/// written as `VA` whatever its code says, and a `VA` without data gets an
+/// empty block, so that what is written always decodes.
 pub fn encode_response(out: &mut Vec<u8>, response: &Response) {
     match response {
         Response::Values(values) => {
@@ -511,14 +513,20 @@ pub fn encode_response(out: &mut Vec<u8>, response: &Response) {
         }
         Response::Version(version) => reply::encode_version(out, version),
         Response::Meta(meta) => {
-            let mut line = match &meta.data {
+            // A value makes the line `VA`; a `VA` without one gets an empty block.
+            let data = match (&meta.data, meta.code) {
+                (Some(data), _) => Some(data.as_slice()),
+                (None, MetaCode::Va) => Some(&b""[..]),
+                (None, _) => None,
+            };
+            let mut line = match data {
                 Some(data) => MetaReply::value(out, data.len()),
                 None => MetaReply::status(out, meta.code),
             };
             for flag in &meta.flags {
                 line.token(flag.flag, &flag.token);
             }
-            match &meta.data {
+            match data {
                 Some(data) => line.finish_with_data(data),
                 None => line.finish(),
             }
