@@ -76,6 +76,7 @@ pub(crate) struct Shared {
     pub(crate) config: RwLock<Config>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) next_client_id: AtomicU64,
+    pub(crate) memcache: memcache::McCounters,
     pub(crate) resp_addr: SocketAddr,
     pub(crate) memcache_addr: SocketAddr,
 }
@@ -172,6 +173,7 @@ impl Server {
             config: RwLock::new(config),
             metrics: metrics.clone(),
             next_client_id: AtomicU64::new(1),
+            memcache: memcache::McCounters::default(),
             resp_addr,
             memcache_addr,
         });

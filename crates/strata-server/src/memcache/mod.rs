@@ -1,31 +1,284 @@
-//! The memcached session: PLACEHOLDER until the codec lands.
+//! The memcached session: one client speaking memcached's text protocol
+//! and its meta commands, as memcached 1.6 does.
+//!
+//! The codec (`strata_proto::memcache`) parses a request from the read
+//! buffer without copying; this module executes it against the engine and
+//! writes memcached's replies. Requests the codec refuses are answered with
+//! memcached's own error lines; an oversized value is refused as soon as its
+//! command line arrives and its data is then *swallowed* as it comes,
+//! never buffered (memcached's `conn_swallow`).
+//!
+//! Authentication follows memcached's ASCII auth: with `requirepass` set, a
+//! connection must first send `set <any-key> 0 0 <len>` whose data is
+//! `<user> <password>` (any user name; the password must match); until then
+//! every command gets `CLIENT_ERROR unauthenticated`.
+//!
+//! # Layout
+//!
+//! - `text.rs`: get/gets/gat/gats, storage commands, delete, incr/decr,
+//!   touch, flush_all, stats, version, verbosity.
+//! - `meta.rs`: mg, ms, md, ma, mn, me.
+
+mod meta;
+mod text;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use strata_proto::memcache::reply::encode_request_error;
+use strata_proto::memcache::{Discard, Expiration, Limits, Parsed, Request, parse_request};
+use strata_store::Expiry;
 
 use crate::Shared;
 use crate::conn::{Outcome, Session};
 use crate::metrics::LocalStats;
 
-/// Command names for the metrics.
-pub(crate) static COMMAND_NAMES: &[&str] = &["get"];
+/// Command names for the metrics, indexed by [`command_index`].
+pub(crate) static COMMAND_NAMES: &[&str] = &[
+    "get",
+    "gets",
+    "gat",
+    "gats",
+    "set",
+    "add",
+    "replace",
+    "append",
+    "prepend",
+    "cas",
+    "delete",
+    "incr",
+    "decr",
+    "touch",
+    "flush_all",
+    "version",
+    "verbosity",
+    "stats",
+    "quit",
+    "mg",
+    "ms",
+    "md",
+    "ma",
+    "mn",
+    "me",
+];
 
-/// One memcached client.
+fn command_index(request: &Request<'_>) -> usize {
+    let name = match request {
+        Request::Get(get) => get.command_name(),
+        Request::Store(store) => store.command.name(),
+        Request::Delete { .. } => "delete",
+        Request::Arithmetic { op, .. } => op.name(),
+        Request::Touch { .. } => "touch",
+        Request::FlushAll { .. } => "flush_all",
+        Request::Version => "version",
+        Request::Verbosity { .. } => "verbosity",
+        Request::Stats { .. } => "stats",
+        Request::Quit => "quit",
+        Request::MetaGet(_) => "mg",
+        Request::MetaSet(_) => "ms",
+        Request::MetaDelete(_) => "md",
+        Request::MetaArithmetic(_) => "ma",
+        Request::MetaNoop => "mn",
+        Request::MetaDebug { .. } => "me",
+    };
+    COMMAND_NAMES.iter().position(|&n| n == name).unwrap_or(0)
+}
+
+/// memcached's per-command counters that `stats` reports, shared by all
+/// memcached connections.
+#[derive(Debug, Default)]
+pub(crate) struct McCounters {
+    pub(crate) get_hits: AtomicU64,
+    pub(crate) get_misses: AtomicU64,
+    pub(crate) delete_hits: AtomicU64,
+    pub(crate) delete_misses: AtomicU64,
+    pub(crate) incr_hits: AtomicU64,
+    pub(crate) incr_misses: AtomicU64,
+    pub(crate) decr_hits: AtomicU64,
+    pub(crate) decr_misses: AtomicU64,
+    pub(crate) cas_hits: AtomicU64,
+    pub(crate) cas_misses: AtomicU64,
+    pub(crate) cas_badval: AtomicU64,
+    pub(crate) touch_hits: AtomicU64,
+    pub(crate) touch_misses: AtomicU64,
+    pub(crate) auth_cmds: AtomicU64,
+    pub(crate) auth_errors: AtomicU64,
+    pub(crate) store_too_large: AtomicU64,
+    pub(crate) flush_cmds: AtomicU64,
+}
+
+impl McCounters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One client connection speaking memcached.
 pub(crate) struct McSession {
-    _shared: Arc<Shared>,
+    shared: Arc<Shared>,
+    limits: Limits,
+    authenticated: bool,
+    /// Bytes of a refused value still to discard as they arrive.
+    swallowing: Option<Discard>,
 }
 
 impl McSession {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { _shared: shared }
+        let (max_value, authenticated) = {
+            let config = shared.config.read();
+            (config.max_item_size.0, config.requirepass.is_none())
+        };
+        Self {
+            limits: Limits {
+                max_value_bytes: usize::try_from(max_value).unwrap_or(usize::MAX),
+                ..Limits::default()
+            },
+            shared,
+            authenticated,
+            swallowing: None,
+        }
+    }
+
+    /// Checks memcached's ASCII auth request; true if it authenticated.
+    fn authenticate(&mut self, request: &Request<'_>, out: &mut Vec<u8>) {
+        let counters = &self.shared.memcache;
+        match request {
+            Request::Store(store) if store.command == strata_proto::memcache::StoreCommand::Set => {
+                McCounters::bump(&counters.auth_cmds);
+                let password = store
+                    .data
+                    .iter()
+                    .position(|&b| b == b' ')
+                    .map(|at| &store.data[at + 1..]);
+                let expected = self.shared.requirepass();
+                let ok = match (password, expected) {
+                    (Some(given), Some(expected)) => {
+                        given.len() == expected.len()
+                            && given
+                                .iter()
+                                .zip(expected.as_bytes())
+                                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                                == 0
+                    }
+                    _ => false,
+                };
+                if ok {
+                    self.authenticated = true;
+                    out.extend_from_slice(b"STORED\r\n");
+                } else {
+                    McCounters::bump(&counters.auth_errors);
+                    out.extend_from_slice(b"CLIENT_ERROR authentication failure\r\n");
+                }
+            }
+            _ => out.extend_from_slice(b"CLIENT_ERROR unauthenticated\r\n"),
+        }
     }
 }
 
+/// Resolves a memcached exptime into the store's terms: `None` for
+/// "already expired".
+pub(crate) fn expiry(shared: &Shared, exptime: i64) -> Option<Expiry> {
+    let now_secs = shared.store.clock().now_ms() / 1000;
+    match Expiration::from_exptime(exptime, now_secs) {
+        Expiration::Never => Some(Expiry::Never),
+        Expiration::Expired => None,
+        Expiration::AtUnixSecs(secs) => Some(Expiry::AtMs(secs.saturating_mul(1000))),
+    }
+}
+
+/// An expiry already in the past: the store treats the item as gone at
+/// once (and reclaims it), as memcached does with a negative exptime.
+pub(crate) const EXPIRED: Expiry = Expiry::AtMs(1);
+
 impl Session for McSession {
-    fn process(&mut self, input: &[u8], out: &mut Vec<u8>, _stats: &mut LocalStats) -> Outcome {
-        out.extend_from_slice(b"SERVER_ERROR not implemented yet\r\n");
-        Outcome {
-            consumed: input.len(),
-            close: true,
+    fn process(&mut self, input: &[u8], out: &mut Vec<u8>, stats: &mut LocalStats) -> Outcome {
+        let mut consumed = 0;
+        loop {
+            if let Some(discard) = &mut self.swallowing {
+                consumed += discard.take(input.len() - consumed);
+                if !discard.is_done() {
+                    return Outcome { consumed, close: false };
+                }
+                self.swallowing = None;
+            }
+            let parsed = match parse_request(&input[consumed..], &self.limits) {
+                Ok(parsed) => parsed,
+                Err(fatal) => {
+                    self.shared.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    out.extend_from_slice(format!("CLIENT_ERROR {fatal}\r\n").as_bytes());
+                    return Outcome {
+                        consumed: input.len(),
+                        close: true,
+                    };
+                }
+            };
+            match parsed {
+                Parsed::Incomplete => return Outcome { consumed, close: false },
+                Parsed::Request {
+                    request,
+                    consumed: used,
+                } => {
+                    let started = Instant::now();
+                    let close = if self.authenticated {
+                        self.execute(&request, out)
+                    } else {
+                        self.authenticate(&request, out);
+                        false
+                    };
+                    stats.record(command_index(&request), started.elapsed().as_nanos() as u64);
+                    consumed += used;
+                    if close {
+                        return Outcome { consumed, close: true };
+                    }
+                }
+                Parsed::Reject {
+                    error,
+                    noreply,
+                    consumed: used,
+                } => {
+                    self.shared.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    if !noreply {
+                        encode_request_error(out, error);
+                    }
+                    consumed += used;
+                }
+                Parsed::Swallow {
+                    error,
+                    noreply,
+                    consumed: used,
+                    swallow,
+                } => {
+                    if error == strata_proto::memcache::RequestError::TooLarge {
+                        McCounters::bump(&self.shared.memcache.store_too_large);
+                    } else {
+                        self.shared.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if !noreply {
+                        encode_request_error(out, error);
+                    }
+                    consumed += used;
+                    self.swallowing = Some(Discard::new(swallow));
+                }
+            }
         }
+    }
+}
+
+impl McSession {
+    /// Runs one request; true to close the connection.
+    fn execute(&mut self, request: &Request<'_>, out: &mut Vec<u8>) -> bool {
+        let shared = &*self.shared;
+        match request {
+            Request::Quit => return true,
+            Request::MetaGet(meta) => meta::mg(shared, meta, out),
+            Request::MetaSet(set) => meta::ms(shared, set, out),
+            Request::MetaDelete(meta) => meta::md(shared, meta, out),
+            Request::MetaArithmetic(ma) => meta::ma(shared, ma, out),
+            Request::MetaNoop => out.extend_from_slice(b"MN\r\n"),
+            Request::MetaDebug { key, binary } => meta::me(shared, key, *binary, out),
+            other => text::execute(shared, other, out),
+        }
+        false
     }
 }
