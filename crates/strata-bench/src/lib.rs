@@ -1,7 +1,8 @@
 //! # strata-bench
 //!
 //! Measuring strata: the trace simulator behind `strata sim`, with Belady's
-//! offline bounds, synthetic workloads, reports and plots.
+//! offline bounds, synthetic workloads, reports and plots; and the load
+//! generator behind `strata bench`.
 //!
 //! A simulation replays workloads (trace files, or generated ones) through
 //! every chosen algorithm at every chosen capacity, each run a cold cache,
@@ -40,12 +41,15 @@
 //! - [`report`]: table, CSV and JSON output;
 //! - [`plot`]: hit ratio against capacity as SVG;
 //! - [`progress`]: the terminal progress bar;
+//! - [`load`]: the load generator behind `strata bench` (both protocols,
+//!   hdrhistogram latencies, the server's CPU time and RSS);
 //! - [`error`]: the crate's error type.
 
 pub mod algorithm;
 pub mod capacity;
 pub mod engine;
 pub mod error;
+pub mod load;
 pub mod oracle;
 pub mod plot;
 pub mod progress;

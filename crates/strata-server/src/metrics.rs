@@ -224,16 +224,17 @@ impl Collector for PrometheusCollector {
         }
         {
             let counts: Vec<u64> = metrics.latency.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-            let mut cumulative = 0;
+            // prometheus-client takes per-bucket counts and accumulates
+            // them itself into the cumulative `le` buckets Prometheus wants.
+            let total: u64 = counts.iter().sum();
             let mut buckets = Vec::with_capacity(counts.len());
-            for (bucket, count) in counts.iter().enumerate() {
-                cumulative += count;
+            for (bucket, &count) in counts.iter().enumerate() {
                 let upper = if bucket == LATENCY_BUCKETS {
                     f64::INFINITY
                 } else {
                     (1u64 << bucket) as f64 / 1e6
                 };
-                buckets.push((upper, cumulative));
+                buckets.push((upper, count));
             }
             let sum = metrics.latency_sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
             let mut metric = encoder.encode_descriptor(
@@ -242,7 +243,7 @@ impl Collector for PrometheusCollector {
                 None,
                 MetricType::Histogram,
             )?;
-            metric.encode_histogram::<[(&str, &str); 0]>(sum, cumulative, &buckets, None)?;
+            metric.encode_histogram::<[(&str, &str); 0]>(sum, total, &buckets, None)?;
         }
         let stats = metrics.store.stats();
         counter(
@@ -364,6 +365,10 @@ mod tests {
         );
         assert!(
             text.contains("strata_command_duration_seconds_bucket{le=\"0.000002\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("strata_command_duration_seconds_bucket{le=\"+Inf\"} 3"),
             "{text}"
         );
         assert!(text.contains("strata_keyspace_hits_total 0"), "{text}");

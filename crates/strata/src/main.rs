@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod server;
 mod sim;
 
@@ -22,6 +23,9 @@ enum Command {
     /// Replay access traces (or a synthetic workload) through the eviction
     /// policies and report hit ratios against Belady's optimum.
     Sim(sim::SimArgs),
+    /// Drive a Redis- or memcached-protocol server with a GET/SET load and
+    /// report ops/s, latency percentiles and ops per server CPU-second.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +40,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Sim(args) => sim::run(args),
         Command::Server(args) => server::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
