@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod ring;
 mod server;
 mod sim;
 
@@ -26,6 +27,9 @@ enum Command {
     /// Drive a Redis- or memcached-protocol server with a GET/SET load and
     /// report ops/s, latency percentiles and ops per server CPU-second.
     Bench(bench::BenchArgs),
+    /// Show how a pool's keys spread over its nodes and which fraction a
+    /// proposed --add/--remove would move, and where.
+    Ring(ring::RingArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Sim(args) => sim::run(args),
         Command::Server(args) => server::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Ring(args) => ring::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

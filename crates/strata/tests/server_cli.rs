@@ -92,3 +92,48 @@ fn bad_settings_fail_with_one_line() {
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(help.contains("--maxmemory") && help.contains("redis-cli"), "{help}");
 }
+
+/// `strata bench` against the real server binary, both protocols, JSON out.
+#[test]
+fn bench_drives_the_server_over_both_protocols() {
+    let server = start(&["--maxmemory", "16mb"]);
+    let pid = server.child.id().to_string();
+    for (addr, protocol) in [(&server.resp, "resp"), (&server.memcache, "memcache")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["bench", "--addr", addr, "--protocol", protocol, "--connections", "4"])
+            .args([
+                "--pipeline",
+                "4",
+                "--keys",
+                "1000",
+                "--requests",
+                "5000",
+                "--duration",
+                "60s",
+            ])
+            .args(["--server-pid", &pid, "--format", "json"])
+            .output()
+            .expect("strata bench runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON report");
+        assert_eq!(report["requests"], 5000, "{protocol}");
+        assert_eq!(report["errors"], 0, "{protocol}");
+        assert_eq!(report["misses"], 0, "{protocol}: prefilled");
+        assert!(report["server"]["cpu_seconds"].as_f64().is_some());
+    }
+}
+
+#[test]
+fn bench_against_nothing_fails_with_one_line() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["bench", "--addr", &addr, "--requests", "10"])
+        .output()
+        .expect("strata bench runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
