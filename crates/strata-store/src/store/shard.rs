@@ -337,9 +337,13 @@ impl Shard {
         let old_len = old.encoded_len();
         let old_ttl = old.expire_at().is_some();
         let len = record::encoded_len(key.len(), value_len, meta);
+        // A large record's chunk is exactly as long as the record it was
+        // allocated for, though its footprint is rounded up: equal
+        // footprints alone do not mean the new record fits.
+        let capacity = self.items.arena.chunk(old_loc).len();
         // An overwrite is an access the policy sees (`on_update`).
         let epoch = self.epoch();
-        if footprint(len) == footprint(old_len) {
+        if footprint(len) == footprint(old_len) && len <= capacity {
             record::write(
                 self.items.arena.chunk_mut(old_loc),
                 Header { slot, epoch, state },

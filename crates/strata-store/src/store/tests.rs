@@ -355,7 +355,7 @@ fn concurrent_writers_and_readers_keep_the_limit() {
 enum Op {
     Get(u8),
     Peek(u8),
-    Set(u8, u8, Option<u16>, Condition),
+    Set(u8, u8, usize, Option<u16>, Condition),
     SetKeepTtl(u8, u8),
     Delete(u8),
     Take(u8),
@@ -365,6 +365,16 @@ enum Op {
     Advance(u16),
     Expire,
     Flush,
+}
+
+/// Mostly one byte, sometimes small, sometimes past the arena's largest
+/// size class (large records are allocated and rewritten differently).
+fn value_len() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        8 => Just(1usize),
+        2 => 2usize..300,
+        1 => 1_900usize..20_000,
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -379,7 +389,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => key.clone().prop_map(Op::Get),
         2 => key.clone().prop_map(Op::Peek),
-        6 => (key.clone(), any::<u8>(), ttl.clone(), cond).prop_map(|(k, v, t, c)| Op::Set(k, v, t, c)),
+        6 => (key.clone(), any::<u8>(), value_len(), ttl.clone(), cond).prop_map(|(k, v, n, t, c)| Op::Set(k, v, n, t, c)),
         1 => (key.clone(), any::<u8>()).prop_map(|(k, v)| Op::SetKeepTtl(k, v)),
         2 => key.clone().prop_map(Op::Delete),
         1 => key.clone().prop_map(Op::Take),
@@ -450,7 +460,7 @@ fn run_model(ops: &[Op], policy: PolicyKind, capacity: Capacity, exact: bool) ->
                 let want = model.live(key, now).map(|i| (i.value.clone(), i.cas, i.expire_at));
                 prop_assert_eq!(got, want, "{:?}", op);
             }
-            Op::Set(key, value, ttl, condition) => {
+            Op::Set(key, value, len, ttl, condition) => {
                 let condition = match condition {
                     Condition::IfVersion(v) => {
                         // Aim at real versions half the time.
@@ -463,7 +473,7 @@ fn run_model(ops: &[Op], policy: PolicyKind, capacity: Capacity, exact: bool) ->
                     expiry: ttl.map_or(Expiry::Never, |t| Expiry::AfterMs(u64::from(t))),
                     ..SetOptions::default()
                 };
-                let got = s.set(&k(key), &[value], options);
+                let got = s.set(&k(key), &vec![value; len], options);
                 let present = model.live(key, now).map(|i| i.cas);
                 let want = match (condition, present) {
                     (Condition::IfAbsent, Some(_)) | (Condition::IfPresent, None) => Err(StoreError::NotStored),
@@ -476,7 +486,7 @@ fn run_model(ops: &[Op], policy: PolicyKind, capacity: Capacity, exact: bool) ->
                     model.items.insert(
                         key,
                         ModelItem {
-                            value: vec![value],
+                            value: vec![value; len],
                             expire_at: ttl.map(|t| now + u64::from(t)),
                             cas,
                         },
@@ -934,5 +944,32 @@ mod meta_and_leases {
         assert!(s.frequency(&key.to_le_bytes()).unwrap().is_some(), "W-TinyLFU counts");
         s.set_policy(PolicyKind::Lru);
         assert_eq!(s.frequency(&key.to_le_bytes()), Some(None), "LRU does not");
+    }
+}
+
+/// Regression: a large record (past the biggest size class) rewritten in
+/// place with a slightly longer value of the same rounded footprint wrote
+/// past its chunk (found by `scripts/bench-server-memory`: a panic under
+/// random 1 B–16 KiB overwrites). Every length near and across the class
+/// boundary, grown and shrunk, must overwrite and read back intact.
+#[test]
+fn overwrites_across_and_beyond_the_size_classes_read_back() {
+    let s = Store::builder(Capacity::Bytes(64 << 20))
+        .policy(PolicyKind::Lru)
+        .shards(1)
+        .max_item_bytes(1 << 20)
+        .build();
+    let mut lengths: Vec<usize> = (0..64).map(|i| 13_700 + i).collect();
+    lengths.extend((0..64).map(|i| 100_000 - i));
+    lengths.extend([1, 2_000, 4_096, 8_192, 16_384, 65_536, 200_000, 13_701]);
+    let mut rng = 0x9E37_79B9_u64;
+    for _ in 0..500 {
+        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        lengths.push(1 + (rng >> 33) as usize % 40_000);
+    }
+    for (round, len) in lengths.into_iter().enumerate() {
+        let value: Vec<u8> = (0..len).map(|i| (i + round) as u8).collect();
+        s.set(b"big", &value, SetOptions::default()).unwrap();
+        assert_eq!(s.get_value(b"big").as_deref(), Some(&value[..]), "length {len}");
     }
 }
