@@ -212,6 +212,19 @@ impl Ring {
         Ok(next)
     }
 
+    /// Publishes `members` placed by `scheme` as the next epoch (the
+    /// scheme may change too), unless both equal the current ones.
+    pub fn replace_with(&self, scheme: Scheme, members: Vec<Member>) -> Result<Arc<Snapshot>, RingError> {
+        let _writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.current.load_full();
+        if current.members == members && current.scheme == scheme {
+            return Ok(current);
+        }
+        let next = Arc::new(Snapshot::new(current.epoch + 1, scheme, members)?);
+        self.current.store(Arc::clone(&next));
+        Ok(next)
+    }
+
     /// Adds `member` as the next epoch.
     pub fn add(&self, member: Member) -> Result<Arc<Snapshot>, RingError> {
         let mut members = self.snapshot().members.clone();

@@ -1,0 +1,175 @@
+//! The meta commands the client sends, and what their replies mean.
+
+use strata_proto::memcache::client::{MetaArg, encode_md, encode_mg, encode_mn, encode_ms};
+use strata_proto::memcache::{MetaCode, ReplyKind, Response};
+
+use crate::ClientError;
+use crate::node::Batch;
+
+/// memcached's key limit, in bytes on the wire.
+pub const MAX_KEY_BYTES: usize = 250;
+
+/// Whether `key` can be sent as it is: 1–250 bytes, no spaces or control
+/// characters. Other keys go base64-encoded with the `b` flag.
+fn is_plain(key: &[u8]) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY_BYTES && key.iter().all(|&b| b > b' ' && b != 0x7f)
+}
+
+/// Refuses keys no server could store.
+pub fn check_key(key: &[u8]) -> Result<(), ClientError> {
+    // Other keys travel base64-encoded, 4 bytes for every 3.
+    if is_plain(key) || (!key.is_empty() && key.len().div_ceil(3) * 4 <= MAX_KEY_BYTES) {
+        Ok(())
+    } else {
+        Err(ClientError::InvalidKey { len: key.len() })
+    }
+}
+
+fn with_key_flag<'a>(key: &[u8], flags: &mut Vec<MetaArg<'a>>) {
+    if !is_plain(key) {
+        flags.push(MetaArg::flag(b'b'));
+    }
+}
+
+/// Seconds for a meta `T` flag: at least 1 (0 would mean "never expires").
+pub fn ttl_secs(ttl: std::time::Duration) -> i64 {
+    ttl.as_secs().max(1) as i64
+}
+
+/// `mg <key> v f t` (and `c` for a CAS): value, client flags, remaining TTL.
+pub fn get(batch: &mut Batch, key: &[u8]) {
+    let mut flags = vec![MetaArg::flag(b'v'), MetaArg::flag(b't')];
+    with_key_flag(key, &mut flags);
+    batch.push(ReplyKind::Meta, |out| encode_mg(out, key, &flags));
+}
+
+/// `mg <key> v c t N<lease>`: a lease-get.
+pub fn lease_get(batch: &mut Batch, key: &[u8], lease_secs: i64) {
+    let mut flags = vec![
+        MetaArg::flag(b'v'),
+        MetaArg::flag(b'c'),
+        MetaArg::flag(b't'),
+        MetaArg::int(b'N', lease_secs),
+    ];
+    with_key_flag(key, &mut flags);
+    batch.push(ReplyKind::Meta, |out| encode_mg(out, key, &flags));
+}
+
+/// How a set is conditioned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetMode {
+    /// Always.
+    Set,
+    /// Only if absent (`ME`): warm-up copies never overwrite newer data.
+    Add,
+    /// Only if the item still has this CAS (`C`): a lease fill.
+    Cas(u64),
+}
+
+/// `ms <key> <len> T<ttl> [ME|C<cas>]`.
+pub fn set(batch: &mut Batch, key: &[u8], value: &[u8], ttl: Option<std::time::Duration>, mode: SetMode) {
+    let mut flags = Vec::with_capacity(3);
+    if let Some(ttl) = ttl {
+        flags.push(MetaArg::int(b'T', ttl_secs(ttl)));
+    }
+    match mode {
+        SetMode::Set => {}
+        SetMode::Add => flags.push(MetaArg::token(b'M', b"E")),
+        SetMode::Cas(cas) => flags.push(MetaArg::uint(b'C', cas)),
+    }
+    with_key_flag(key, &mut flags);
+    batch.push(ReplyKind::Meta, |out| encode_ms(out, key, value, &flags));
+}
+
+/// `md <key>`.
+pub fn delete(batch: &mut Batch, key: &[u8]) {
+    let mut flags = Vec::new();
+    with_key_flag(key, &mut flags);
+    batch.push(ReplyKind::Meta, |out| encode_md(out, key, &flags));
+}
+
+/// `mg <key> T<ttl>`: touch.
+pub fn touch(batch: &mut Batch, key: &[u8], ttl: std::time::Duration) {
+    let mut flags = vec![MetaArg::int(b'T', ttl_secs(ttl))];
+    with_key_flag(key, &mut flags);
+    batch.push(ReplyKind::Meta, |out| encode_mg(out, key, &flags));
+}
+
+/// `mn`: a no-op, the health probe.
+pub fn noop(batch: &mut Batch) {
+    batch.push(ReplyKind::Meta, encode_mn);
+}
+
+/// `flush_all`.
+pub fn flush(batch: &mut Batch) {
+    batch.push(ReplyKind::Ok, |out| out.extend_from_slice(b"flush_all\r\n"));
+}
+
+/// A value read by `mg`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    /// The data.
+    pub value: Vec<u8>,
+    /// Remaining TTL in seconds (-1: none).
+    pub ttl_secs: i64,
+    /// The CAS, when asked.
+    pub cas: Option<u64>,
+    /// `W`: this caller won the lease and should fill.
+    pub won: bool,
+    /// `Z`: another caller holds the lease.
+    pub lease_taken: bool,
+    /// `X`: the value is stale (invalidated, awaiting a refill).
+    pub stale: bool,
+}
+
+fn server_error(response: &Response) -> Option<String> {
+    match response {
+        Response::Error(message) | Response::ClientError(message) | Response::ServerError(message) => {
+            Some(String::from_utf8_lossy(message).into_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Reads an `mg` reply: `Ok(None)` is a miss.
+pub fn read_get(response: Response) -> Result<Option<Hit>, ClientError> {
+    if let Some(message) = server_error(&response) {
+        return Err(ClientError::Server(message));
+    }
+    let Response::Meta(meta) = response else {
+        return Err(ClientError::Server(format!("unexpected reply {response:?}")));
+    };
+    if meta.code == MetaCode::En && !meta.has(b'W') {
+        return Ok(None);
+    }
+    let number = |flag| {
+        meta.flag(flag)
+            .and_then(|token| std::str::from_utf8(token).ok())
+            .and_then(|token| token.parse::<i64>().ok())
+    };
+    Ok(Some(Hit {
+        ttl_secs: number(b't').unwrap_or(-1),
+        cas: number(b'c').map(|c| c as u64),
+        won: meta.has(b'W'),
+        lease_taken: meta.has(b'Z'),
+        stale: meta.has(b'X'),
+        value: meta.data.unwrap_or_default(),
+    }))
+}
+
+/// Reads an `ms` reply: `Ok(true)` stored, `Ok(false)` refused by its
+/// condition (`NS`, `EX`, `NF`).
+pub fn read_set(response: Response) -> Result<bool, ClientError> {
+    if let Some(message) = server_error(&response) {
+        return Err(ClientError::Server(message));
+    }
+    match response {
+        Response::Meta(meta) => Ok(meta.code == MetaCode::Hd),
+        other => Err(ClientError::Server(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// Reads an `md` or touch reply: `Ok(true)` if the key was there.
+pub fn read_found(response: Response) -> Result<bool, ClientError> {
+    read_set(response)
+}

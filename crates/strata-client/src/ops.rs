@@ -1,0 +1,243 @@
+//! The plain operations and their multi-key forms.
+//!
+//! A multi-key call groups its keys by the node that serves each (owner or
+//! stand-in), sends one batch per node concurrently, and puts the answers
+//! back in the caller's order. A group whose node fails is retried key by
+//! key through the single-key path, which fails over.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use strata_proto::memcache::Response;
+
+use crate::meta::{self, SetMode};
+use crate::node::Batch;
+use crate::route::{Role, Route};
+use crate::{Client, ClientError, Inner, Stats};
+
+impl Client {
+    /// The value of `key`, or `None`.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        self.inner.get(key).await
+    }
+
+    /// Stores `value` under `key`, expiring after `ttl` (`None`: never).
+    pub async fn set(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), ClientError> {
+        self.inner.set(key, value, ttl, SetMode::Set).await.map(|_| ())
+    }
+
+    /// Stores `value` only if `key` is absent; true if stored.
+    pub async fn add(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<bool, ClientError> {
+        self.inner.set(key, value, ttl, SetMode::Add).await
+    }
+
+    /// Deletes `key`; true if it was there.
+    pub async fn delete(&self, key: &[u8]) -> Result<bool, ClientError> {
+        self.inner.delete(key).await
+    }
+
+    /// Sets `key`'s TTL; true if it was there.
+    pub async fn touch(&self, key: &[u8], ttl: Duration) -> Result<bool, ClientError> {
+        meta::check_key(key)?;
+        let inner = &self.inner;
+        let route = inner.route(key)?;
+        let build = |_: Role| {
+            let mut batch = Batch::default();
+            meta::touch(&mut batch, key, ttl);
+            batch
+        };
+        let (replies, _) = inner.exec_routed(key, route, build(Role::Owner), build).await?;
+        meta::read_found(first(replies)?)
+    }
+
+    /// The values of `keys`, in order, each `None` if missing. One batch per
+    /// node, sent concurrently.
+    pub async fn get_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, ClientError> {
+        let inner = &self.inner;
+        let mut groups: HashMap<String, (Route, Vec<usize>)> = HashMap::new();
+        for (position, key) in keys.iter().enumerate() {
+            let key = key.as_ref();
+            meta::check_key(key)?;
+            let route = inner.route(key)?;
+            groups
+                .entry(route.node.addr().to_owned())
+                .or_insert_with(|| (route, Vec::new()))
+                .1
+                .push(position);
+        }
+        let mut results: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        let calls = groups.into_values().map(|(route, positions)| async move {
+            let mut batch = Batch::default();
+            for &position in &positions {
+                meta::get(&mut batch, keys[position].as_ref());
+            }
+            let outcome = route.node.exec(&batch).await;
+            inner.report(&route.node, outcome.is_ok());
+            (route, positions, outcome)
+        });
+        for (route, positions, outcome) in join_all(calls).await {
+            match outcome {
+                Ok(replies) if replies.len() == positions.len() => {
+                    for (&position, reply) in positions.iter().zip(replies) {
+                        let key = keys[position].as_ref();
+                        Stats::bump(&inner.stats.gets);
+                        let value = match meta::read_get(reply)? {
+                            Some(hit) => Some(hit.value),
+                            None if route.role == Role::Owner => inner.warm(key, &route.node).await,
+                            None => None,
+                        };
+                        if value.is_some() {
+                            Stats::bump(&inner.stats.hits);
+                        }
+                        results[position] = value;
+                    }
+                }
+                _ => {
+                    for &position in &positions {
+                        results[position] = inner.get(keys[position].as_ref()).await?;
+                    }
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// Stores every (key, value), one batch per node.
+    pub async fn set_many<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        items: &[(K, V)],
+        ttl: Option<Duration>,
+    ) -> Result<(), ClientError> {
+        let inner = &self.inner;
+        let mut groups: HashMap<String, (Route, Vec<usize>)> = HashMap::new();
+        for (position, (key, _)) in items.iter().enumerate() {
+            meta::check_key(key.as_ref())?;
+            let route = inner.route(key.as_ref())?;
+            groups
+                .entry(route.node.addr().to_owned())
+                .or_insert_with(|| (route, Vec::new()))
+                .1
+                .push(position);
+        }
+        let calls = groups.into_values().map(|(route, positions)| async move {
+            let ttl = inner.effective_ttl(route.role, ttl);
+            let mut batch = Batch::default();
+            for &position in &positions {
+                let (key, value) = &items[position];
+                meta::set(&mut batch, key.as_ref(), value.as_ref(), ttl, SetMode::Set);
+            }
+            if route.role == Role::Standby {
+                for &position in &positions {
+                    inner.note_diverted(&route.owner, items[position].0.as_ref()).await;
+                }
+            }
+            let outcome = route.node.exec(&batch).await;
+            inner.report(&route.node, outcome.is_ok());
+            (positions, outcome)
+        });
+        for (positions, outcome) in join_all(calls).await {
+            let stored = match outcome {
+                Ok(replies) if replies.len() == positions.len() => replies
+                    .into_iter()
+                    .map(meta::read_set)
+                    .collect::<Result<Vec<_>, _>>()
+                    .is_ok(),
+                _ => false,
+            };
+            for &position in &positions {
+                let (key, value) = &items[position];
+                if stored {
+                    Stats::bump(&inner.stats.sets);
+                    inner.forget_previous(key.as_ref()).await;
+                } else {
+                    inner.set(key.as_ref(), value.as_ref(), ttl, SetMode::Set).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every key; how many were there.
+    pub async fn delete_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<usize, ClientError> {
+        let found = join_all(keys.iter().map(|key| self.inner.delete(key.as_ref()))).await;
+        let mut count = 0;
+        for result in found {
+            count += usize::from(result?);
+        }
+        Ok(count)
+    }
+}
+
+/// The one reply of a one-command batch.
+pub(crate) fn first(replies: Vec<Response>) -> Result<Response, ClientError> {
+    replies
+        .into_iter()
+        .next()
+        .ok_or_else(|| ClientError::Server("no reply".into()))
+}
+
+impl Inner {
+    pub(crate) async fn get(self: &Arc<Self>, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        meta::check_key(key)?;
+        Stats::bump(&self.stats.gets);
+        let route = self.route(key)?;
+        let build = |_: Role| {
+            let mut batch = Batch::default();
+            meta::get(&mut batch, key);
+            batch
+        };
+        let (replies, route) = self.exec_routed(key, route, build(Role::Owner), build).await?;
+        let value = match meta::read_get(first(replies)?)? {
+            Some(hit) => Some(hit.value),
+            None if route.role == Role::Owner => self.warm(key, &route.node).await,
+            None => None,
+        };
+        if value.is_some() {
+            Stats::bump(&self.stats.hits);
+        }
+        Ok(value)
+    }
+
+    pub(crate) async fn set(
+        self: &Arc<Self>,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+        mode: SetMode,
+    ) -> Result<bool, ClientError> {
+        meta::check_key(key)?;
+        let route = self.route(key)?;
+        let build = |role: Role| {
+            let mut batch = Batch::default();
+            meta::set(&mut batch, key, value, self.effective_ttl(role, ttl), mode);
+            batch
+        };
+        let (replies, route) = self.exec_routed(key, route.clone(), build(route.role), build).await?;
+        if route.role == Role::Standby {
+            self.note_diverted(&route.owner, key).await;
+        }
+        let stored = meta::read_set(first(replies)?)?;
+        Stats::bump(&self.stats.sets);
+        self.forget_previous(key).await;
+        Ok(stored)
+    }
+
+    pub(crate) async fn delete(self: &Arc<Self>, key: &[u8]) -> Result<bool, ClientError> {
+        meta::check_key(key)?;
+        let route = self.route(key)?;
+        let build = |_: Role| {
+            let mut batch = Batch::default();
+            meta::delete(&mut batch, key);
+            batch
+        };
+        let (replies, route) = self.exec_routed(key, route, build(Role::Owner), build).await?;
+        if route.role == Role::Standby {
+            self.note_diverted(&route.owner, key).await;
+        }
+        Stats::bump(&self.stats.deletes);
+        self.forget_previous(key).await;
+        meta::read_found(first(replies)?)
+    }
+}

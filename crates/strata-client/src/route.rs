@@ -1,0 +1,259 @@
+//! Where a key goes now, and bringing a down node back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::health::Admit;
+use crate::node::{Batch, Node};
+use crate::recovery::Replay;
+use crate::{ClientError, Failover, Inner, Stats, meta};
+
+/// What role the chosen node plays for the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The key's owner on the main ring.
+    Owner,
+    /// A stand-in while the owner is down: writes get the gutter TTL and
+    /// are remembered for the owner's recovery.
+    Standby,
+}
+
+/// A routing decision.
+#[derive(Clone, Debug)]
+pub(crate) struct Route {
+    /// Where to send the request.
+    pub(crate) node: Arc<Node>,
+    /// Owner or stand-in.
+    pub(crate) role: Role,
+    /// The key's owner (the same node when `role` is `Owner`).
+    pub(crate) owner: Arc<Node>,
+}
+
+impl Inner {
+    /// The node object for `addr`, made on first use.
+    pub(crate) fn node(&self, addr: &str) -> Arc<Node> {
+        if let Some(node) = self.nodes.read().get(addr) {
+            return Arc::clone(node);
+        }
+        let settings = self.config.read().node;
+        let mut nodes = self.nodes.write();
+        Arc::clone(
+            nodes
+                .entry(addr.to_owned())
+                .or_insert_with(|| Arc::new(Node::new(addr.to_owned(), settings))),
+        )
+    }
+
+    /// The key's owner on the main ring.
+    pub(crate) fn owner(&self, key: &[u8]) -> Result<Arc<Node>, ClientError> {
+        let snapshot = self.main.snapshot();
+        let (_, member) = snapshot
+            .owner(key)
+            .ok_or_else(|| ClientError::Unavailable("the main pool is empty".into()))?;
+        Ok(self.node(&member.address()))
+    }
+
+    /// Where a request for `key` goes now.
+    pub(crate) fn route(self: &Arc<Self>, key: &[u8]) -> Result<Route, ClientError> {
+        let owner = self.owner(key)?;
+        match owner.health.admit(Instant::now()) {
+            Admit::Use => {
+                return Ok(Route {
+                    node: Arc::clone(&owner),
+                    role: Role::Owner,
+                    owner,
+                });
+            }
+            Admit::Probe => self.spawn_probe(Arc::clone(&owner)),
+            Admit::Skip => {}
+        }
+        self.standby(key, owner)
+    }
+
+    /// The stand-in for `key` while `owner` is unusable.
+    pub(crate) fn standby(self: &Arc<Self>, key: &[u8], owner: Arc<Node>) -> Result<Route, ClientError> {
+        let failover = self.config.read().failover;
+        let node = match failover {
+            Failover::Gutter => {
+                let gutter = self.gutter.snapshot();
+                let (_, member) = gutter.owner(key).ok_or_else(|| {
+                    ClientError::Unavailable(format!("{} is down and there is no gutter pool", owner.addr()))
+                })?;
+                let node = self.node(&member.address());
+                if node.health.is_down() {
+                    return Err(ClientError::Unavailable(format!(
+                        "{} is down and so is its gutter {}",
+                        owner.addr(),
+                        node.addr()
+                    )));
+                }
+                node
+            }
+            Failover::NextOnRing => {
+                let snapshot = self.main.snapshot();
+                let mut order = Vec::new();
+                snapshot.preference(key, snapshot.members().len(), &mut order);
+                order
+                    .into_iter()
+                    .map(|index| self.node(&snapshot.members()[index].address()))
+                    .find(|node| node.addr() != owner.addr() && !node.health.is_down())
+                    .ok_or_else(|| {
+                        ClientError::Unavailable(format!("{} is down and so is every other node", owner.addr()))
+                    })?
+            }
+            Failover::None => {
+                return Err(ClientError::Unavailable(format!("{} is down", owner.addr())));
+            }
+        };
+        Stats::bump(&self.stats.failovers);
+        Ok(Route {
+            node,
+            role: Role::Standby,
+            owner,
+        })
+    }
+
+    /// Reports a request's outcome on `node` to its health.
+    pub(crate) fn report(&self, node: &Node, ok: bool) {
+        if ok {
+            node.health.success();
+        } else {
+            Stats::bump(&self.stats.node_errors);
+            if node.health.failure(Instant::now()) {
+                node.drop_connections();
+                Stats::bump(&self.stats.marked_down);
+                tracing::warn!(node = node.addr(), "node marked down; failing over");
+            }
+        }
+    }
+
+    /// Sends `batch` to the route's node, reporting the outcome; on
+    /// failure at the owner, fails over once with `rebuild(role)` for the
+    /// stand-in. Returns the replies and the route that gave them.
+    pub(crate) async fn exec_routed(
+        self: &Arc<Self>,
+        key: &[u8],
+        route: Route,
+        batch: Batch,
+        rebuild: impl Fn(Role) -> Batch,
+    ) -> Result<(Vec<strata_proto::memcache::Response>, Route), ClientError> {
+        match route.node.exec(&batch).await {
+            Ok(replies) => {
+                self.report(&route.node, true);
+                Ok((replies, route))
+            }
+            Err(error) => {
+                self.report(&route.node, false);
+                if route.role == Role::Standby {
+                    return Err(ClientError::Unavailable(error.to_string()));
+                }
+                tracing::debug!(%error, "request failed; retrying on the stand-in");
+                let standby = self.standby(key, route.owner)?;
+                let batch = rebuild(Role::Standby);
+                match standby.node.exec(&batch).await {
+                    Ok(replies) => {
+                        self.report(&standby.node, true);
+                        Ok((replies, standby))
+                    }
+                    Err(error) => {
+                        self.report(&standby.node, false);
+                        Err(ClientError::Unavailable(error.to_string()))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Probes `node` in the background; see [`probe`].
+    fn spawn_probe(self: &Arc<Self>, node: Arc<Node>) {
+        let inner = Arc::clone(self);
+        tokio::spawn(async move { inner.probe(node).await });
+    }
+
+    /// Health-checks a down node; if it answers, deletes on it every key
+    /// written elsewhere while it was down (or flushes it, past the log's
+    /// limit), and only then puts it back into service.
+    pub(crate) async fn probe(&self, node: Arc<Node>) {
+        let mut batch = Batch::default();
+        meta::noop(&mut batch);
+        if node.exec(&batch).await.is_err() {
+            node.health.failure(Instant::now());
+            return;
+        }
+        loop {
+            let replay = node.missed.lock().take();
+            let mut batch = Batch::default();
+            match &replay {
+                Replay::Flush => meta::flush(&mut batch),
+                Replay::Delete(keys) => {
+                    for key in keys {
+                        meta::delete(&mut batch, key);
+                    }
+                }
+            }
+            let replayed = match &replay {
+                Replay::Delete(keys) if keys.is_empty() => true,
+                _ => node.exec(&batch).await.is_ok(),
+            };
+            if !replayed {
+                node.missed.lock().restore(replay);
+                node.health.probe_abandoned(Instant::now());
+                return;
+            }
+            match &replay {
+                Replay::Flush => tracing::info!(
+                    node = node.addr(),
+                    "flushed a returning node: it missed too many writes"
+                ),
+                Replay::Delete(keys) if !keys.is_empty() => {
+                    tracing::info!(
+                        node = node.addr(),
+                        keys = keys.len(),
+                        "deleted on a returning node the keys written elsewhere while it was down"
+                    )
+                }
+                Replay::Delete(_) => {}
+            }
+            // Writes diverted while the replay ran are replayed too; the
+            // node comes back only once nothing is left, decided under the
+            // log's lock so no diverted write slips between.
+            let missed = node.missed.lock();
+            if missed.is_empty() {
+                node.health.probe_succeeded();
+                drop(missed);
+                Stats::bump(&self.stats.recovered);
+                tracing::info!(node = node.addr(), "node is back");
+                return;
+            }
+        }
+    }
+
+    /// The TTL a write to `role` gets.
+    pub(crate) fn effective_ttl(&self, role: Role, ttl: Option<Duration>) -> Option<Duration> {
+        match role {
+            Role::Owner => ttl,
+            Role::Standby => {
+                let cap = self.config.read().gutter_ttl;
+                Some(ttl.map_or(cap, |ttl| ttl.min(cap)))
+            }
+        }
+    }
+
+    /// Records that `key` was changed on a stand-in instead of `owner`, so
+    /// the owner's recovery deletes it there. If the owner is not (or no
+    /// longer) down, also deletes it there now, best effort, and forgets it
+    /// once that worked: an owner that never goes down is never probed.
+    pub(crate) async fn note_diverted(&self, owner: &Node, key: &[u8]) {
+        owner.missed.lock().record(key);
+        if owner.health.is_down() {
+            return;
+        }
+        let mut batch = Batch::default();
+        meta::delete(&mut batch, key);
+        if owner.exec(&batch).await.is_ok() {
+            owner.missed.lock().forget(key);
+        }
+    }
+}
