@@ -72,7 +72,7 @@ impl Client {
                 // A server without leases (or a miss without `W`): plain
                 // cache-aside.
                 let value = self.load(loader.take(), key).await?;
-                let _ = inner.set(key, &value, ttl, SetMode::Add).await;
+                let _ = inner.set(key, &value, 0, ttl, SetMode::Add).await;
                 return Ok(value);
             };
             if hit.won {
@@ -87,7 +87,7 @@ impl Client {
                 let cas = hit.cas.unwrap_or(0);
                 let ttl = inner.effective_ttl(route.role, ttl);
                 let mut batch = Batch::default();
-                meta::set(&mut batch, key, &value, ttl, SetMode::Cas(cas));
+                meta::set(&mut batch, key, &value, 0, ttl, SetMode::Cas(cas));
                 let filled = route.node.exec(&batch).await;
                 inner.report(&route.node, filled.is_ok());
                 if route.role == Role::Standby {

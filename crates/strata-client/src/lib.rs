@@ -101,6 +101,16 @@ pub enum ClientError {
     Loader(String),
 }
 
+/// A value with memcached's client flags (opaque to the cache; clients
+/// use them for the serialization format).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Item {
+    /// The data.
+    pub value: Vec<u8>,
+    /// The flags stored with it.
+    pub flags: u32,
+}
+
 /// Where a down node's keys go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failover {

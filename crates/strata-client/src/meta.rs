@@ -36,9 +36,9 @@ pub fn ttl_secs(ttl: std::time::Duration) -> i64 {
     ttl.as_secs().max(1) as i64
 }
 
-/// `mg <key> v f t` (and `c` for a CAS): value, client flags, remaining TTL.
+/// `mg <key> v f t`: value, client flags, remaining TTL.
 pub fn get(batch: &mut Batch, key: &[u8]) {
-    let mut flags = vec![MetaArg::flag(b'v'), MetaArg::flag(b't')];
+    let mut flags = vec![MetaArg::flag(b'v'), MetaArg::flag(b'f'), MetaArg::flag(b't')];
     with_key_flag(key, &mut flags);
     batch.push(ReplyKind::Meta, |out| encode_mg(out, key, &flags));
 }
@@ -48,6 +48,7 @@ pub fn lease_get(batch: &mut Batch, key: &[u8], lease_secs: i64) {
     let mut flags = vec![
         MetaArg::flag(b'v'),
         MetaArg::flag(b'c'),
+        MetaArg::flag(b'f'),
         MetaArg::flag(b't'),
         MetaArg::int(b'N', lease_secs),
     ];
@@ -66,9 +67,19 @@ pub enum SetMode {
     Cas(u64),
 }
 
-/// `ms <key> <len> T<ttl> [ME|C<cas>]`.
-pub fn set(batch: &mut Batch, key: &[u8], value: &[u8], ttl: Option<std::time::Duration>, mode: SetMode) {
-    let mut flags = Vec::with_capacity(3);
+/// `ms <key> <len> T<ttl> [F<flags>] [ME|C<cas>]`.
+pub fn set(
+    batch: &mut Batch,
+    key: &[u8],
+    value: &[u8],
+    client_flags: u32,
+    ttl: Option<std::time::Duration>,
+    mode: SetMode,
+) {
+    let mut flags = Vec::with_capacity(4);
+    if client_flags != 0 {
+        flags.push(MetaArg::uint(b'F', u64::from(client_flags)));
+    }
     if let Some(ttl) = ttl {
         flags.push(MetaArg::int(b'T', ttl_secs(ttl)));
     }
@@ -110,6 +121,8 @@ pub fn flush(batch: &mut Batch) {
 pub struct Hit {
     /// The data.
     pub value: Vec<u8>,
+    /// The client flags stored with it (memcached's opaque 32 bits).
+    pub flags: u32,
     /// Remaining TTL in seconds (-1: none).
     pub ttl_secs: i64,
     /// The CAS, when asked.
@@ -149,6 +162,7 @@ pub fn read_get(response: Response) -> Result<Option<Hit>, ClientError> {
     };
     Ok(Some(Hit {
         ttl_secs: number(b't').unwrap_or(-1),
+        flags: number(b'f').unwrap_or(0) as u32,
         cas: number(b'c').map(|c| c as u64),
         won: meta.has(b'W'),
         lease_taken: meta.has(b'Z'),

@@ -15,22 +15,37 @@ use strata_proto::memcache::Response;
 use crate::meta::{self, SetMode};
 use crate::node::Batch;
 use crate::route::{Role, Route};
-use crate::{Client, ClientError, Inner, Stats};
+use crate::{Client, ClientError, Inner, Item, Stats};
 
 impl Client {
     /// The value of `key`, or `None`.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        Ok(self.inner.get(key).await?.map(|item| item.value))
+    }
+
+    /// The value of `key` with its client flags, or `None`.
+    pub async fn get_item(&self, key: &[u8]) -> Result<Option<Item>, ClientError> {
         self.inner.get(key).await
     }
 
     /// Stores `value` under `key`, expiring after `ttl` (`None`: never).
     pub async fn set(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), ClientError> {
-        self.inner.set(key, value, ttl, SetMode::Set).await.map(|_| ())
+        self.inner.set(key, value, 0, ttl, SetMode::Set).await.map(|_| ())
+    }
+
+    /// Stores `value` with client `flags` under `key`.
+    pub async fn set_item(&self, key: &[u8], value: &[u8], flags: u32, ttl: Option<Duration>) -> Result<(), ClientError> {
+        self.inner.set(key, value, flags, ttl, SetMode::Set).await.map(|_| ())
     }
 
     /// Stores `value` only if `key` is absent; true if stored.
     pub async fn add(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<bool, ClientError> {
-        self.inner.set(key, value, ttl, SetMode::Add).await
+        self.inner.set(key, value, 0, ttl, SetMode::Add).await
+    }
+
+    /// [`Self::add`] with client flags.
+    pub async fn add_item(&self, key: &[u8], value: &[u8], flags: u32, ttl: Option<Duration>) -> Result<bool, ClientError> {
+        self.inner.set(key, value, flags, ttl, SetMode::Add).await
     }
 
     /// Deletes `key`; true if it was there.
@@ -55,6 +70,16 @@ impl Client {
     /// The values of `keys`, in order, each `None` if missing. One batch per
     /// node, sent concurrently.
     pub async fn get_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, ClientError> {
+        Ok(self
+            .get_many_items(keys)
+            .await?
+            .into_iter()
+            .map(|item| item.map(|item| item.value))
+            .collect())
+    }
+
+    /// [`Self::get_many`] with client flags.
+    pub async fn get_many_items<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Item>>, ClientError> {
         let inner = &self.inner;
         let mut groups: HashMap<String, (Route, Vec<usize>)> = HashMap::new();
         for (position, key) in keys.iter().enumerate() {
@@ -67,7 +92,7 @@ impl Client {
                 .1
                 .push(position);
         }
-        let mut results: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        let mut results: Vec<Option<Item>> = vec![None; keys.len()];
         let calls = groups.into_values().map(|(route, positions)| async move {
             let mut batch = Batch::default();
             for &position in &positions {
@@ -84,7 +109,10 @@ impl Client {
                         let key = keys[position].as_ref();
                         Stats::bump(&inner.stats.gets);
                         let value = match meta::read_get(reply)? {
-                            Some(hit) => Some(hit.value),
+                            Some(hit) => Some(Item {
+                                value: hit.value,
+                                flags: hit.flags,
+                            }),
                             None if route.role == Role::Owner => inner.warm(key, &route.node).await,
                             None => None,
                         };
@@ -126,7 +154,7 @@ impl Client {
             let mut batch = Batch::default();
             for &position in &positions {
                 let (key, value) = &items[position];
-                meta::set(&mut batch, key.as_ref(), value.as_ref(), ttl, SetMode::Set);
+                meta::set(&mut batch, key.as_ref(), value.as_ref(), 0, ttl, SetMode::Set);
             }
             if route.role == Role::Standby {
                 for &position in &positions {
@@ -152,7 +180,7 @@ impl Client {
                     Stats::bump(&inner.stats.sets);
                     inner.forget_previous(key.as_ref()).await;
                 } else {
-                    inner.set(key.as_ref(), value.as_ref(), ttl, SetMode::Set).await?;
+                    inner.set(key.as_ref(), value.as_ref(), 0, ttl, SetMode::Set).await?;
                 }
             }
         }
@@ -179,7 +207,7 @@ pub(crate) fn first(replies: Vec<Response>) -> Result<Response, ClientError> {
 }
 
 impl Inner {
-    pub(crate) async fn get(self: &Arc<Self>, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+    pub(crate) async fn get(self: &Arc<Self>, key: &[u8]) -> Result<Option<Item>, ClientError> {
         meta::check_key(key)?;
         Stats::bump(&self.stats.gets);
         let route = self.route(key)?;
@@ -190,7 +218,10 @@ impl Inner {
         };
         let (replies, route) = self.exec_routed(key, route, build(Role::Owner), build).await?;
         let value = match meta::read_get(first(replies)?)? {
-            Some(hit) => Some(hit.value),
+            Some(hit) => Some(Item {
+                value: hit.value,
+                flags: hit.flags,
+            }),
             None if route.role == Role::Owner => self.warm(key, &route.node).await,
             None => None,
         };
@@ -204,6 +235,7 @@ impl Inner {
         self: &Arc<Self>,
         key: &[u8],
         value: &[u8],
+        flags: u32,
         ttl: Option<Duration>,
         mode: SetMode,
     ) -> Result<bool, ClientError> {
@@ -211,7 +243,7 @@ impl Inner {
         let route = self.route(key)?;
         let build = |role: Role| {
             let mut batch = Batch::default();
-            meta::set(&mut batch, key, value, self.effective_ttl(role, ttl), mode);
+            meta::set(&mut batch, key, value, flags, self.effective_ttl(role, ttl), mode);
             batch
         };
         let (replies, route) = self.exec_routed(key, route.clone(), build(route.role), build).await?;

@@ -21,7 +21,7 @@ use crate::health::Admit;
 use crate::meta::{self, SetMode};
 use crate::node::{Batch, Node};
 use crate::ops::first;
-use crate::{Inner, Stats};
+use crate::{Inner, Item, Stats};
 
 impl Inner {
     /// The key's owner in the previous epoch, if the grace period runs and
@@ -49,7 +49,7 @@ impl Inner {
 
     /// On a miss at `owner`: the value from the previous owner, copied to
     /// `owner`, or `None`.
-    pub(crate) async fn warm(&self, key: &[u8], owner: &Node) -> Option<Vec<u8>> {
+    pub(crate) async fn warm(&self, key: &[u8], owner: &Node) -> Option<Item> {
         let source = self.previous_owner(key, owner.addr())?;
         let mut batch = Batch::default();
         meta::get(&mut batch, key);
@@ -62,11 +62,14 @@ impl Inner {
         }
         let ttl = (hit.ttl_secs > 0).then(|| Duration::from_secs(hit.ttl_secs as u64));
         let mut batch = Batch::default();
-        meta::set(&mut batch, key, &hit.value, ttl, SetMode::Add);
+        meta::set(&mut batch, key, &hit.value, hit.flags, ttl, SetMode::Add);
         let copied = owner.exec(&batch).await;
         self.report(owner, copied.is_ok());
         Stats::bump(&self.stats.warmup_hits);
-        Some(hit.value)
+        Some(Item {
+            value: hit.value,
+            flags: hit.flags,
+        })
     }
 
     /// After a write or delete during the grace period: deletes the key on
