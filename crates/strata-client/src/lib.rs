@@ -39,7 +39,9 @@
 //!   and the probe that brings a node back;
 //! - `ops.rs`: get, set, delete, touch, and their multi-key forms;
 //! - `lease.rs`: `get_or_fill`, the lease protocol;
-//! - `warmup.rs`: reading the previous owner after a topology change.
+//! - `warmup.rs`: reading the previous owner after a topology change;
+//! - [`proxy`]: `strata proxy`, the same client behind RESP and memcached
+//!   front doors.
 //!
 //! # Failure handling
 //!
@@ -59,6 +61,7 @@ mod lease;
 mod meta;
 mod node;
 mod ops;
+pub mod proxy;
 mod recovery;
 mod route;
 mod warmup;

@@ -99,9 +99,10 @@ pub fn delete(batch: &mut Batch, key: &[u8]) {
     batch.push(ReplyKind::Meta, |out| encode_md(out, key, &flags));
 }
 
-/// `mg <key> T<ttl>`: touch.
+/// `mg <key> T<ttl>`: touch. A zero `ttl` removes the expiry (`T0`).
 pub fn touch(batch: &mut Batch, key: &[u8], ttl: std::time::Duration) {
-    let mut flags = vec![MetaArg::int(b'T', ttl_secs(ttl))];
+    let secs = if ttl.is_zero() { 0 } else { ttl_secs(ttl) };
+    let mut flags = vec![MetaArg::int(b'T', secs)];
     with_key_flag(key, &mut flags);
     batch.push(ReplyKind::Meta, |out| encode_mg(out, key, &flags));
 }

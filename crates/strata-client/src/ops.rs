@@ -34,7 +34,13 @@ impl Client {
     }
 
     /// Stores `value` with client `flags` under `key`.
-    pub async fn set_item(&self, key: &[u8], value: &[u8], flags: u32, ttl: Option<Duration>) -> Result<(), ClientError> {
+    pub async fn set_item(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        ttl: Option<Duration>,
+    ) -> Result<(), ClientError> {
         self.inner.set(key, value, flags, ttl, SetMode::Set).await.map(|_| ())
     }
 
@@ -44,7 +50,13 @@ impl Client {
     }
 
     /// [`Self::add`] with client flags.
-    pub async fn add_item(&self, key: &[u8], value: &[u8], flags: u32, ttl: Option<Duration>) -> Result<bool, ClientError> {
+    pub async fn add_item(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        ttl: Option<Duration>,
+    ) -> Result<bool, ClientError> {
         self.inner.set(key, value, flags, ttl, SetMode::Add).await
     }
 
@@ -53,7 +65,7 @@ impl Client {
         self.inner.delete(key).await
     }
 
-    /// Sets `key`'s TTL; true if it was there.
+    /// Sets `key`'s TTL (zero: never expires); true if it was there.
     pub async fn touch(&self, key: &[u8], ttl: Duration) -> Result<bool, ClientError> {
         meta::check_key(key)?;
         let inner = &self.inner;

@@ -4,9 +4,11 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod proxy;
 mod ring;
 mod server;
 mod sim;
+mod up;
 
 /// strata: a layered, distributed cache.
 #[derive(Debug, Parser)]
@@ -30,6 +32,12 @@ enum Command {
     /// Show how a pool's keys spread over its nodes and which fraction a
     /// proposed --add/--remove would move, and where.
     Ring(ring::RingArgs),
+    /// Route Redis and memcached clients to a cluster of cache servers
+    /// (ketama, gutter failover, warm-up), like twemproxy or mcrouter.
+    Proxy(proxy::ProxyArgs),
+    /// Start a local cluster on loopback — servers, a gutter and a proxy —
+    /// and show its live status until Ctrl-C.
+    Up(up::UpArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +54,8 @@ fn main() -> std::process::ExitCode {
         Command::Server(args) => server::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Ring(args) => ring::run(args),
+        Command::Proxy(args) => proxy::run(args),
+        Command::Up(args) => up::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,314 @@
+//! The proxy's memcached front door (text protocol).
+//!
+//! Served: get (any number of keys), set, add, delete, touch, version,
+//! verbosity, stats (the proxy's own counters), quit, all with `noreply`
+//! where memcached allows it. Commands that need one node's local state —
+//! gets/cas (CAS uniques differ per node), incr/decr, append/prepend,
+//! replace, flush_all, the meta commands — get `SERVER_ERROR … not
+//! supported by strata proxy` and the connection stays open. Oversized
+//! values are refused and swallowed unbuffered, as the server does.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use strata_proto::memcache::reply::{encode_end, encode_request_error, encode_server_error, encode_stat, encode_value};
+use strata_proto::memcache::{Discard, Expiration, Limits, Parsed, Request, StoreCommand, parse_request};
+
+use super::{Outcome, ProxyShared};
+
+/// One memcached connection's state.
+pub(crate) struct Session {
+    limits: Limits,
+    swallowing: Option<Discard>,
+}
+
+/// An owned request, parsed from the buffer before the awaits begin.
+enum Command {
+    Get(Vec<Vec<u8>>),
+    Store {
+        command: StoreCommand,
+        key: Vec<u8>,
+        flags: u32,
+        exptime: i64,
+        data: Vec<u8>,
+        noreply: bool,
+    },
+    Delete {
+        key: Vec<u8>,
+        noreply: bool,
+    },
+    Touch {
+        key: Vec<u8>,
+        exptime: i64,
+        noreply: bool,
+    },
+    Version,
+    Verbosity {
+        noreply: bool,
+    },
+    Stats,
+    Quit,
+    Unsupported(&'static str),
+    /// A reply decided at parse time (a refused request).
+    Reply(Vec<u8>),
+}
+
+fn owned(request: &Request<'_>) -> Command {
+    match request {
+        Request::Get(get) if !get.cas && get.touch.is_none() => {
+            Command::Get(get.keys.iter().map(<[u8]>::to_vec).collect())
+        }
+        Request::Get(get) => Command::Unsupported(get.command_name()),
+        Request::Store(store) => match store.command {
+            StoreCommand::Set | StoreCommand::Add => Command::Store {
+                command: store.command,
+                key: store.key.to_vec(),
+                flags: store.flags,
+                exptime: store.exptime,
+                data: store.data.to_vec(),
+                noreply: store.noreply,
+            },
+            other => Command::Unsupported(other.name()),
+        },
+        Request::Delete { key, noreply } => Command::Delete {
+            key: key.to_vec(),
+            noreply: *noreply,
+        },
+        Request::Touch { key, exptime, noreply } => Command::Touch {
+            key: key.to_vec(),
+            exptime: *exptime,
+            noreply: *noreply,
+        },
+        Request::Version => Command::Version,
+        Request::Verbosity { noreply, .. } => Command::Verbosity { noreply: *noreply },
+        Request::Stats { .. } => Command::Stats,
+        Request::Quit => Command::Quit,
+        Request::Arithmetic { op, .. } => Command::Unsupported(op.name()),
+        Request::FlushAll { .. } => Command::Unsupported("flush_all"),
+        Request::MetaGet(_)
+        | Request::MetaSet(_)
+        | Request::MetaDelete(_)
+        | Request::MetaArithmetic(_)
+        | Request::MetaNoop
+        | Request::MetaDebug { .. } => Command::Unsupported("meta commands"),
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// memcached's exptime as a TTL: `Ok(None)` never expires, `Err(())`
+/// already expired.
+fn ttl_of(exptime: i64) -> Result<Option<Duration>, ()> {
+    let now = now_secs();
+    match Expiration::from_exptime(exptime, now) {
+        Expiration::Never => Ok(None),
+        Expiration::Expired => Err(()),
+        Expiration::AtUnixSecs(at) => Ok(Some(Duration::from_secs(at.saturating_sub(now).max(1)))),
+    }
+}
+
+impl Session {
+    pub(crate) fn new(max_value_bytes: usize) -> Self {
+        Session {
+            limits: Limits {
+                max_value_bytes,
+                ..Limits::default()
+            },
+            swallowing: None,
+        }
+    }
+
+    pub(crate) async fn process(&mut self, input: &[u8], out: &mut Vec<u8>, shared: &ProxyShared) -> Outcome {
+        let mut commands = Vec::new();
+        let mut consumed = 0;
+        let mut close_after = false;
+        loop {
+            if let Some(discard) = &mut self.swallowing {
+                consumed += discard.take(input.len() - consumed);
+                if !discard.is_done() {
+                    break;
+                }
+                self.swallowing = None;
+            }
+            match parse_request(&input[consumed..], &self.limits) {
+                Err(fatal) => {
+                    commands.push(Command::Reply(format!("CLIENT_ERROR {fatal}\r\n").into_bytes()));
+                    consumed = input.len();
+                    close_after = true;
+                    break;
+                }
+                Ok(Parsed::Incomplete) => break,
+                Ok(Parsed::Request {
+                    request,
+                    consumed: used,
+                }) => {
+                    commands.push(owned(&request));
+                    consumed += used;
+                }
+                Ok(Parsed::Reject {
+                    error,
+                    noreply,
+                    consumed: used,
+                }) => {
+                    if !noreply {
+                        let mut reply = Vec::new();
+                        encode_request_error(&mut reply, error);
+                        commands.push(Command::Reply(reply));
+                    }
+                    consumed += used;
+                }
+                Ok(Parsed::Swallow {
+                    error,
+                    noreply,
+                    consumed: used,
+                    swallow,
+                }) => {
+                    if !noreply {
+                        let mut reply = Vec::new();
+                        encode_request_error(&mut reply, error);
+                        commands.push(Command::Reply(reply));
+                    }
+                    consumed += used;
+                    self.swallowing = Some(Discard::new(swallow));
+                }
+            }
+        }
+        let mut close = close_after;
+        let mut at = 0;
+        while at < commands.len() {
+            // Consecutive gets become one multi-get.
+            let run = commands[at..]
+                .iter()
+                .take_while(|c| matches!(c, Command::Get(_)))
+                .count();
+            if run > 0 {
+                let mut keys: Vec<&[u8]> = Vec::new();
+                let mut counts = Vec::with_capacity(run);
+                for command in &commands[at..at + run] {
+                    if let Command::Get(k) = command {
+                        counts.push(k.len());
+                        keys.extend(k.iter().map(Vec::as_slice));
+                    }
+                }
+                shared.stats.requests.fetch_add(run as u64, Ordering::Relaxed);
+                match shared.client.get_many_items(&keys).await {
+                    Ok(items) => {
+                        let mut items = items.into_iter();
+                        let mut keys = keys.iter();
+                        for count in counts {
+                            for _ in 0..count {
+                                let (Some(key), Some(item)) = (keys.next(), items.next()) else {
+                                    break;
+                                };
+                                if let Some(item) = item {
+                                    encode_value(out, key, item.flags, &item.value, None);
+                                }
+                            }
+                            encode_end(out);
+                        }
+                    }
+                    Err(error) => {
+                        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                        for _ in 0..run {
+                            encode_server_error(out, format!("cluster: {error}").as_bytes());
+                        }
+                    }
+                }
+                at += run;
+                continue;
+            }
+            shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+            if execute(&commands[at], out, shared).await {
+                close = true;
+                break;
+            }
+            at += 1;
+        }
+        Outcome { consumed, close }
+    }
+}
+
+/// Runs one command; true to close.
+async fn execute(command: &Command, out: &mut Vec<u8>, shared: &ProxyShared) -> bool {
+    let client = &shared.client;
+    let failed = |out: &mut Vec<u8>, error: crate::ClientError| {
+        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+        encode_server_error(out, format!("cluster: {error}").as_bytes());
+    };
+    match command {
+        Command::Get(_) => unreachable!("gets are batched by the caller"),
+        Command::Store {
+            command,
+            key,
+            flags,
+            exptime,
+            data,
+            noreply,
+        } => {
+            let result = match ttl_of(*exptime) {
+                // Stored already expired: memcached answers STORED and the
+                // item is gone.
+                Err(()) => client.delete(key).await.map(|_| true),
+                Ok(ttl) if *command == StoreCommand::Add => client.add_item(key, data, *flags, ttl).await,
+                Ok(ttl) => client.set_item(key, data, *flags, ttl).await.map(|()| true),
+            };
+            match result {
+                Ok(stored) if !noreply => out.extend_from_slice(if stored { b"STORED\r\n" } else { b"NOT_STORED\r\n" }),
+                Ok(_) => {}
+                Err(error) => failed(out, error),
+            }
+        }
+        Command::Delete { key, noreply } => match client.delete(key).await {
+            Ok(found) if !noreply => out.extend_from_slice(if found { b"DELETED\r\n" } else { b"NOT_FOUND\r\n" }),
+            Ok(_) => {}
+            Err(error) => failed(out, error),
+        },
+        Command::Touch { key, exptime, noreply } => {
+            let result = match ttl_of(*exptime) {
+                Err(()) => client.delete(key).await,
+                Ok(None) => client.touch(key, Duration::from_secs(0)).await,
+                Ok(Some(ttl)) => client.touch(key, ttl).await,
+            };
+            match result {
+                Ok(found) if !noreply => out.extend_from_slice(if found { b"TOUCHED\r\n" } else { b"NOT_FOUND\r\n" }),
+                Ok(_) => {}
+                Err(error) => failed(out, error),
+            }
+        }
+        Command::Version => {
+            out.extend_from_slice(format!("VERSION strata-proxy {}\r\n", env!("CARGO_PKG_VERSION")).as_bytes());
+        }
+        Command::Verbosity { noreply } => {
+            if !noreply {
+                out.extend_from_slice(b"OK\r\n");
+            }
+        }
+        Command::Stats => {
+            let stats = client.stats();
+            let proxy = &shared.stats;
+            encode_stat(out, b"version", env!("CARGO_PKG_VERSION").as_bytes());
+            encode_stat(out, b"ring_epoch", client.epoch());
+            encode_stat(out, b"nodes_down", client.down_nodes().len() as u64);
+            encode_stat(out, b"total_connections", proxy.connections.load(Ordering::Relaxed));
+            encode_stat(out, b"cmd_get", stats.gets);
+            encode_stat(out, b"get_hits", stats.hits);
+            encode_stat(out, b"get_misses", stats.gets - stats.hits);
+            encode_stat(out, b"cmd_set", stats.sets);
+            encode_stat(out, b"failovers", stats.failovers);
+            encode_stat(out, b"warmup_hits", stats.warmup_hits);
+            encode_end(out);
+        }
+        Command::Quit => return true,
+        Command::Unsupported(name) => {
+            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+            encode_server_error(out, format!("{name} is not supported by strata proxy").as_bytes());
+        }
+        Command::Reply(reply) => {
+            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+            out.extend_from_slice(reply);
+        }
+    }
+    false
+}

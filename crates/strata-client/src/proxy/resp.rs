@@ -1,0 +1,408 @@
+//! The proxy's RESP front door (RESP2).
+//!
+//! Served: PING, ECHO, QUIT, SELECT 0, HELLO [2], COMMAND (empty, enough
+//! for redis-cli), INFO, CLIENT SETNAME/GETNAME/ID, GET, MGET, SET (EX, PX,
+//! EXAT, PXAT, NX), SETEX, PSETEX, SETNX, MSET, DEL, UNLINK, EXISTS,
+//! EXPIRE, PEXPIRE. Anything else gets Redis's `unknown command` error.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use strata_proto::resp::{Args, Encoder, Limits, Protocol, parse_request};
+
+use super::{Outcome, ProxyShared};
+use crate::ClientError;
+
+/// One RESP connection's state.
+#[derive(Default)]
+pub(crate) struct Session {
+    args: Args,
+    name: Option<Vec<u8>>,
+}
+
+fn upper(arg: &[u8]) -> Vec<u8> {
+    arg.to_ascii_uppercase()
+}
+
+fn int(arg: &[u8]) -> Option<i64> {
+    std::str::from_utf8(arg).ok()?.parse().ok()
+}
+
+fn wrong_args(out: &mut Encoder<'_>, name: &[u8]) {
+    let text = format!(
+        "ERR wrong number of arguments for '{}' command",
+        String::from_utf8_lossy(name).to_lowercase()
+    );
+    out.error(text.as_bytes());
+}
+
+fn cluster_error(out: &mut Encoder<'_>, shared: &ProxyShared, error: &ClientError) {
+    shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+    match error {
+        ClientError::InvalidKey { .. } => out.error(format!("ERR {error}").as_bytes()),
+        _ => out.error(format!("ERR cluster: {error}").as_bytes()),
+    };
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What a SET asks for.
+struct SetArgs {
+    ttl: Option<Duration>,
+    only_if_absent: bool,
+    expired: bool,
+}
+
+fn parse_set_options(args: &[Vec<u8>]) -> Result<SetArgs, &'static str> {
+    let mut parsed = SetArgs {
+        ttl: None,
+        only_if_absent: false,
+        expired: false,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let option = upper(&args[i]);
+        let mut amount = || -> Result<i64, &'static str> {
+            i += 1;
+            let value = args
+                .get(i)
+                .and_then(|v| int(v))
+                .ok_or("ERR value is not an integer or out of range")?;
+            if value <= 0 {
+                return Err("ERR invalid expire time in 'set' command");
+            }
+            Ok(value)
+        };
+        match option.as_slice() {
+            b"EX" => parsed.ttl = Some(Duration::from_secs(amount()? as u64)),
+            b"PX" => parsed.ttl = Some(Duration::from_millis(amount()? as u64)),
+            b"EXAT" | b"PXAT" => {
+                let at_ms = if option == b"EXAT" {
+                    amount()? as u64 * 1000
+                } else {
+                    amount()? as u64
+                };
+                match at_ms.checked_sub(unix_ms()) {
+                    Some(left) if left > 0 => parsed.ttl = Some(Duration::from_millis(left)),
+                    _ => parsed.expired = true,
+                }
+            }
+            b"NX" => parsed.only_if_absent = true,
+            b"XX" | b"GET" | b"KEEPTTL" => return Err("ERR this SET option is not supported by strata proxy"),
+            _ => return Err("ERR syntax error"),
+        }
+        i += 1;
+    }
+    Ok(parsed)
+}
+
+impl Session {
+    pub(crate) async fn process(&mut self, input: &[u8], out: &mut Vec<u8>, shared: &ProxyShared) -> Outcome {
+        let limits = Limits {
+            max_bulk_bytes: shared.max_value_bytes + 1024,
+            max_request_bytes: shared.max_value_bytes + 64 * 1024,
+            ..Limits::default()
+        };
+        let mut commands: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut consumed = 0;
+        let mut fatal = None;
+        loop {
+            let buf = &input[consumed..];
+            match parse_request(buf, &limits, &mut self.args) {
+                Ok(Some(used)) => {
+                    if !self.args.is_empty() {
+                        commands.push(self.args.iter(buf).map(<[u8]>::to_vec).collect());
+                    }
+                    consumed += used;
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    fatal = Some(error);
+                    consumed = input.len();
+                    break;
+                }
+            }
+        }
+        let mut close = false;
+        let mut at = 0;
+        while at < commands.len() {
+            // A run of GETs becomes one multi-get.
+            let run = commands[at..]
+                .iter()
+                .take_while(|c| c.len() == 2 && c[0].eq_ignore_ascii_case(b"GET"))
+                .count();
+            if run > 1 {
+                let keys: Vec<&[u8]> = commands[at..at + run].iter().map(|c| c[1].as_slice()).collect();
+                let mut encoder = Encoder::new(out, Protocol::Resp2);
+                match shared.client.get_many(&keys).await {
+                    Ok(values) => {
+                        for value in values {
+                            match value {
+                                Some(value) => encoder.bulk(&value),
+                                None => encoder.null(),
+                            };
+                        }
+                    }
+                    Err(error) => {
+                        for _ in 0..run {
+                            cluster_error(&mut encoder, shared, &error);
+                        }
+                    }
+                }
+                shared.stats.requests.fetch_add(run as u64, Ordering::Relaxed);
+                at += run;
+                continue;
+            }
+            shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+            if self.execute(&commands[at], out, shared).await {
+                close = true;
+                break;
+            }
+            at += 1;
+        }
+        if let Some(error) = fatal {
+            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+            Encoder::new(out, Protocol::Resp2).error(format!("ERR {error}").as_bytes());
+            close = true;
+        }
+        Outcome { consumed, close }
+    }
+
+    /// Runs one command; true to close the connection.
+    async fn execute(&mut self, args: &[Vec<u8>], out: &mut Vec<u8>, shared: &ProxyShared) -> bool {
+        let client = &shared.client;
+        let name = upper(&args[0]);
+        let mut encoder = Encoder::new(out, Protocol::Resp2);
+        let argc = args.len();
+        match name.as_slice() {
+            b"PING" => match argc {
+                1 => encoder.simple(b"PONG"),
+                2 => encoder.bulk(&args[1]),
+                _ => {
+                    wrong_args(&mut encoder, &name);
+                    return false;
+                }
+            },
+            b"ECHO" if argc == 2 => encoder.bulk(&args[1]),
+            b"QUIT" => {
+                encoder.ok();
+                return true;
+            }
+            b"SELECT" if argc == 2 => {
+                if args[1] == b"0" {
+                    encoder.ok()
+                } else {
+                    encoder.error(b"ERR DB index is out of range")
+                }
+            }
+            b"HELLO" => {
+                if argc > 1 && args[1] != b"2" {
+                    encoder.error(b"NOPROTO this protocol version is not supported by strata proxy")
+                } else {
+                    encoder.array(6);
+                    encoder.bulk(b"server").bulk(b"strata-proxy");
+                    encoder.bulk(b"version").bulk(env!("CARGO_PKG_VERSION").as_bytes());
+                    encoder.bulk(b"proto").integer(2)
+                }
+            }
+            b"COMMAND" => encoder.array(0),
+            b"CLIENT" if argc >= 2 => match upper(&args[1]).as_slice() {
+                b"SETNAME" if argc == 3 => {
+                    self.name = Some(args[2].clone());
+                    encoder.ok()
+                }
+                b"GETNAME" => match &self.name {
+                    Some(name) => encoder.bulk(name),
+                    None => encoder.null(),
+                },
+                b"ID" => encoder.integer(1),
+                _ => encoder.error(b"ERR unknown CLIENT subcommand for strata proxy"),
+            },
+            b"INFO" => {
+                let stats = client.stats();
+                let proxy = &shared.stats;
+                let text = format!(
+                    "# Proxy\r\nstrata_version:{}\r\nring_epoch:{}\r\nnodes_down:{}\r\nconnections_received:{}\r\nrequests:{}\r\nrefused:{}\r\nfailed:{}\r\n\r\n# Cluster\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nfailovers:{}\r\nwarmup_hits:{}\r\n",
+                    env!("CARGO_PKG_VERSION"),
+                    client.epoch(),
+                    client.down_nodes().len(),
+                    proxy.connections.load(Ordering::Relaxed),
+                    proxy.requests.load(Ordering::Relaxed),
+                    proxy.refused.load(Ordering::Relaxed),
+                    proxy.failed.load(Ordering::Relaxed),
+                    stats.hits,
+                    stats.gets - stats.hits,
+                    stats.failovers,
+                    stats.warmup_hits,
+                );
+                encoder.bulk(text.as_bytes())
+            }
+            b"GET" if argc == 2 => match client.get(&args[1]).await {
+                Ok(Some(value)) => encoder.bulk(&value),
+                Ok(None) => encoder.null(),
+                Err(error) => {
+                    cluster_error(&mut encoder, shared, &error);
+                    return false;
+                }
+            },
+            b"MGET" if argc >= 2 => match client.get_many(&args[1..]).await {
+                Ok(values) => {
+                    encoder.array(values.len());
+                    for value in values {
+                        match value {
+                            Some(value) => encoder.bulk(&value),
+                            None => encoder.null(),
+                        };
+                    }
+                    return false;
+                }
+                Err(error) => {
+                    cluster_error(&mut encoder, shared, &error);
+                    return false;
+                }
+            },
+            b"SET" if argc >= 3 => {
+                let options = match parse_set_options(&args[3..]) {
+                    Ok(options) => options,
+                    Err(message) => {
+                        encoder.error(message.as_bytes());
+                        return false;
+                    }
+                };
+                set(&mut encoder, shared, &args[1], &args[2], options).await;
+                return false;
+            }
+            b"SETEX" | b"PSETEX" if argc == 4 => {
+                let Some(amount) = int(&args[2]).filter(|&n| n > 0) else {
+                    encoder.error(b"ERR invalid expire time in 'setex' command");
+                    return false;
+                };
+                let ttl = if name == b"SETEX" {
+                    Duration::from_secs(amount as u64)
+                } else {
+                    Duration::from_millis(amount as u64)
+                };
+                let options = SetArgs {
+                    ttl: Some(ttl),
+                    only_if_absent: false,
+                    expired: false,
+                };
+                set(&mut encoder, shared, &args[1], &args[3], options).await;
+                return false;
+            }
+            b"SETNX" if argc == 3 => match client.add(&args[1], &args[2], None).await {
+                Ok(stored) => encoder.integer(i64::from(stored)),
+                Err(error) => {
+                    cluster_error(&mut encoder, shared, &error);
+                    return false;
+                }
+            },
+            b"MSET" if argc >= 3 && argc % 2 == 1 => {
+                let items: Vec<(&[u8], &[u8])> = args[1..]
+                    .chunks_exact(2)
+                    .map(|pair| (pair[0].as_slice(), pair[1].as_slice()))
+                    .collect();
+                match client.set_many(&items, None).await {
+                    Ok(()) => encoder.ok(),
+                    Err(error) => {
+                        cluster_error(&mut encoder, shared, &error);
+                        return false;
+                    }
+                }
+            }
+            b"DEL" | b"UNLINK" if argc >= 2 => match client.delete_many(&args[1..]).await {
+                Ok(count) => encoder.integer(count as i64),
+                Err(error) => {
+                    cluster_error(&mut encoder, shared, &error);
+                    return false;
+                }
+            },
+            b"EXISTS" if argc >= 2 => match client.get_many(&args[1..]).await {
+                Ok(values) => encoder.integer(values.iter().filter(|v| v.is_some()).count() as i64),
+                Err(error) => {
+                    cluster_error(&mut encoder, shared, &error);
+                    return false;
+                }
+            },
+            b"EXPIRE" | b"PEXPIRE" if argc == 3 => {
+                let Some(amount) = int(&args[2]) else {
+                    encoder.error(b"ERR value is not an integer or out of range");
+                    return false;
+                };
+                let result = if amount <= 0 {
+                    client.delete(&args[1]).await
+                } else if name == b"EXPIRE" {
+                    client.touch(&args[1], Duration::from_secs(amount as u64)).await
+                } else {
+                    client.touch(&args[1], Duration::from_millis(amount as u64)).await
+                };
+                match result {
+                    Ok(found) => encoder.integer(i64::from(found)),
+                    Err(error) => {
+                        cluster_error(&mut encoder, shared, &error);
+                        return false;
+                    }
+                }
+            }
+            b"ECHO" | b"SELECT" | b"CLIENT" | b"GET" | b"MGET" | b"SET" | b"SETEX" | b"PSETEX" | b"SETNX" | b"MSET"
+            | b"DEL" | b"UNLINK" | b"EXISTS" | b"EXPIRE" | b"PEXPIRE" => {
+                wrong_args(&mut encoder, &name);
+                return false;
+            }
+            _ => {
+                shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+                let mut text = b"ERR unknown command '".to_vec();
+                text.extend(
+                    args[0]
+                        .iter()
+                        .take(128)
+                        .map(|&b| if b.is_ascii_control() { b' ' } else { b }),
+                );
+                text.extend_from_slice(b"', with args beginning with: ");
+                for arg in args.iter().skip(1).take(15) {
+                    text.push(b'\'');
+                    text.extend(
+                        arg.iter()
+                            .take(128)
+                            .map(|&b| if b.is_ascii_control() { b' ' } else { b }),
+                    );
+                    text.extend_from_slice(b"' ");
+                }
+                encoder.error(&text)
+            }
+        };
+        false
+    }
+}
+
+async fn set(encoder: &mut Encoder<'_>, shared: &ProxyShared, key: &[u8], value: &[u8], options: SetArgs) {
+    let client = &shared.client;
+    if options.expired {
+        // Redis stores and expires at once: the key is gone.
+        match client.delete(key).await {
+            Ok(_) => {
+                encoder.ok();
+            }
+            Err(error) => cluster_error(encoder, shared, &error),
+        }
+        return;
+    }
+    let result = if options.only_if_absent {
+        client.add(key, value, options.ttl).await
+    } else {
+        client.set(key, value, options.ttl).await.map(|()| true)
+    };
+    match result {
+        Ok(true) => {
+            encoder.ok();
+        }
+        Ok(false) => {
+            encoder.null();
+        }
+        Err(error) => cluster_error(encoder, shared, &error),
+    }
+}
