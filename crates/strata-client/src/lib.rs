@@ -112,6 +112,8 @@ pub struct Item {
     pub value: Vec<u8>,
     /// The flags stored with it.
     pub flags: u32,
+    /// The node's CAS unique for this version of the item (0 if unknown).
+    pub cas: u64,
 }
 
 /// Where a down node's keys go.

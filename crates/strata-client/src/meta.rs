@@ -36,9 +36,14 @@ pub fn ttl_secs(ttl: std::time::Duration) -> i64 {
     ttl.as_secs().max(1) as i64
 }
 
-/// `mg <key> v f t`: value, client flags, remaining TTL.
+/// `mg <key> v f t c`: value, client flags, remaining TTL, CAS.
 pub fn get(batch: &mut Batch, key: &[u8]) {
-    let mut flags = vec![MetaArg::flag(b'v'), MetaArg::flag(b'f'), MetaArg::flag(b't')];
+    let mut flags = vec![
+        MetaArg::flag(b'v'),
+        MetaArg::flag(b'f'),
+        MetaArg::flag(b't'),
+        MetaArg::flag(b'c'),
+    ];
     with_key_flag(key, &mut flags);
     batch.push(ReplyKind::Meta, |out| encode_mg(out, key, &flags));
 }

@@ -124,6 +124,7 @@ impl Client {
                             Some(hit) => Some(Item {
                                 value: hit.value,
                                 flags: hit.flags,
+                                cas: hit.cas.unwrap_or(0),
                             }),
                             None if route.role == Role::Owner => inner.warm(key, &route.node).await,
                             None => None,
@@ -233,6 +234,7 @@ impl Inner {
             Some(hit) => Some(Item {
                 value: hit.value,
                 flags: hit.flags,
+                cas: hit.cas.unwrap_or(0),
             }),
             None if route.role == Role::Owner => self.warm(key, &route.node).await,
             None => None,

@@ -69,6 +69,7 @@ impl Inner {
         Some(Item {
             value: hit.value,
             flags: hit.flags,
+            cas: hit.cas.unwrap_or(0),
         })
     }
 

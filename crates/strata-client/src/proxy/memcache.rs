@@ -1,11 +1,12 @@
 //! The proxy's memcached front door (text protocol).
 //!
-//! Served: get (any number of keys), set, add, delete, touch, version,
-//! verbosity, stats (the proxy's own counters), quit, all with `noreply`
-//! where memcached allows it. Commands that need one node's local state —
-//! gets/cas (CAS uniques differ per node), incr/decr, append/prepend,
-//! replace, flush_all, the meta commands — get `SERVER_ERROR … not
-//! supported by strata proxy` and the connection stays open. Oversized
+//! Served: get and gets (any number of keys; gets returns each node's CAS
+//! unique), set, add, delete, touch, version, verbosity, stats (the proxy's
+//! own counters), quit, all with `noreply` where memcached allows it.
+//! Commands that need one node's local state or a cluster-wide operation —
+//! cas, incr/decr, append/prepend, replace, gat/gats, flush_all, the meta
+//! commands — get `SERVER_ERROR … not supported by strata proxy` and the
+//! connection stays open. Oversized
 //! values are refused and swallowed unbuffered, as the server does.
 
 use std::sync::atomic::Ordering;
@@ -24,7 +25,11 @@ pub(crate) struct Session {
 
 /// An owned request, parsed from the buffer before the awaits begin.
 enum Command {
-    Get(Vec<Vec<u8>>),
+    /// get or gets (`cas`: with CAS uniques).
+    Get {
+        keys: Vec<Vec<u8>>,
+        cas: bool,
+    },
     Store {
         command: StoreCommand,
         key: Vec<u8>,
@@ -55,9 +60,10 @@ enum Command {
 
 fn owned(request: &Request<'_>) -> Command {
     match request {
-        Request::Get(get) if !get.cas && get.touch.is_none() => {
-            Command::Get(get.keys.iter().map(<[u8]>::to_vec).collect())
-        }
+        Request::Get(get) if get.touch.is_none() => Command::Get {
+            keys: get.keys.iter().map(<[u8]>::to_vec).collect(),
+            cas: get.cas,
+        },
         Request::Get(get) => Command::Unsupported(get.command_name()),
         Request::Store(store) => match store.command {
             StoreCommand::Set | StoreCommand::Add => Command::Store {
@@ -181,14 +187,14 @@ impl Session {
             // Consecutive gets become one multi-get.
             let run = commands[at..]
                 .iter()
-                .take_while(|c| matches!(c, Command::Get(_)))
+                .take_while(|c| matches!(c, Command::Get { .. }))
                 .count();
             if run > 0 {
                 let mut keys: Vec<&[u8]> = Vec::new();
                 let mut counts = Vec::with_capacity(run);
                 for command in &commands[at..at + run] {
-                    if let Command::Get(k) = command {
-                        counts.push(k.len());
+                    if let Command::Get { keys: k, cas } = command {
+                        counts.push((k.len(), *cas));
                         keys.extend(k.iter().map(Vec::as_slice));
                     }
                 }
@@ -197,13 +203,13 @@ impl Session {
                     Ok(items) => {
                         let mut items = items.into_iter();
                         let mut keys = keys.iter();
-                        for count in counts {
+                        for (count, with_cas) in counts {
                             for _ in 0..count {
                                 let (Some(key), Some(item)) = (keys.next(), items.next()) else {
                                     break;
                                 };
                                 if let Some(item) = item {
-                                    encode_value(out, key, item.flags, &item.value, None);
+                                    encode_value(out, key, item.flags, &item.value, with_cas.then_some(item.cas));
                                 }
                             }
                             encode_end(out);
@@ -238,7 +244,7 @@ async fn execute(command: &Command, out: &mut Vec<u8>, shared: &ProxyShared) -> 
         encode_server_error(out, format!("cluster: {error}").as_bytes());
     };
     match command {
-        Command::Get(_) => unreachable!("gets are batched by the caller"),
+        Command::Get { .. } => unreachable!("gets are batched by the caller"),
         Command::Store {
             command,
             key,

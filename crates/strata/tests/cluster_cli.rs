@@ -1,0 +1,264 @@
+//! Black-box tests of `strata proxy` and `strata up`: real `strata server`
+//! processes on free loopback ports, the proxy binary in front, real client
+//! crates (redis, memcache) talking to it; a server killed with SIGKILL
+//! mid-load; a reload on SIGHUP; clean exits on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Process {
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits (at most 15 s) for the exit code.
+    fn exit_code(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the process did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Starts the binary with `args` and returns it with its first stdout line.
+fn spawn(args: &[&str]) -> (Process, String, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .env("STRATA_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the strata binary runs");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("a first line");
+    (Process(child), line, stdout)
+}
+
+fn addr_after(line: &str, label: &str) -> String {
+    let rest = &line[line.find(label).unwrap_or_else(|| panic!("{label} in {line}")) + label.len()..];
+    rest.split([',', ' ']).next().expect("an address").trim().to_owned()
+}
+
+/// A `strata server` on free ports: (process, RESP address, memcached address).
+fn server() -> (Process, String, String) {
+    let (process, line, _) = spawn(&[
+        "server",
+        "--port",
+        "0",
+        "--memcache-port",
+        "0",
+        "--admin-port",
+        "0",
+        "--threads",
+        "1",
+    ]);
+    let (resp, memcache) = (addr_after(&line, "RESP on "), addr_after(&line, "memcached on "));
+    (process, resp, memcache)
+}
+
+fn cluster_file(dir: &std::path::Path, main: &[&String], gutter: &String) -> std::path::PathBuf {
+    let quoted = |nodes: &[&String]| nodes.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+    let path = dir.join("cluster.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[pools.main]\nnodes = [{}]\n[pools.gutter]\nnodes = [{}]\n",
+            quoted(main),
+            quoted(&[gutter])
+        ),
+    )
+    .expect("write the cluster file");
+    path
+}
+
+fn connect_redis(addr: &str) -> redis::Connection {
+    let client = redis::Client::open(format!("redis://{addr}/")).expect("url");
+    let connection = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("connect");
+    connection
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    connection
+}
+
+fn dbsize(addr: &str) -> i64 {
+    redis::cmd("DBSIZE").query(&mut connect_redis(addr)).expect("DBSIZE")
+}
+
+#[test]
+fn the_proxy_routes_fails_over_reloads_and_exits_cleanly() {
+    let mut servers: Vec<_> = (0..3).map(|_| server()).collect();
+    let gutter = server();
+    let dir = std::env::temp_dir().join(format!("strata-proxy-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let main: Vec<String> = servers.iter().map(|(_, _, mc)| mc.clone()).collect();
+    let main: Vec<&String> = main.iter().collect();
+    let path = cluster_file(&dir, &main, &gutter.2);
+    let (mut proxy, line, _) = spawn(&[
+        "proxy",
+        "--config",
+        path.to_str().unwrap(),
+        "--port",
+        "0",
+        "--memcache-port",
+        "0",
+        "--timeout-ms",
+        "300",
+    ]);
+    let (proxy_resp, proxy_mc) = (addr_after(&line, "RESP on "), addr_after(&line, "memcached on "));
+
+    // RESP through the proxy, keys spread over the three servers.
+    let mut conn = connect_redis(&proxy_resp);
+    for i in 0..300 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("key:{i}"))
+            .arg(i)
+            .query(&mut conn)
+            .unwrap();
+    }
+    let value: String = redis::cmd("GET").arg("key:42").query(&mut conn).unwrap();
+    assert_eq!(value, "42");
+    let values: Vec<Option<String>> = redis::cmd("MGET")
+        .arg("key:1")
+        .arg("nope")
+        .arg("key:2")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(values, [Some("1".into()), None, Some("2".into())]);
+    let sizes: Vec<i64> = servers[..3].iter().map(|(_, resp, _)| dbsize(resp)).collect();
+    assert_eq!(sizes.iter().sum::<i64>(), 300, "{sizes:?}");
+    assert!(sizes.iter().all(|&n| n > 50), "ketama spreads the keys: {sizes:?}");
+    let unknown: redis::RedisResult<()> = redis::cmd("HSET").arg("h").arg("f").arg("v").query(&mut conn);
+    assert!(unknown.unwrap_err().to_string().contains("unknown command"));
+
+    // memcached through the proxy: flags survive, gets returns CAS uniques.
+    let mc = memcache::connect(format!("memcache://{proxy_mc}?timeout=5&protocol=ascii").as_str()).expect("connect");
+    mc.set("greeting", "hello", 0).unwrap();
+    assert_eq!(mc.get::<String>("greeting").unwrap().as_deref(), Some("hello"));
+    mc.set("n", 7u64, 0).unwrap();
+    assert_eq!(mc.get::<u64>("n").unwrap(), Some(7));
+    let both: std::collections::HashMap<String, String> = mc.gets(&["greeting", "key:5", "missing"]).unwrap();
+    assert_eq!(both.len(), 2);
+    assert!(mc.delete("greeting").unwrap());
+
+    // SIGKILL a server mid-load: no request fails; its keys move to the gutter.
+    let (victim_index, _) = servers[..3]
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, (_, resp, _))| dbsize(resp))
+        .unwrap();
+    let victim = &mut servers[victim_index].0;
+    victim.0.kill().expect("SIGKILL");
+    victim.0.wait().expect("reaped");
+    for i in 0..300 {
+        let _: Option<String> = redis::cmd("GET")
+            .arg(format!("key:{i}"))
+            .query(&mut conn)
+            .expect("a failed-over read");
+        let _: () = redis::cmd("SET")
+            .arg(format!("key:{i}"))
+            .arg("again")
+            .query(&mut conn)
+            .expect("a failed-over write");
+    }
+    assert!(dbsize(&gutter.1) > 50, "the gutter took the dead node's keys");
+    let info: String = redis::cmd("INFO").query(&mut conn).unwrap();
+    assert!(info.contains("nodes_down:1"), "{info}");
+
+    // SIGHUP after rewriting the file: a new epoch.
+    let survivors: Vec<&String> = main
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim_index)
+        .map(|(_, m)| *m)
+        .collect();
+    cluster_file(&dir, &survivors, &gutter.2);
+    proxy.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = redis::cmd("INFO").query(&mut conn).unwrap();
+        if info.contains("ring_epoch:2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reload: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let value: String = redis::cmd("GET").arg("key:7").query(&mut conn).unwrap_or_default();
+    assert!(value.is_empty() || value == "again", "never an old value: {value:?}");
+
+    proxy.signal("TERM");
+    assert_eq!(proxy.exit_code(), Some(0));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A base port with the whole block `strata up` uses free (bound and
+/// released just before use).
+fn free_block() -> u16 {
+    for attempt in 0..50u16 {
+        let base = 20_000 + (std::process::id() as u16 % 200) * 100 + attempt * 7_919 % 20_000;
+        let offsets = [0u16, 1]
+            .into_iter()
+            .chain((0..4).flat_map(|i| [10 + i, 30 + i, 50 + i]));
+        let held: Vec<_> = offsets
+            .map(|o| std::net::TcpListener::bind(("127.0.0.1", base + o)))
+            .collect();
+        if held.iter().all(Result::is_ok) {
+            return base;
+        }
+    }
+    panic!("no free block of ports");
+}
+
+#[test]
+fn up_starts_a_cluster_and_stops_it_on_sigterm() {
+    let base = free_block();
+    let (mut up, first, mut stdout) = spawn(&["up", "--base-port", &base.to_string(), "--status-every", "1"]);
+    assert!(first.contains("3-node cluster"), "{first}");
+    let mut pids = Vec::new();
+    let mut lines = Vec::new();
+    for _ in 0..6 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        if let Some(pid) = line.split("pid ").nth(1) {
+            pids.push(pid.trim().to_owned());
+        }
+        lines.push(line);
+    }
+    assert_eq!(pids.len(), 4, "three servers and a gutter: {lines:?}");
+    let mut conn = connect_redis(&format!("127.0.0.1:{base}"));
+    let _: () = redis::cmd("SET").arg("greeting").arg("hello").query(&mut conn).unwrap();
+    let value: String = redis::cmd("GET").arg("greeting").query(&mut conn).unwrap();
+    assert_eq!(value, "hello");
+    // A status line follows within a few seconds.
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("ops/s") && line.contains("keys ["), "{line}");
+    up.signal("TERM");
+    assert_eq!(up.exit_code(), Some(0));
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "server {pid} was stopped"
+        );
+    }
+}
