@@ -280,6 +280,9 @@ struct Inner {
     gutter: Ring,
     previous: Mutex<Option<Previous>>,
     nodes: RwLock<HashMap<String, Arc<node::Node>>>,
+    /// The main ring's members as nodes, by index, for the epoch given:
+    /// routing then costs no address formatting or map look-up.
+    main_nodes: RwLock<(u64, Vec<Arc<node::Node>>)>,
     stats: Stats,
 }
 
@@ -304,6 +307,7 @@ impl Client {
                 gutter,
                 previous: Mutex::new(None),
                 nodes: RwLock::new(HashMap::new()),
+                main_nodes: RwLock::new((0, Vec::new())),
                 stats: Stats::default(),
             }),
         })

@@ -7,19 +7,25 @@
 //! same client drives strata servers and memcached 1.6 alike.
 //!
 //! A request is a *batch*: every command for this node from one call (one
-//! key, or all of a multi-get's keys that live here), written in one
-//! `write` and answered in order. A caller takes one pooled connection for
-//! its batch; with `connections` slots, that many batches are in flight to
-//! the node at once. A connection that fails is dropped and reopened by the
-//! next caller; failures count towards the node's TKO.
+//! key, or all of a multi-get's keys that live here), answered in order.
+//! Connections are multiplexed: any number of callers queue batches on one
+//! connection, a writer task sends all that are queued in one `write`, and
+//! a reader task hands each batch its replies — so under concurrency the
+//! requests of many callers share system calls and round trips, as a
+//! pipelining client's do. A node keeps `connections` such connections and
+//! spreads batches over them. A connection that fails, times out or garbles
+//! a reply is retired and reopened by the next caller; failures count
+//! towards the node's TKO.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use strata_proto::memcache::{ReplyKind, Response, ResponseDecoder, ResponseLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::health::{Health, HealthPolicy};
 use crate::recovery::MissedWrites;
@@ -56,7 +62,7 @@ pub enum NodeError {
 /// Connection settings.
 #[derive(Clone, Copy, Debug)]
 pub struct NodeSettings {
-    /// Connections kept per node.
+    /// Connections kept per node (each multiplexed: many callers at once).
     pub connections: usize,
     /// Time allowed to connect.
     pub connect_timeout: Duration,
@@ -71,7 +77,7 @@ pub struct NodeSettings {
 impl Default for NodeSettings {
     fn default() -> Self {
         NodeSettings {
-            connections: 4,
+            connections: 2,
             connect_timeout: Duration::from_millis(500),
             request_timeout: Duration::from_secs(1),
             health: HealthPolicy::default(),
@@ -102,47 +108,119 @@ impl Batch {
     }
 }
 
+/// One queued batch and where its replies go.
+struct Job {
+    bytes: Vec<u8>,
+    kinds: Vec<ReplyKind>,
+    reply: ReplyTo,
+}
+
+/// Where a batch's replies (or why there are none) go.
+type ReplyTo = oneshot::Sender<Result<Vec<Response>, String>>;
+
+/// Batches written but not yet answered, in the order they were written.
+type Pending = Arc<parking_lot::Mutex<VecDeque<(Vec<ReplyKind>, ReplyTo)>>>;
+
+/// The batch being answered: its kinds, the next reply's index and
+/// decoder, the replies so far, and where they go.
+type Answering = (Vec<ReplyKind>, usize, ResponseDecoder, Vec<Response>, ReplyTo);
+
+/// A multiplexed connection: callers queue batches; a writer task sends
+/// every batch queued so far in one write (so concurrent callers' requests
+/// share system calls and round trips, like a pipelining client), and a
+/// reader task matches replies to batches in order. Separate tasks, so a
+/// large pipeline can never deadlock with the server's replies.
 struct Conn {
-    stream: TcpStream,
-    input: Vec<u8>,
+    jobs: mpsc::Sender<Job>,
+    alive: Arc<AtomicBool>,
 }
 
 impl Conn {
-    async fn exchange(&mut self, batch: &Batch, addr: &str) -> Result<Vec<Response>, NodeError> {
-        let io = |source| NodeError::Io {
-            addr: addr.to_owned(),
-            source,
-        };
-        self.stream.write_all(&batch.bytes).await.map_err(io)?;
-        let mut replies = Vec::with_capacity(batch.kinds.len());
-        let mut start = 0;
-        for &kind in &batch.kinds {
-            let mut decoder = ResponseDecoder::new(kind, ResponseLimits::default());
-            loop {
-                let progress = decoder.decode(&self.input[start..]).map_err(|e| NodeError::Protocol {
-                    addr: addr.to_owned(),
-                    message: e.to_string(),
-                })?;
-                start += progress.consumed;
-                if let Some(response) = progress.response {
-                    replies.push(response);
-                    break;
+    fn start(stream: TcpStream, addr: String) -> Conn {
+        let (jobs, mut queue) = mpsc::channel::<Job>(4096);
+        let alive = Arc::new(AtomicBool::new(true));
+        let pending: Pending = Arc::default();
+        let (mut reader, mut writer) = stream.into_split();
+        {
+            let (alive, pending) = (Arc::clone(&alive), Arc::clone(&pending));
+            tokio::spawn(async move {
+                let mut out = Vec::with_capacity(64 * 1024);
+                while let Some(job) = queue.recv().await {
+                    let mut next = Some(job);
+                    while let Some(job) = next.take() {
+                        out.extend_from_slice(&job.bytes);
+                        pending.lock().push_back((job.kinds, job.reply));
+                        if out.len() < 256 * 1024 {
+                            next = queue.try_recv().ok();
+                        }
+                    }
+                    if writer.write_all(&out).await.is_err() {
+                        break;
+                    }
+                    out.clear();
                 }
-                self.input.drain(..start);
-                start = 0;
-                let mut chunk = [0u8; 16 * 1024];
-                let read = self.stream.read(&mut chunk).await.map_err(io)?;
-                if read == 0 {
-                    return Err(NodeError::Io {
-                        addr: addr.to_owned(),
-                        source: std::io::ErrorKind::UnexpectedEof.into(),
-                    });
-                }
-                self.input.extend_from_slice(&chunk[..read]);
-            }
+                alive.store(false, Ordering::Relaxed);
+                // Dropping the pending senders fails their callers.
+                pending.lock().clear();
+            });
         }
-        self.input.drain(..start);
-        Ok(replies)
+        {
+            let alive = Arc::clone(&alive);
+            tokio::spawn(async move {
+                let mut input: Vec<u8> = Vec::with_capacity(64 * 1024);
+                let mut chunk = vec![0u8; 64 * 1024];
+                let mut start = 0;
+                let mut current: Option<Answering> = None;
+                'read: loop {
+                    loop {
+                        if current.is_none() {
+                            let Some((kinds, reply)) = pending.lock().pop_front() else {
+                                break;
+                            };
+                            let decoder = ResponseDecoder::new(kinds[0], ResponseLimits::default());
+                            let replies = Vec::with_capacity(kinds.len());
+                            current = Some((kinds, 0, decoder, replies, reply));
+                        }
+                        let Some((kinds, index, decoder, replies, _)) = current.as_mut() else {
+                            break;
+                        };
+                        let progress = match decoder.decode(&input[start..]) {
+                            Ok(progress) => progress,
+                            Err(error) => {
+                                if let Some((.., reply)) = current.take() {
+                                    let _ = reply.send(Err(format!("garbled reply: {error}")));
+                                }
+                                break 'read;
+                            }
+                        };
+                        start += progress.consumed;
+                        let Some(response) = progress.response else {
+                            break;
+                        };
+                        replies.push(response);
+                        *index += 1;
+                        if *index < kinds.len() {
+                            *decoder = ResponseDecoder::new(kinds[*index], ResponseLimits::default());
+                        } else if let Some((_, _, _, replies, reply)) = current.take() {
+                            let _ = reply.send(Ok(replies));
+                        }
+                    }
+                    input.drain(..start);
+                    start = 0;
+                    match reader.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => input.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                alive.store(false, Ordering::Relaxed);
+                tracing::debug!(node = %addr, "connection closed");
+            });
+        }
+        Conn { jobs, alive }
+    }
+
+    fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed) && !self.jobs.is_closed()
     }
 }
 
@@ -189,65 +267,101 @@ impl Node {
     /// node's health; callers report the outcome.
     ///
     /// A pooled connection may have died while idle (the server restarted,
-    /// a proxy cut it): if a reused connection fails with an I/O error, the
+    /// a proxy cut it): if a reused connection fails before answering, the
     /// batch is sent once more on a fresh one. Only then is it a failure.
     pub async fn exec(&self, batch: &Batch) -> Result<Vec<Response>, NodeError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let index = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        let mut slot = self.slots[index].lock().await;
-        let reused = slot.is_some();
-        let first = self.exec_on(&mut slot, batch).await;
-        match first {
-            Err(NodeError::Io { .. }) if reused => self.exec_on(&mut slot, batch).await,
+        let (sender, reused) = self.connection(index).await?;
+        match self.send(index, &sender, batch).await {
+            Err(NodeError::Io { .. }) if reused => {
+                let (sender, _) = self.connection(index).await?;
+                self.send(index, &sender, batch).await
+            }
             other => other,
         }
     }
 
-    async fn exec_on(&self, slot: &mut Option<Conn>, batch: &Batch) -> Result<Vec<Response>, NodeError> {
-        if slot.is_none() {
-            let connect = TcpStream::connect(self.addr.as_str());
-            let stream = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(source)) => {
-                    return Err(NodeError::Io {
-                        addr: self.addr.clone(),
-                        source,
-                    });
-                }
-                Err(_) => {
-                    return Err(NodeError::Timeout {
-                        addr: self.addr.clone(),
-                        timeout: self.settings.connect_timeout,
-                    });
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            *slot = Some(Conn {
-                stream,
-                input: Vec::with_capacity(16 * 1024),
-            });
+    /// The live connection of slot `index`, connecting if needed; and
+    /// whether it already existed.
+    async fn connection(&self, index: usize) -> Result<(mpsc::Sender<Job>, bool), NodeError> {
+        let mut slot = self.slots[index].lock().await;
+        if let Some(conn) = slot.as_ref().filter(|conn| conn.is_alive()) {
+            return Ok((conn.jobs.clone(), true));
         }
-        let Some(conn) = slot.as_mut() else {
-            unreachable!("the slot was just filled")
+        let connect = TcpStream::connect(self.addr.as_str());
+        let stream = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => {
+                *slot = None;
+                return Err(NodeError::Io {
+                    addr: self.addr.clone(),
+                    source,
+                });
+            }
+            Err(_) => {
+                *slot = None;
+                return Err(NodeError::Timeout {
+                    addr: self.addr.clone(),
+                    timeout: self.settings.connect_timeout,
+                });
+            }
         };
-        let result = match tokio::time::timeout(self.settings.request_timeout, conn.exchange(batch, &self.addr)).await {
-            Ok(result) => result,
-            Err(_) => Err(NodeError::Timeout {
+        let _ = stream.set_nodelay(true);
+        let conn = Conn::start(stream, self.addr.clone());
+        let sender = conn.jobs.clone();
+        *slot = Some(conn);
+        Ok((sender, false))
+    }
+
+    async fn send(&self, index: usize, sender: &mpsc::Sender<Job>, batch: &Batch) -> Result<Vec<Response>, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            bytes: batch.bytes.clone(),
+            kinds: batch.kinds.clone(),
+            reply,
+        };
+        let closed = || NodeError::Io {
+            addr: self.addr.clone(),
+            source: std::io::ErrorKind::ConnectionAborted.into(),
+        };
+        let outcome = tokio::time::timeout(self.settings.request_timeout, async {
+            sender.send(job).await.map_err(|_| closed())?;
+            match answer.await {
+                Ok(Ok(replies)) => Ok(replies),
+                Ok(Err(message)) => Err(NodeError::Protocol {
+                    addr: self.addr.clone(),
+                    message,
+                }),
+                Err(_) => Err(closed()),
+            }
+        })
+        .await;
+        let result = outcome.unwrap_or_else(|_| {
+            Err(NodeError::Timeout {
                 addr: self.addr.clone(),
                 timeout: self.settings.request_timeout,
-            }),
-        };
+            })
+        });
         if result.is_err() {
-            // The stream may hold half a reply: never reuse it.
-            *slot = None;
+            // A connection that timed out or garbled a reply is not to be
+            // trusted with the next batch: the next caller opens a new one.
+            self.retire(index).await;
         }
         result
     }
 
-    /// Closes every idle pooled connection (after the node was marked
-    /// down, they are likely dead).
+    async fn retire(&self, index: usize) {
+        let mut slot = self.slots[index].lock().await;
+        if let Some(conn) = slot.take() {
+            conn.alive.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Closes every pooled connection (after the node was marked down,
+    /// they are likely dead).
     pub fn drop_connections(&self) {
         for slot in &self.slots {
             if let Ok(mut slot) = slot.try_lock() {

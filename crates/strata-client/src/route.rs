@@ -49,10 +49,24 @@ impl Inner {
     /// The key's owner on the main ring.
     pub(crate) fn owner(&self, key: &[u8]) -> Result<Arc<Node>, ClientError> {
         let snapshot = self.main.snapshot();
-        let (_, member) = snapshot
+        let (index, member) = snapshot
             .owner(key)
             .ok_or_else(|| ClientError::Unavailable("the main pool is empty".into()))?;
-        Ok(self.node(&member.address()))
+        {
+            let cached = self.main_nodes.read();
+            if cached.0 == snapshot.epoch() {
+                if let Some(node) = cached.1.get(index) {
+                    return Ok(Arc::clone(node));
+                }
+            }
+        }
+        let nodes: Vec<Arc<Node>> = snapshot.members().iter().map(|m| self.node(&m.address())).collect();
+        let node = nodes
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| self.node(&member.address()));
+        *self.main_nodes.write() = (snapshot.epoch(), nodes);
+        Ok(node)
     }
 
     /// Where a request for `key` goes now.

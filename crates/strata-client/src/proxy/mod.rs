@@ -6,9 +6,9 @@
 //! it (the same bounded parsers the server uses, so the same bad input is
 //! refused the same way), executes them in order through one shared
 //! [`Client`], and answers with one write. Runs of reads in a pipeline are
-//! merged into one multi-get, which the client splits by node and sends
-//! concurrently, so a pipeline of N GETs costs one round trip per node, not
-//! N.
+//! merged into one multi-get (and, on RESP, runs of plain SETs into one
+//! multi-set), which the client splits by node and sends concurrently, so a
+//! pipeline of N GETs costs one round trip per node, not N.
 //!
 //! What the proxy serves: the commands a cache client uses (see
 //! `resp.rs` and `memcache.rs`); others get the protocol's error, in its

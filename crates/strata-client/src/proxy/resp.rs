@@ -157,6 +157,33 @@ impl Session {
                 at += run;
                 continue;
             }
+            // So does a run of plain SETs (no options): one batch per node.
+            let run = commands[at..]
+                .iter()
+                .take_while(|c| c.len() == 3 && c[0].eq_ignore_ascii_case(b"SET"))
+                .count();
+            if run > 1 {
+                let items: Vec<(&[u8], &[u8])> = commands[at..at + run]
+                    .iter()
+                    .map(|c| (c[1].as_slice(), c[2].as_slice()))
+                    .collect();
+                let mut encoder = Encoder::new(out, Protocol::Resp2);
+                match shared.client.set_many(&items, None).await {
+                    Ok(()) => {
+                        for _ in 0..run {
+                            encoder.ok();
+                        }
+                    }
+                    Err(error) => {
+                        for _ in 0..run {
+                            cluster_error(&mut encoder, shared, &error);
+                        }
+                    }
+                }
+                shared.stats.requests.fetch_add(run as u64, Ordering::Relaxed);
+                at += run;
+                continue;
+            }
             shared.stats.requests.fetch_add(1, Ordering::Relaxed);
             if self.execute(&commands[at], out, shared).await {
                 close = true;
