@@ -26,6 +26,8 @@ pub mod config;
 
 mod admin;
 mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
 mod glob;
 mod memcache;
 mod metrics;

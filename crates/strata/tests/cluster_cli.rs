@@ -151,6 +151,21 @@ fn the_proxy_routes_fails_over_reloads_and_exits_cleanly() {
     let unknown: redis::RedisResult<()> = redis::cmd("HSET").arg("h").arg("f").arg("v").query(&mut conn);
     assert!(unknown.unwrap_err().to_string().contains("unknown command"));
 
+    // A raw pipeline, inline commands, in one write: runs of SETs and GETs
+    // are batched, answers stay in order; an unknown command in the middle
+    // is refused without closing the connection.
+    {
+        use std::io::{Read, Write};
+        let mut raw = std::net::TcpStream::connect(&proxy_resp).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        raw.write_all(b"SET p1 a\r\nSET p2 bb\r\nGET p1\r\nGET p2\r\nGET p3\r\nNOPE x\r\nDEL p1 p2 p3\r\nGET p1\r\n")
+            .unwrap();
+        let expected: &[u8] = b"+OK\r\n+OK\r\n$1\r\na\r\n$2\r\nbb\r\n$-1\r\n-ERR unknown command 'NOPE', with args beginning with: 'x' \r\n:2\r\n$-1\r\n";
+        let mut got = vec![0u8; expected.len()];
+        raw.read_exact(&mut got).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+    }
+
     // memcached through the proxy: flags survive, gets returns CAS uniques.
     let mc = memcache::connect(format!("memcache://{proxy_mc}?timeout=5&protocol=ascii").as_str()).expect("connect");
     mc.set("greeting", "hello", 0).unwrap();
