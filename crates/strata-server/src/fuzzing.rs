@@ -48,6 +48,7 @@ fn shared() -> Arc<Shared> {
             memcache: memcache::McCounters::default(),
             resp_addr: loopback,
             memcache_addr: loopback,
+            flush_at_ms: AtomicU64::new(0),
         })
     }))
 }

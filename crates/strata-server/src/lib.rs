@@ -81,9 +81,31 @@ pub(crate) struct Shared {
     pub(crate) memcache: memcache::McCounters,
     pub(crate) resp_addr: SocketAddr,
     pub(crate) memcache_addr: SocketAddr,
+    /// A delayed `flush_all`'s deadline, engine-clock milliseconds; 0: none.
+    pub(crate) flush_at_ms: AtomicU64,
 }
 
 impl Shared {
+    /// Sets (or with `None` clears) the pending delayed flush.
+    pub(crate) fn set_flush_deadline(&self, at_ms: Option<u64>) {
+        self.flush_at_ms.store(at_ms.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Runs a delayed flush whose deadline has come. Called before every
+    /// batch of requests, and by the background expiry loop.
+    pub(crate) fn run_due_flush(&self) {
+        let at = self.flush_at_ms.load(Ordering::Relaxed);
+        if at != 0
+            && self.store.clock().now_ms() >= at
+            && self
+                .flush_at_ms
+                .compare_exchange(at, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.store.flush();
+        }
+    }
+
     /// The password clients must present, if any.
     pub(crate) fn requirepass(&self) -> Option<String> {
         self.config.read().requirepass.clone()
@@ -178,6 +200,7 @@ impl Server {
             memcache: memcache::McCounters::default(),
             resp_addr,
             memcache_addr,
+            flush_at_ms: AtomicU64::new(0),
         });
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(
@@ -195,7 +218,7 @@ impl Server {
             shutdown.clone(),
         ));
         tasks.spawn(admin::serve(admin, metrics, shutdown.clone()));
-        tasks.spawn(expire_loop(store, effort, shutdown.clone()));
+        tasks.spawn(expire_loop(shared.clone(), effort, shutdown.clone()));
         tracing::info!(%resp_addr, %memcache_addr, %admin_addr, "strata server listening");
         Ok(RunningServer {
             resp_addr,
@@ -300,7 +323,8 @@ pub(crate) fn max_request_bytes(config: &Config) -> usize {
 
 /// Active expiry: every `100 / effort` ms, reclaim up to `256 × effort`
 /// expired items per shard.
-async fn expire_loop(store: Arc<Store>, effort: u64, shutdown: CancellationToken) {
+async fn expire_loop(shared: Arc<Shared>, effort: u64, shutdown: CancellationToken) {
+    let store = Arc::clone(&shared.store);
     let period = Duration::from_millis((100 / effort.max(1)).max(10));
     let budget = usize::try_from(256 * effort).unwrap_or(256);
     let mut ticker = tokio::time::interval(period);
@@ -310,6 +334,7 @@ async fn expire_loop(store: Arc<Store>, effort: u64, shutdown: CancellationToken
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {
                 store.run_pending_expiry(budget);
+                shared.run_due_flush();
             }
         }
     }

@@ -309,3 +309,24 @@ async fn expiry_follows_memcached_rules_and_the_clock() {
     clock.advance(Duration::from_secs(10));
     roundtrip(&mut s, b"get abs\r\n", b"END\r\n").await;
 }
+
+/// `flush_all <delay>` follows the engine's clock (no timers), the latest
+/// deadline wins, and a flood of delayed flushes costs nothing (found by the
+/// session fuzzer: each used to spawn a sleeping task).
+#[tokio::test]
+async fn delayed_flush_all_follows_the_clock() {
+    let (server, clock) = support::start_with_clock().await;
+    let mut s = TcpStream::connect(server.memcache_addr).await.unwrap();
+    roundtrip(&mut s, b"set k 0 0 1\r\nv\r\n", b"STORED\r\n").await;
+    let flood = "flush_all 1000 noreply\r\n".repeat(10_000);
+    s.write_all(flood.as_bytes()).await.unwrap();
+    roundtrip(&mut s, b"flush_all 10\r\n", b"OK\r\n").await;
+    clock.advance(Duration::from_secs(9));
+    roundtrip(&mut s, b"get k\r\n", b"VALUE k 0 1\r\nv\r\nEND\r\n").await;
+    clock.advance(Duration::from_secs(1));
+    roundtrip(&mut s, b"get k\r\n", b"END\r\n").await;
+    // After the flush, new items live; the replaced 1000 s deadline is gone.
+    roundtrip(&mut s, b"set k 0 0 1\r\nw\r\n", b"STORED\r\n").await;
+    clock.advance(Duration::from_secs(2000));
+    roundtrip(&mut s, b"get k\r\n", b"VALUE k 0 1\r\nw\r\nEND\r\n").await;
+}

@@ -193,6 +193,7 @@ pub(crate) const EXPIRED: Expiry = Expiry::AtMs(1);
 
 impl Session for McSession {
     fn process(&mut self, input: &[u8], out: &mut Vec<u8>, stats: &mut LocalStats) -> Outcome {
+        self.shared.run_due_flush();
         let mut consumed = 0;
         loop {
             if let Some(discard) = &mut self.swallowing {

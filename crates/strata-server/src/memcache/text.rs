@@ -1,7 +1,6 @@
 //! memcached's classic text commands.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use strata_proto::memcache::reply::{
     encode_end, encode_number, encode_stat, encode_status, encode_value, encode_version,
@@ -186,23 +185,29 @@ fn store_item(shared: &Shared, store: &Store<'_>, out: &mut Vec<u8>) {
 }
 
 /// flush_all [delay]: now, or every item stored before the deadline is
-/// dropped when it comes (memcached's `oldest_live`).
+/// dropped when it comes (memcached's `oldest_live`). A delayed flush is a
+/// deadline in the shared state, not a timer: the next request at or after
+/// it (on either protocol) runs it first, so it follows the engine's clock
+/// (tests move it), and no number of `flush_all <delay>` requests can pile
+/// up timers. A later `flush_all` replaces an earlier deadline, as in
+/// memcached.
 fn flush_all(shared: &Shared, delay: Option<i64>) {
     let Some(delay) = delay.filter(|&d| d != 0) else {
         shared.store.flush();
+        shared.set_flush_deadline(None);
         return;
     };
-    let now_secs = shared.store.clock().now_ms() / 1000;
-    let at = match expiry(shared, delay) {
-        Some(Expiry::AtMs(at)) => at / 1000,
-        _ => now_secs,
+    let now_ms = shared.store.clock().now_ms();
+    let at_ms = match expiry(shared, delay) {
+        Some(Expiry::AtMs(at)) => at,
+        _ => now_ms,
     };
-    let store = shared.store.clone();
-    let wait = Duration::from_secs(at.saturating_sub(now_secs));
-    tokio::spawn(async move {
-        tokio::time::sleep(wait).await;
-        store.flush();
-    });
+    if at_ms <= now_ms {
+        shared.store.flush();
+        shared.set_flush_deadline(None);
+    } else {
+        shared.set_flush_deadline(Some(at_ms));
+    }
 }
 
 fn stats(shared: &Shared, args: Option<&[u8]>, out: &mut Vec<u8>) {

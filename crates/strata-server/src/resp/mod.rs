@@ -336,6 +336,7 @@ fn printable(bytes: &[u8], max: usize) -> impl Iterator<Item = u8> + '_ {
 
 impl Session for RespSession {
     fn process(&mut self, input: &[u8], out: &mut Vec<u8>, stats: &mut LocalStats) -> Outcome {
+        self.shared.run_due_flush();
         let mut consumed = 0;
         loop {
             let buf = &input[consumed..];
