@@ -16,6 +16,8 @@
 //! - `metrics.rs`: counters, latency histogram, Prometheus collector.
 //! - `admin.rs`: the HTTP endpoint (`/metrics`, `/healthz`).
 //! - `glob.rs`: Redis's glob patterns (KEYS, SCAN MATCH, CONFIG GET).
+//! - `fuzzing.rs`: entry points for the session fuzz targets in `fuzz/`
+//!   (a whole session over a real engine; hidden from the API).
 //!
 //! [`Server::start`] binds every listener and spawns the accept loops, the
 //! active-expiry task and the admin endpoint on the current tokio runtime;
