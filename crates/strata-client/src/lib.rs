@@ -1,10 +1,11 @@
 //! # strata-client
 //!
 //! The async Rust client for a strata cluster (or any memcached 1.6 pool):
-//! keys placed on the ketama ring of [`strata_ring`], a small connection
-//! pool per node, batches per node for multi-key calls, failover to a gutter
-//! pool, warm-up after a topology change, and leases against thundering
-//! herds and stale sets.
+//! keys placed on the ketama ring of [`strata_ring`], a few multiplexed,
+//! pipelined connections per node (concurrent callers' requests share
+//! writes and round trips), batches per node for multi-key calls, failover
+//! to a gutter pool, warm-up after a topology change, and leases against
+//! thundering herds and stale sets.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), strata_client::ClientError> {
@@ -30,7 +31,8 @@
 //!
 //! # Layout
 //!
-//! - `node.rs`: one server: pooled connections, batches, timeouts;
+//! - `node.rs`: one server: multiplexed connections (a writer and a reader
+//!   task each), batches, timeouts;
 //! - `health.rs`: the TKO state machine (up, down, due a probe);
 //! - `recovery.rs`: the writes a down node missed, replayed before it
 //!   serves again, so it never serves stale values;
