@@ -47,6 +47,8 @@
 //!
 //! # Failure handling
 //!
+//! (Written out in full, with the reasons, in `docs/cluster.md`.)
+//!
 //! A request that fails (connect, timeout, reset) counts against its node;
 //! `threshold` failures in a row mark it down (TKO). The failed request
 //! itself is retried at once on the failover target, so callers see no
