@@ -133,7 +133,20 @@ type Answering = (Vec<ReplyKind>, usize, ResponseDecoder, Vec<Response>, ReplyTo
 struct Conn {
     jobs: mpsc::Sender<Job>,
     alive: Arc<AtomicBool>,
+    /// The reader task, ended when the connection is retired: a server that
+    /// hangs without closing must not keep a task per retired connection.
+    reader: tokio::task::AbortHandle,
 }
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// More unanswered bytes than this from a server mean it is not speaking
+/// the protocol (replies never exceed their requests' limits by this much).
+const MAX_UNREAD_BYTES: usize = 64 << 20;
 
 impl Conn {
     fn start(stream: TcpStream, addr: String) -> Conn {
@@ -164,7 +177,7 @@ impl Conn {
                 pending.lock().clear();
             });
         }
-        {
+        let reader_task = {
             let alive = Arc::clone(&alive);
             tokio::spawn(async move {
                 let mut input: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -207,6 +220,10 @@ impl Conn {
                     }
                     input.drain(..start);
                     start = 0;
+                    if input.len() > MAX_UNREAD_BYTES {
+                        tracing::warn!(node = %addr, "closing a connection flooded with unrequested bytes");
+                        break;
+                    }
                     match reader.read(&mut chunk).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => input.extend_from_slice(&chunk[..n]),
@@ -214,9 +231,13 @@ impl Conn {
                 }
                 alive.store(false, Ordering::Relaxed);
                 tracing::debug!(node = %addr, "connection closed");
-            });
+            })
+        };
+        Conn {
+            jobs,
+            alive,
+            reader: reader_task.abort_handle(),
         }
-        Conn { jobs, alive }
     }
 
     fn is_alive(&self) -> bool {
