@@ -1,7 +1,7 @@
 //! The cluster file: pools of members and the placement scheme, in TOML.
 //!
 //! ```toml
-//! scheme = "ketama"              # ketama | ketama-spy | jump | rendezvous | bounded[:EPSILON]
+//! scheme = "ketama"              # ketama | ketama-spy | ketama-exact | jump | rendezvous | bounded[:EPSILON]
 //!
 //! [pools.main]
 //! nodes = ["10.0.0.1:7311", "10.0.0.2:7311*2", { addr = "10.0.0.3:7311", weight = 1 }]

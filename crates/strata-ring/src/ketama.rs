@@ -17,6 +17,10 @@
 //!   MD5 digest, and its server owns the first point `>=` that hash,
 //!   wrapping to the ring's first point; equal points order by server.
 //!
+//! [`PointMath::Exact`] computes the point counts in `f64` instead (160 per
+//! server at equal weight for every pool size), for pools that only strata
+//! clients read: see its docs for why that matters when a pool grows.
+//!
 //! [`LabelStyle::Spymemcached`] labels points `/host:port-i`, as
 //! spymemcached's `KetamaNodeLocator` does for an unresolved address, so
 //! Java clients agree with us too.
@@ -71,6 +75,29 @@ pub fn points_for(weight: u32, total_weight: u64, servers: usize) -> u32 {
     ((f64::from(scaled) + 0.000_000_000_1).floor() as u32) * POINTS_PER_HASH
 }
 
+/// The same formula in `f64`: exactly 160 points per server at equal
+/// weight for any pool size, so growing a large pool moves only the new
+/// server's share ([`PointMath::Exact`]).
+pub fn points_for_exact(weight: u32, total_weight: u64, servers: usize) -> u32 {
+    let pct = f64::from(weight) / total_weight as f64;
+    let scaled = pct * f64::from(POINTS_PER_SERVER) / f64::from(POINTS_PER_HASH) * servers as f64;
+    ((scaled + 0.000_000_1).floor() as u32) * POINTS_PER_HASH
+}
+
+/// How point counts are computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PointMath {
+    /// libmemcached's `f32` arithmetic: compatible with its clients, but at
+    /// some pool sizes (100 equal servers: 156 points each, 101: 160) every
+    /// server's point count changes with the pool size, and a change of
+    /// membership moves keys between servers that stayed.
+    #[default]
+    Libmemcached,
+    /// `f64` arithmetic: 160 points per server at equal weight for every
+    /// pool size. For pools only strata clients read.
+    Exact,
+}
+
 fn label(member: &Member, group: u32, style: LabelStyle) -> String {
     match style {
         LabelStyle::Libmemcached if member.port == MEMCACHED_DEFAULT_PORT => format!("{}-{group}", member.host),
@@ -83,10 +110,18 @@ impl Ketama {
     /// Builds the ring over `members` (in order: the index of a member is
     /// its position).
     pub fn new(members: &[Member], style: LabelStyle) -> Self {
+        Self::with_math(members, style, PointMath::Libmemcached)
+    }
+
+    /// Builds the ring with point counts computed by `math`.
+    pub fn with_math(members: &[Member], style: LabelStyle, math: PointMath) -> Self {
         let total_weight: u64 = members.iter().map(|m| u64::from(m.weight)).sum();
         let mut points = Vec::with_capacity(members.len() * POINTS_PER_SERVER as usize);
         for (index, member) in members.iter().enumerate() {
-            let count = points_for(member.weight, total_weight, members.len());
+            let count = match math {
+                PointMath::Libmemcached => points_for(member.weight, total_weight, members.len()),
+                PointMath::Exact => points_for_exact(member.weight, total_weight, members.len()),
+            };
             for group in 0..count / POINTS_PER_HASH {
                 let digest = Md5::digest(label(member, group, style).as_bytes());
                 for quarter in digest.chunks_exact(4) {

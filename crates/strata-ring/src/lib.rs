@@ -45,7 +45,7 @@ pub mod ring;
 pub use bounded::BoundedLoad;
 pub use cluster::{ClusterConfig, ClusterError};
 pub use jump::Jump;
-pub use ketama::{Ketama, LabelStyle};
+pub use ketama::{Ketama, LabelStyle, PointMath};
 pub use member::Member;
 pub use rendezvous::Rendezvous;
 pub use ring::{Ring, Scheme, Snapshot};
@@ -88,7 +88,7 @@ pub enum RingError {
     #[error("no member {0}")]
     NoSuchMember(String),
     /// An unknown scheme name.
-    #[error("unknown placement scheme {0:?} (ketama, ketama-spy, jump, rendezvous, bounded[:EPSILON])")]
+    #[error("unknown placement scheme {0:?} (ketama, ketama-spy, ketama-exact, jump, rendezvous, bounded[:EPSILON])")]
     BadScheme(String),
 }
 

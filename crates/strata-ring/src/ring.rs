@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 
 use crate::bounded::BoundedLoad;
 use crate::jump::Jump;
-use crate::ketama::{Ketama, LabelStyle};
+use crate::ketama::{Ketama, LabelStyle, PointMath};
 use crate::member::{Member, validate};
 use crate::rendezvous::Rendezvous;
 use crate::{Placement, RingError};
@@ -30,6 +30,11 @@ pub enum Scheme {
     Ketama,
     /// Ketama with spymemcached's labels.
     KetamaSpy,
+    /// Ketama with libmemcached's labels but point counts computed in
+    /// `f64` (160 per server at equal weight for any pool size): moves only
+    /// the ideal share when large pools grow. Not libmemcached-compatible
+    /// at every pool size.
+    KetamaExact,
     /// Jump consistent hash (weights ignored).
     Jump,
     /// Weighted rendezvous hashing.
@@ -43,9 +48,10 @@ pub enum Scheme {
 
 impl Scheme {
     /// Every scheme, for reports (bounded loads at ε = 0.25).
-    pub const ALL: [Scheme; 5] = [
+    pub const ALL: [Scheme; 6] = [
         Scheme::Ketama,
         Scheme::KetamaSpy,
+        Scheme::KetamaExact,
         Scheme::Jump,
         Scheme::Rendezvous,
         Scheme::BoundedKetama { epsilon: 0.25 },
@@ -56,6 +62,7 @@ impl Scheme {
         match self {
             Scheme::Ketama => Box::new(Ketama::new(members, LabelStyle::Libmemcached)),
             Scheme::KetamaSpy => Box::new(Ketama::new(members, LabelStyle::Spymemcached)),
+            Scheme::KetamaExact => Box::new(Ketama::with_math(members, LabelStyle::Libmemcached, PointMath::Exact)),
             Scheme::Jump => Box::new(Jump::new(members.len())),
             Scheme::Rendezvous => Box::new(Rendezvous::new(members)),
             Scheme::BoundedKetama { epsilon } => Box::new(BoundedLoad::new(
@@ -71,6 +78,7 @@ impl fmt::Display for Scheme {
         match self {
             Scheme::Ketama => f.write_str("ketama"),
             Scheme::KetamaSpy => f.write_str("ketama-spy"),
+            Scheme::KetamaExact => f.write_str("ketama-exact"),
             Scheme::Jump => f.write_str("jump"),
             Scheme::Rendezvous => f.write_str("rendezvous"),
             Scheme::BoundedKetama { epsilon } => write!(f, "bounded-ketama(ε={epsilon})"),
@@ -81,13 +89,14 @@ impl fmt::Display for Scheme {
 impl std::str::FromStr for Scheme {
     type Err = RingError;
 
-    /// `ketama`, `ketama-spy`, `jump`, `rendezvous`, `bounded` or
-    /// `bounded:EPSILON`.
+    /// `ketama`, `ketama-spy`, `ketama-exact`, `jump`, `rendezvous`,
+    /// `bounded` or `bounded:EPSILON`.
     fn from_str(text: &str) -> Result<Self, RingError> {
         let bad = || RingError::BadScheme(text.to_owned());
         Ok(match text.trim() {
             "ketama" | "libmemcached" => Scheme::Ketama,
             "ketama-spy" | "spymemcached" => Scheme::KetamaSpy,
+            "ketama-exact" => Scheme::KetamaExact,
             "jump" => Scheme::Jump,
             "rendezvous" | "hrw" => Scheme::Rendezvous,
             "bounded" | "bounded-ketama" => Scheme::BoundedKetama { epsilon: 0.25 },

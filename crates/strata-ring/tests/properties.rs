@@ -25,13 +25,19 @@ fn moved_on_add(scheme: Scheme, n: u16) -> f64 {
 
 #[test]
 fn adding_a_member_moves_about_one_in_n_plus_one() {
-    for scheme in [Scheme::Ketama, Scheme::KetamaSpy, Scheme::Jump, Scheme::Rendezvous] {
+    for scheme in [
+        Scheme::Ketama,
+        Scheme::KetamaSpy,
+        Scheme::KetamaExact,
+        Scheme::Jump,
+        Scheme::Rendezvous,
+    ] {
         for n in [3u16, 10, 30] {
             let ideal = 1.0 / f64::from(n + 1);
             let moved = moved_on_add(scheme, n);
             // Ketama's arcs vary by ~8% per server at 160 points; the
             // others are exact up to sampling noise.
-            let tolerance = if matches!(scheme, Scheme::Ketama | Scheme::KetamaSpy) {
+            let tolerance = if matches!(scheme, Scheme::Ketama | Scheme::KetamaSpy | Scheme::KetamaExact) {
                 0.35
             } else {
                 0.08
@@ -69,6 +75,20 @@ fn added_keys_move_only_to_the_new_member_and_removed_keys_only_from_the_old() {
             "{scheme}: exactly the removed member's keys move"
         );
     }
+}
+
+#[test]
+fn exact_ketama_moves_the_ideal_share_where_libmemcacheds_rounding_does_not() {
+    // 100 -> 101 equal servers: libmemcached's f32 point counts change for
+    // every server (156 -> 160), so far more than 1/101 of keys move.
+    let ideal = 1.0 / 101.0;
+    let compatible = moved_on_add(Scheme::Ketama, 100);
+    let exact = moved_on_add(Scheme::KetamaExact, 100);
+    assert!(compatible > 2.0 * ideal, "ketama moved {compatible:.4}");
+    assert!(
+        (exact - ideal).abs() < ideal * 0.5,
+        "ketama-exact moved {exact:.4}, ideal {ideal:.4}"
+    );
 }
 
 #[test]

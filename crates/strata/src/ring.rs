@@ -17,7 +17,7 @@ flows between nodes (which node's keys go where), so the cost of a change is kno
 
 The cluster file (TOML):
 
-    scheme = \"ketama\"     # ketama (libmemcached) | ketama-spy | jump | rendezvous | bounded[:EPSILON]
+    scheme = \"ketama\"     # ketama (libmemcached) | ketama-spy | ketama-exact | jump | rendezvous | bounded[:EPSILON]
     [pools.main]
     nodes = [\"10.0.0.1:7311\", \"10.0.0.2:7311*2\"]   # host:port[*weight]
     [pools.gutter]
