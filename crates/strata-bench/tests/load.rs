@@ -9,13 +9,9 @@ use strata_bench::load::{self, LoadError, LoadSpec, ValueSize, Wire};
 use strata_server::{Config, Server};
 
 async fn server() -> strata_server::RunningServer {
-    let config = Config {
-        resp_port: 0,
-        memcache_port: 0,
-        admin_port: 0,
-        ..Config::default()
-    };
-    Server::start(config).await.expect("server starts")
+    Server::start(Config::default().on_free_ports())
+        .await
+        .expect("server starts")
 }
 
 fn small(addr: std::net::SocketAddr, wire: Wire) -> LoadSpec {
@@ -79,12 +75,10 @@ async fn without_prefill_reads_miss_until_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_larger_than_the_server_allows_are_counted_as_errors() {
     let config = Config {
-        resp_port: 0,
-        memcache_port: 0,
-        admin_port: 0,
         max_item_size: strata_server::ByteSize(4096),
         ..Config::default()
-    };
+    }
+    .on_free_ports();
     let server = Server::start(config).await.expect("server starts");
     let spec = LoadSpec {
         prefill: false,

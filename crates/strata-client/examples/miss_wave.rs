@@ -47,12 +47,10 @@ async fn run(warmup: bool) -> Vec<u64> {
     let mut servers = Vec::new();
     for _ in 0..4 {
         let config = Config {
-            resp_port: 0,
-            memcache_port: 0,
-            admin_port: 0,
             maxmemory: strata_server::ByteSize(256 << 20),
             ..Config::default()
-        };
+        }
+        .on_free_ports();
         servers.push(Server::start(config).await.expect("server starts"));
     }
     let mut config = ClientConfig::new(cluster(&servers, 3));

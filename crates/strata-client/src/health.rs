@@ -145,12 +145,6 @@ impl Health {
     pub fn probe_succeeded(&self) {
         *self.state.lock() = State::Up { failures: 0 };
     }
-
-    /// The probe could not finish its work (e.g. the replay failed): keep
-    /// the node down and probe again after the current backoff.
-    pub fn probe_abandoned(&self, now: Instant) {
-        self.failure(now);
-    }
 }
 
 #[cfg(test)]

@@ -88,8 +88,7 @@ impl Client {
                 let ttl = inner.effective_ttl(route.role, ttl);
                 let mut batch = Batch::default();
                 meta::set(&mut batch, key, &value, 0, ttl, SetMode::Cas(cas));
-                let filled = route.node.exec(&batch).await;
-                inner.report(&route.node, filled.is_ok());
+                let _ = inner.call(&route.node, batch).await;
                 if route.role == Role::Standby {
                     inner.note_diverted(&route.owner, key).await;
                 }

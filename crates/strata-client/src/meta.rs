@@ -25,9 +25,36 @@ pub fn check_key(key: &[u8]) -> Result<(), ClientError> {
     }
 }
 
-fn with_key_flag<'a>(key: &[u8], flags: &mut Vec<MetaArg<'a>>) {
-    if !is_plain(key) {
-        flags.push(MetaArg::flag(b'b'));
+/// A request's meta flags, on the stack: building a request allocates
+/// nothing but the batch it is written into.
+struct Flags<'a> {
+    args: [MetaArg<'a>; 6],
+    len: usize,
+}
+
+impl<'a> Flags<'a> {
+    /// `fixed`, then `b` if `key` must travel base64-encoded.
+    fn new(key: &[u8], fixed: &[MetaArg<'a>]) -> Self {
+        let mut flags = Flags {
+            args: [MetaArg::flag(b'v'); 6],
+            len: 0,
+        };
+        for &arg in fixed {
+            flags.push(arg);
+        }
+        if !is_plain(key) {
+            flags.push(MetaArg::flag(b'b'));
+        }
+        flags
+    }
+
+    fn push(&mut self, arg: MetaArg<'a>) {
+        self.args[self.len] = arg;
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[MetaArg<'a>] {
+        &self.args[..self.len]
     }
 }
 
@@ -36,29 +63,24 @@ pub fn ttl_secs(ttl: std::time::Duration) -> i64 {
     ttl.as_secs().max(1) as i64
 }
 
+const GET_FLAGS: [MetaArg<'static>; 4] = [
+    MetaArg::flag(b'v'),
+    MetaArg::flag(b'f'),
+    MetaArg::flag(b't'),
+    MetaArg::flag(b'c'),
+];
+
 /// `mg <key> v f t c`: value, client flags, remaining TTL, CAS.
 pub fn get(batch: &mut Batch, key: &[u8]) {
-    let mut flags = vec![
-        MetaArg::flag(b'v'),
-        MetaArg::flag(b'f'),
-        MetaArg::flag(b't'),
-        MetaArg::flag(b'c'),
-    ];
-    with_key_flag(key, &mut flags);
-    batch.push(ReplyKind::Meta, |out| encode_mg(out, key, &flags));
+    let flags = Flags::new(key, &GET_FLAGS);
+    batch.push(ReplyKind::Meta, |out| encode_mg(out, key, flags.as_slice()));
 }
 
-/// `mg <key> v c t N<lease>`: a lease-get.
+/// `mg <key> v f t c N<lease>`: a lease-get.
 pub fn lease_get(batch: &mut Batch, key: &[u8], lease_secs: i64) {
-    let mut flags = vec![
-        MetaArg::flag(b'v'),
-        MetaArg::flag(b'c'),
-        MetaArg::flag(b'f'),
-        MetaArg::flag(b't'),
-        MetaArg::int(b'N', lease_secs),
-    ];
-    with_key_flag(key, &mut flags);
-    batch.push(ReplyKind::Meta, |out| encode_mg(out, key, &flags));
+    let mut flags = Flags::new(key, &GET_FLAGS);
+    flags.push(MetaArg::int(b'N', lease_secs));
+    batch.push(ReplyKind::Meta, |out| encode_mg(out, key, flags.as_slice()));
 }
 
 /// How a set is conditioned.
@@ -72,7 +94,7 @@ pub enum SetMode {
     Cas(u64),
 }
 
-/// `ms <key> <len> T<ttl> [F<flags>] [ME|C<cas>]`.
+/// `ms <key> <len> [F<flags>] [T<ttl>] [ME|C<cas>]`.
 pub fn set(
     batch: &mut Batch,
     key: &[u8],
@@ -81,7 +103,7 @@ pub fn set(
     ttl: Option<std::time::Duration>,
     mode: SetMode,
 ) {
-    let mut flags = Vec::with_capacity(4);
+    let mut flags = Flags::new(key, &[]);
     if client_flags != 0 {
         flags.push(MetaArg::uint(b'F', u64::from(client_flags)));
     }
@@ -93,23 +115,20 @@ pub fn set(
         SetMode::Add => flags.push(MetaArg::token(b'M', b"E")),
         SetMode::Cas(cas) => flags.push(MetaArg::uint(b'C', cas)),
     }
-    with_key_flag(key, &mut flags);
-    batch.push(ReplyKind::Meta, |out| encode_ms(out, key, value, &flags));
+    batch.push(ReplyKind::Meta, |out| encode_ms(out, key, value, flags.as_slice()));
 }
 
 /// `md <key>`.
 pub fn delete(batch: &mut Batch, key: &[u8]) {
-    let mut flags = Vec::new();
-    with_key_flag(key, &mut flags);
-    batch.push(ReplyKind::Meta, |out| encode_md(out, key, &flags));
+    let flags = Flags::new(key, &[]);
+    batch.push(ReplyKind::Meta, |out| encode_md(out, key, flags.as_slice()));
 }
 
 /// `mg <key> T<ttl>`: touch. A zero `ttl` removes the expiry (`T0`).
 pub fn touch(batch: &mut Batch, key: &[u8], ttl: std::time::Duration) {
     let secs = if ttl.is_zero() { 0 } else { ttl_secs(ttl) };
-    let mut flags = vec![MetaArg::int(b'T', secs)];
-    with_key_flag(key, &mut flags);
-    batch.push(ReplyKind::Meta, |out| encode_mg(out, key, &flags));
+    let flags = Flags::new(key, &[MetaArg::int(b'T', secs)]);
+    batch.push(ReplyKind::Meta, |out| encode_mg(out, key, flags.as_slice()));
 }
 
 /// `mn`: a no-op, the health probe.
@@ -139,6 +158,16 @@ pub struct Hit {
     pub lease_taken: bool,
     /// `X`: the value is stale (invalidated, awaiting a refill).
     pub stale: bool,
+}
+
+impl From<Hit> for crate::Item {
+    fn from(hit: Hit) -> Self {
+        crate::Item {
+            value: hit.value,
+            flags: hit.flags,
+            cas: hit.cas.unwrap_or(0),
+        }
+    }
 }
 
 fn server_error(response: &Response) -> Option<String> {
@@ -177,8 +206,8 @@ pub fn read_get(response: Response) -> Result<Option<Hit>, ClientError> {
     }))
 }
 
-/// Reads an `ms` reply: `Ok(true)` stored, `Ok(false)` refused by its
-/// condition (`NS`, `EX`, `NF`).
+/// Reads an `ms`, `md` or touch reply: `Ok(true)` for `HD` (stored,
+/// deleted, touched), `Ok(false)` otherwise (`NS`, `EX`, `NF`, `EN`).
 pub fn read_set(response: Response) -> Result<bool, ClientError> {
     if let Some(message) = server_error(&response) {
         return Err(ClientError::Server(message));
@@ -187,9 +216,4 @@ pub fn read_set(response: Response) -> Result<bool, ClientError> {
         Response::Meta(meta) => Ok(meta.code == MetaCode::Hd),
         other => Err(ClientError::Server(format!("unexpected reply {other:?}"))),
     }
-}
-
-/// Reads an `md` or touch reply: `Ok(true)` if the key was there.
-pub fn read_found(response: Response) -> Result<bool, ClientError> {
-    read_set(response)
 }

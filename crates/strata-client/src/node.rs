@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use strata_proto::memcache::{ReplyKind, Response, ResponseDecoder, ResponseLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -110,8 +111,8 @@ impl Batch {
 
 /// One queued batch and where its replies go.
 struct Job {
-    bytes: Vec<u8>,
-    kinds: Vec<ReplyKind>,
+    bytes: Bytes,
+    kinds: Arc<[ReplyKind]>,
     reply: ReplyTo,
 }
 
@@ -119,11 +120,11 @@ struct Job {
 type ReplyTo = oneshot::Sender<Result<Vec<Response>, String>>;
 
 /// Batches written but not yet answered, in the order they were written.
-type Pending = Arc<parking_lot::Mutex<VecDeque<(Vec<ReplyKind>, ReplyTo)>>>;
+type Pending = Arc<parking_lot::Mutex<VecDeque<(Arc<[ReplyKind]>, ReplyTo)>>>;
 
 /// The batch being answered: its kinds, the next reply's index and
 /// decoder, the replies so far, and where they go.
-type Answering = (Vec<ReplyKind>, usize, ResponseDecoder, Vec<Response>, ReplyTo);
+type Answering = (Arc<[ReplyKind]>, usize, ResponseDecoder, Vec<Response>, ReplyTo);
 
 /// A multiplexed connection: callers queue batches; a writer task sends
 /// every batch queued so far in one write (so concurrent callers' requests
@@ -290,16 +291,18 @@ impl Node {
     /// A pooled connection may have died while idle (the server restarted,
     /// a proxy cut it): if a reused connection fails before answering, the
     /// batch is sent once more on a fresh one. Only then is it a failure.
-    pub async fn exec(&self, batch: &Batch) -> Result<Vec<Response>, NodeError> {
+    pub async fn exec(&self, batch: Batch) -> Result<Vec<Response>, NodeError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        // Shared, so a retry resends without copying the request.
+        let (bytes, kinds) = (Bytes::from(batch.bytes), Arc::<[ReplyKind]>::from(batch.kinds));
         let index = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let (sender, reused) = self.connection(index).await?;
-        match self.send(index, &sender, batch).await {
+        match self.send(index, &sender, bytes.clone(), Arc::clone(&kinds)).await {
             Err(NodeError::Io { .. }) if reused => {
                 let (sender, _) = self.connection(index).await?;
-                self.send(index, &sender, batch).await
+                self.send(index, &sender, bytes, kinds).await
             }
             other => other,
         }
@@ -337,13 +340,15 @@ impl Node {
         Ok((sender, false))
     }
 
-    async fn send(&self, index: usize, sender: &mpsc::Sender<Job>, batch: &Batch) -> Result<Vec<Response>, NodeError> {
+    async fn send(
+        &self,
+        index: usize,
+        sender: &mpsc::Sender<Job>,
+        bytes: Bytes,
+        kinds: Arc<[ReplyKind]>,
+    ) -> Result<Vec<Response>, NodeError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job {
-            bytes: batch.bytes.clone(),
-            kinds: batch.kinds.clone(),
-            reply,
-        };
+        let job = Job { bytes, kinds, reply };
         let closed = || NodeError::Io {
             addr: self.addr.clone(),
             source: std::io::ErrorKind::ConnectionAborted.into(),

@@ -5,7 +5,6 @@
 //! back in the caller's order. A group whose node fails is retried key by
 //! key through the single-key path, which fails over.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,7 +75,7 @@ impl Client {
             batch
         };
         let (replies, _) = inner.exec_routed(key, route, build(Role::Owner), build).await?;
-        meta::read_found(first(replies)?)
+        meta::read_set(first(replies)?)
     }
 
     /// The values of `keys`, in order, each `None` if missing. One batch per
@@ -93,46 +92,22 @@ impl Client {
     /// [`Self::get_many`] with client flags.
     pub async fn get_many_items<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Item>>, ClientError> {
         let inner = &self.inner;
-        let mut groups: HashMap<String, (Route, Vec<usize>)> = HashMap::new();
-        for (position, key) in keys.iter().enumerate() {
-            let key = key.as_ref();
-            meta::check_key(key)?;
-            let route = inner.route(key)?;
-            groups
-                .entry(route.node.addr().to_owned())
-                .or_insert_with(|| (route, Vec::new()))
-                .1
-                .push(position);
-        }
+        let groups = inner.group_by_route(keys.iter().map(AsRef::as_ref))?;
         let mut results: Vec<Option<Item>> = vec![None; keys.len()];
-        let calls = groups.into_values().map(|(route, positions)| async move {
+        let calls = groups.into_iter().map(|(route, positions)| async move {
             let mut batch = Batch::default();
             for &position in &positions {
                 meta::get(&mut batch, keys[position].as_ref());
             }
-            let outcome = route.node.exec(&batch).await;
-            inner.report(&route.node, outcome.is_ok());
+            let outcome = inner.call(&route.node, batch).await;
             (route, positions, outcome)
         });
         for (route, positions, outcome) in join_all(calls).await {
             match outcome {
                 Ok(replies) if replies.len() == positions.len() => {
                     for (&position, reply) in positions.iter().zip(replies) {
-                        let key = keys[position].as_ref();
                         Stats::bump(&inner.stats.gets);
-                        let value = match meta::read_get(reply)? {
-                            Some(hit) => Some(Item {
-                                value: hit.value,
-                                flags: hit.flags,
-                                cas: hit.cas.unwrap_or(0),
-                            }),
-                            None if route.role == Role::Owner => inner.warm(key, &route.node).await,
-                            None => None,
-                        };
-                        if value.is_some() {
-                            Stats::bump(&inner.stats.hits);
-                        }
-                        results[position] = value;
+                        results[position] = inner.read_get(keys[position].as_ref(), &route, reply).await?;
                     }
                 }
                 _ => {
@@ -152,17 +127,8 @@ impl Client {
         ttl: Option<Duration>,
     ) -> Result<(), ClientError> {
         let inner = &self.inner;
-        let mut groups: HashMap<String, (Route, Vec<usize>)> = HashMap::new();
-        for (position, (key, _)) in items.iter().enumerate() {
-            meta::check_key(key.as_ref())?;
-            let route = inner.route(key.as_ref())?;
-            groups
-                .entry(route.node.addr().to_owned())
-                .or_insert_with(|| (route, Vec::new()))
-                .1
-                .push(position);
-        }
-        let calls = groups.into_values().map(|(route, positions)| async move {
+        let groups = inner.group_by_route(items.iter().map(|(key, _)| key.as_ref()))?;
+        let calls = groups.into_iter().map(|(route, positions)| async move {
             let ttl = inner.effective_ttl(route.role, ttl);
             let mut batch = Batch::default();
             for &position in &positions {
@@ -174,11 +140,10 @@ impl Client {
                     inner.note_diverted(&route.owner, items[position].0.as_ref()).await;
                 }
             }
-            let outcome = route.node.exec(&batch).await;
-            inner.report(&route.node, outcome.is_ok());
-            (positions, outcome)
+            let outcome = inner.call(&route.node, batch).await;
+            (route, positions, outcome)
         });
-        for (positions, outcome) in join_all(calls).await {
+        for (route, positions, outcome) in join_all(calls).await {
             let stored = match outcome {
                 Ok(replies) if replies.len() == positions.len() => replies
                     .into_iter()
@@ -191,7 +156,7 @@ impl Client {
                 let (key, value) = &items[position];
                 if stored {
                     Stats::bump(&inner.stats.sets);
-                    inner.forget_previous(key.as_ref()).await;
+                    inner.forget_previous(key.as_ref(), &route.owner).await;
                 } else {
                     inner.set(key.as_ref(), value.as_ref(), 0, ttl, SetMode::Set).await?;
                 }
@@ -230,19 +195,39 @@ impl Inner {
             batch
         };
         let (replies, route) = self.exec_routed(key, route, build(Role::Owner), build).await?;
-        let value = match meta::read_get(first(replies)?)? {
-            Some(hit) => Some(Item {
-                value: hit.value,
-                flags: hit.flags,
-                cas: hit.cas.unwrap_or(0),
-            }),
+        self.read_get(key, &route, first(replies)?).await
+    }
+
+    /// The item in an `mg` reply for `key` from `route`; a miss at the
+    /// owner tries warm-up. Counts the hit.
+    async fn read_get(&self, key: &[u8], route: &Route, reply: Response) -> Result<Option<Item>, ClientError> {
+        let item = match meta::read_get(reply)? {
+            Some(hit) => Some(Item::from(hit)),
             None if route.role == Role::Owner => self.warm(key, &route.node).await,
             None => None,
         };
-        if value.is_some() {
+        if item.is_some() {
             Stats::bump(&self.stats.hits);
         }
-        Ok(value)
+        Ok(item)
+    }
+
+    /// Groups key positions by the node that serves each now, checking
+    /// every key first.
+    fn group_by_route<'k>(
+        self: &Arc<Self>,
+        keys: impl Iterator<Item = &'k [u8]>,
+    ) -> Result<Vec<(Route, Vec<usize>)>, ClientError> {
+        let mut groups: Vec<(Route, Vec<usize>)> = Vec::new();
+        for (position, key) in keys.enumerate() {
+            meta::check_key(key)?;
+            let route = self.route(key)?;
+            match groups.iter_mut().find(|(r, _)| Arc::ptr_eq(&r.node, &route.node)) {
+                Some((_, positions)) => positions.push(position),
+                None => groups.push((route, vec![position])),
+            }
+        }
+        Ok(groups)
     }
 
     pub(crate) async fn set(
@@ -266,7 +251,7 @@ impl Inner {
         }
         let stored = meta::read_set(first(replies)?)?;
         Stats::bump(&self.stats.sets);
-        self.forget_previous(key).await;
+        self.forget_previous(key, &route.owner).await;
         Ok(stored)
     }
 
@@ -283,7 +268,7 @@ impl Inner {
             self.note_diverted(&route.owner, key).await;
         }
         Stats::bump(&self.stats.deletes);
-        self.forget_previous(key).await;
-        meta::read_found(first(replies)?)
+        self.forget_previous(key, &route.owner).await;
+        meta::read_set(first(replies)?)
     }
 }

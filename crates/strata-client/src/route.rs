@@ -6,7 +6,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::health::Admit;
-use crate::node::{Batch, Node};
+use strata_proto::memcache::Response;
+
+use crate::node::{Batch, Node, NodeError};
 use crate::recovery::Replay;
 use crate::{ClientError, Failover, Inner, Stats, meta};
 
@@ -143,40 +145,33 @@ impl Inner {
         }
     }
 
-    /// Sends `batch` to the route's node, reporting the outcome; on
-    /// failure at the owner, fails over once with `rebuild(role)` for the
-    /// stand-in. Returns the replies and the route that gave them.
+    /// Sends `batch` to `node` and reports the outcome to its health.
+    pub(crate) async fn call(&self, node: &Node, batch: Batch) -> Result<Vec<Response>, NodeError> {
+        let outcome = node.exec(batch).await;
+        self.report(node, outcome.is_ok());
+        outcome
+    }
+
+    /// Sends `batch` to the route's node; on failure at the owner, fails
+    /// over once with `rebuild(role)` for the stand-in. Returns the replies
+    /// and the route that gave them.
     pub(crate) async fn exec_routed(
         self: &Arc<Self>,
         key: &[u8],
         route: Route,
         batch: Batch,
         rebuild: impl Fn(Role) -> Batch,
-    ) -> Result<(Vec<strata_proto::memcache::Response>, Route), ClientError> {
-        match route.node.exec(&batch).await {
-            Ok(replies) => {
-                self.report(&route.node, true);
-                Ok((replies, route))
-            }
-            Err(error) => {
-                self.report(&route.node, false);
-                if route.role == Role::Standby {
-                    return Err(ClientError::Unavailable(error.to_string()));
-                }
-                tracing::debug!(%error, "request failed; retrying on the stand-in");
-                let standby = self.standby(key, route.owner)?;
-                let batch = rebuild(Role::Standby);
-                match standby.node.exec(&batch).await {
-                    Ok(replies) => {
-                        self.report(&standby.node, true);
-                        Ok((replies, standby))
-                    }
-                    Err(error) => {
-                        self.report(&standby.node, false);
-                        Err(ClientError::Unavailable(error.to_string()))
-                    }
-                }
-            }
+    ) -> Result<(Vec<Response>, Route), ClientError> {
+        let error = match self.call(&route.node, batch).await {
+            Ok(replies) => return Ok((replies, route)),
+            Err(error) if route.role == Role::Standby => return Err(ClientError::Unavailable(error.to_string())),
+            Err(error) => error,
+        };
+        tracing::debug!(%error, "request failed; retrying on the stand-in");
+        let standby = self.standby(key, route.owner)?;
+        match self.call(&standby.node, rebuild(Role::Standby)).await {
+            Ok(replies) => Ok((replies, standby)),
+            Err(error) => Err(ClientError::Unavailable(error.to_string())),
         }
     }
 
@@ -192,7 +187,7 @@ impl Inner {
     pub(crate) async fn probe(&self, node: Arc<Node>) {
         let mut batch = Batch::default();
         meta::noop(&mut batch);
-        if node.exec(&batch).await.is_err() {
+        if node.exec(batch).await.is_err() {
             node.health.failure(Instant::now());
             return;
         }
@@ -209,11 +204,11 @@ impl Inner {
             }
             let replayed = match &replay {
                 Replay::Delete(keys) if keys.is_empty() => true,
-                _ => node.exec(&batch).await.is_ok(),
+                _ => node.exec(batch).await.is_ok(),
             };
             if !replayed {
                 node.missed.lock().restore(replay);
-                node.health.probe_abandoned(Instant::now());
+                node.health.failure(Instant::now());
                 return;
             }
             match &replay {
@@ -266,7 +261,7 @@ impl Inner {
         }
         let mut batch = Batch::default();
         meta::delete(&mut batch, key);
-        if owner.exec(&batch).await.is_ok() {
+        if owner.exec(batch).await.is_ok() {
             owner.missed.lock().forget(key);
         }
     }

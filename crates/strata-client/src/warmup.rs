@@ -53,9 +53,8 @@ impl Inner {
         let source = self.previous_owner(key, owner.addr())?;
         let mut batch = Batch::default();
         meta::get(&mut batch, key);
-        let replies = source.exec(&batch).await;
-        self.report(&source, replies.is_ok());
-        let hit = meta::read_get(first(replies.ok()?).ok()?).ok()??;
+        let replies = self.call(&source, batch).await.ok()?;
+        let hit = meta::read_get(first(replies).ok()?).ok()??;
         if hit.won || hit.lease_taken {
             // A lease placeholder, not a value.
             return None;
@@ -63,26 +62,20 @@ impl Inner {
         let ttl = (hit.ttl_secs > 0).then(|| Duration::from_secs(hit.ttl_secs as u64));
         let mut batch = Batch::default();
         meta::set(&mut batch, key, &hit.value, hit.flags, ttl, SetMode::Add);
-        let copied = owner.exec(&batch).await;
-        self.report(owner, copied.is_ok());
+        let _ = self.call(owner, batch).await;
         Stats::bump(&self.stats.warmup_hits);
-        Some(Item {
-            value: hit.value,
-            flags: hit.flags,
-            cas: hit.cas.unwrap_or(0),
-        })
+        Some(Item::from(hit))
     }
 
-    /// After a write or delete during the grace period: deletes the key on
-    /// its previous owner, best effort, so warm-up cannot copy it back.
-    pub(crate) async fn forget_previous(&self, key: &[u8]) {
-        let Ok(owner) = self.owner(key) else { return };
+    /// After a write or delete of `key` (owned by `owner`) during the grace
+    /// period: deletes it on its previous owner, best effort, so warm-up
+    /// cannot copy it back. Outside the grace period this costs one lock.
+    pub(crate) async fn forget_previous(&self, key: &[u8], owner: &Node) {
         let Some(previous) = self.previous_owner(key, owner.addr()) else {
             return;
         };
         let mut batch = Batch::default();
         meta::delete(&mut batch, key);
-        let outcome = previous.exec(&batch).await;
-        self.report(&previous, outcome.is_ok());
+        let _ = self.call(&previous, batch).await;
     }
 }

@@ -211,14 +211,8 @@ impl Ring {
     /// Publishes `members` as the next epoch, unless they equal the current
     /// members (then nothing changes). Returns the snapshot now current.
     pub fn replace(&self, members: Vec<Member>) -> Result<Arc<Snapshot>, RingError> {
-        let _writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let current = self.current.load_full();
-        if current.members == members {
-            return Ok(current);
-        }
-        let next = Arc::new(Snapshot::new(current.epoch + 1, current.scheme, members)?);
-        self.current.store(Arc::clone(&next));
-        Ok(next)
+        let scheme = self.current.load().scheme;
+        self.replace_with(scheme, members)
     }
 
     /// Publishes `members` placed by `scheme` as the next epoch (the

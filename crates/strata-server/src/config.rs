@@ -108,6 +108,18 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// These settings with every port 0, so the OS picks free ones (read
+    /// the bound addresses from the running server): for tests, examples
+    /// and servers embedded beside others.
+    pub fn on_free_ports(self) -> Self {
+        Config {
+            resp_port: 0,
+            memcache_port: 0,
+            admin_port: 0,
+            ..self
+        }
+    }
+
     /// Reads a TOML file; settings it leaves out keep their defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {

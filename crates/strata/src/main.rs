@@ -7,6 +7,7 @@ mod bench;
 mod proxy;
 mod ring;
 mod server;
+mod signals;
 mod sim;
 mod up;
 

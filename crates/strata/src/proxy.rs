@@ -123,7 +123,11 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
             client.ring().members().len()
         );
         let _watch = client.watch(args.config.clone(), Duration::from_secs(1));
-        wait_for_stop(&client, &args.config).await;
+        crate::signals::stop_or_reload(|| match client.reload(&args.config) {
+            Ok(epoch) => tracing::info!(epoch, "SIGHUP: cluster file reloaded"),
+            Err(error) => tracing::warn!(%error, "SIGHUP: cluster file not reloaded"),
+        })
+        .await;
         tracing::info!("shutting down: no new connections; finishing requests in flight");
         running.shutdown();
         if tokio::time::timeout(Duration::from_secs(10), running.wait())
@@ -134,23 +138,4 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
-}
-
-/// Returns on Ctrl-C or SIGTERM; reloads the cluster file on SIGHUP.
-async fn wait_for_stop(client: &Client, path: &std::path::Path) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = term.recv() => return,
-            _ = hup.recv() => match client.reload(path) {
-                Ok(epoch) => tracing::info!(epoch, "SIGHUP: cluster file reloaded"),
-                Err(error) => tracing::warn!(%error, "SIGHUP: cluster file not reloaded"),
-            },
-        }
-    }
 }

@@ -136,7 +136,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             "strata server: RESP on {}, memcached on {}, metrics on http://{}/metrics (Ctrl-C to stop)",
             server.resp_addr, server.memcache_addr, server.admin_addr
         );
-        wait_for_signal().await;
+        crate::signals::stop().await;
         tracing::info!("shutting down: no new connections; finishing requests in flight");
         server.shutdown();
         if tokio::time::timeout(Duration::from_secs(10), server.wait())
@@ -147,26 +147,4 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

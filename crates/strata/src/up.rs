@@ -247,24 +247,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
 }
 
 async fn status_loop(nodes: &[(Node, u16)], client: &Client, every: u64) {
-    use tokio::signal::unix::{SignalKind, signal};
     let terminal = std::io::stdout().is_terminal();
-    let mut term = signal(SignalKind::terminate()).ok();
+    let stop = crate::signals::stop();
+    tokio::pin!(stop);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     let mut last: Option<(Instant, u64, u64, u64)> = None;
     let mut ticks = 0u64;
     loop {
-        let term_signal = async {
-            match &mut term {
-                Some(term) => {
-                    term.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = term_signal => return,
+            _ = &mut stop => return,
             _ = ticker.tick() => {}
         }
         ticks += 1;

@@ -23,80 +23,19 @@ pub(crate) struct Session {
     swallowing: Option<Discard>,
 }
 
-/// An owned request, parsed from the buffer before the awaits begin.
-enum Command {
-    /// get or gets (`cas`: with CAS uniques).
-    Get {
-        keys: Vec<Vec<u8>>,
-        cas: bool,
-    },
-    Store {
-        command: StoreCommand,
-        key: Vec<u8>,
-        flags: u32,
-        exptime: i64,
-        data: Vec<u8>,
-        noreply: bool,
-    },
-    Delete {
-        key: Vec<u8>,
-        noreply: bool,
-    },
-    Touch {
-        key: Vec<u8>,
-        exptime: i64,
-        noreply: bool,
-    },
-    Version,
-    Verbosity {
-        noreply: bool,
-    },
-    Stats,
-    Quit,
-    Unsupported(&'static str),
-    /// A reply decided at parse time (a refused request).
+/// A parsed request borrowing the read buffer, or a reply decided while
+/// parsing (a refused request).
+enum Command<'a> {
+    Request(Request<'a>),
     Reply(Vec<u8>),
 }
 
-fn owned(request: &Request<'_>) -> Command {
-    match request {
-        Request::Get(get) if get.touch.is_none() => Command::Get {
-            keys: get.keys.iter().map(<[u8]>::to_vec).collect(),
-            cas: get.cas,
-        },
-        Request::Get(get) => Command::Unsupported(get.command_name()),
-        Request::Store(store) => match store.command {
-            StoreCommand::Set | StoreCommand::Add => Command::Store {
-                command: store.command,
-                key: store.key.to_vec(),
-                flags: store.flags,
-                exptime: store.exptime,
-                data: store.data.to_vec(),
-                noreply: store.noreply,
-            },
-            other => Command::Unsupported(other.name()),
-        },
-        Request::Delete { key, noreply } => Command::Delete {
-            key: key.to_vec(),
-            noreply: *noreply,
-        },
-        Request::Touch { key, exptime, noreply } => Command::Touch {
-            key: key.to_vec(),
-            exptime: *exptime,
-            noreply: *noreply,
-        },
-        Request::Version => Command::Version,
-        Request::Verbosity { noreply, .. } => Command::Verbosity { noreply: *noreply },
-        Request::Stats { .. } => Command::Stats,
-        Request::Quit => Command::Quit,
-        Request::Arithmetic { op, .. } => Command::Unsupported(op.name()),
-        Request::FlushAll { .. } => Command::Unsupported("flush_all"),
-        Request::MetaGet(_)
-        | Request::MetaSet(_)
-        | Request::MetaDelete(_)
-        | Request::MetaArithmetic(_)
-        | Request::MetaNoop
-        | Request::MetaDebug { .. } => Command::Unsupported("meta commands"),
+/// The keys of a plain `get`/`gets` (batched across a pipeline), with
+/// whether CAS uniques are wanted; `None` for anything else.
+fn get_keys<'c, 'a>(command: &'c Command<'a>) -> Option<(&'c strata_proto::memcache::Keys<'a>, bool)> {
+    match command {
+        Command::Request(Request::Get(get)) if get.touch.is_none() => Some((&get.keys, get.cas)),
+        _ => None,
     }
 }
 
@@ -150,7 +89,7 @@ impl Session {
                     request,
                     consumed: used,
                 }) => {
-                    commands.push(owned(&request));
+                    commands.push(Command::Request(request));
                     consumed += used;
                 }
                 Ok(Parsed::Reject {
@@ -159,9 +98,7 @@ impl Session {
                     consumed: used,
                 }) => {
                     if !noreply {
-                        let mut reply = Vec::new();
-                        encode_request_error(&mut reply, error);
-                        commands.push(Command::Reply(reply));
+                        commands.push(refusal(error));
                     }
                     consumed += used;
                 }
@@ -172,9 +109,7 @@ impl Session {
                     swallow,
                 }) => {
                     if !noreply {
-                        let mut reply = Vec::new();
-                        encode_request_error(&mut reply, error);
-                        commands.push(Command::Reply(reply));
+                        commands.push(refusal(error));
                     }
                     consumed += used;
                     self.swallowing = Some(Discard::new(swallow));
@@ -185,18 +120,13 @@ impl Session {
         let mut at = 0;
         while at < commands.len() {
             // Consecutive gets become one multi-get.
-            let run = commands[at..]
-                .iter()
-                .take_while(|c| matches!(c, Command::Get { .. }))
-                .count();
+            let run = commands[at..].iter().take_while(|c| get_keys(c).is_some()).count();
             if run > 0 {
                 let mut keys: Vec<&[u8]> = Vec::new();
                 let mut counts = Vec::with_capacity(run);
-                for command in &commands[at..at + run] {
-                    if let Command::Get { keys: k, cas } = command {
-                        counts.push((k.len(), *cas));
-                        keys.extend(k.iter().map(Vec::as_slice));
-                    }
+                for (get, cas) in commands[at..at + run].iter().filter_map(get_keys) {
+                    counts.push((get.iter().count(), cas));
+                    keys.extend(get.iter());
                 }
                 shared.stats.requests.fetch_add(run as u64, Ordering::Relaxed);
                 match shared.client.get_many_items(&keys).await {
@@ -236,45 +166,61 @@ impl Session {
     }
 }
 
+/// The reply to a request refused while parsing.
+fn refusal(error: strata_proto::memcache::RequestError) -> Command<'static> {
+    let mut reply = Vec::new();
+    encode_request_error(&mut reply, error);
+    Command::Reply(reply)
+}
+
 /// Runs one command; true to close.
-async fn execute(command: &Command, out: &mut Vec<u8>, shared: &ProxyShared) -> bool {
+async fn execute(command: &Command<'_>, out: &mut Vec<u8>, shared: &ProxyShared) -> bool {
     let client = &shared.client;
     let failed = |out: &mut Vec<u8>, error: crate::ClientError| {
         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
         encode_server_error(out, format!("cluster: {error}").as_bytes());
     };
-    match command {
-        Command::Get { .. } => unreachable!("gets are batched by the caller"),
-        Command::Store {
-            command,
-            key,
-            flags,
-            exptime,
-            data,
-            noreply,
-        } => {
-            let result = match ttl_of(*exptime) {
+    let unsupported = |out: &mut Vec<u8>, name: &str| {
+        shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+        encode_server_error(out, format!("{name} is not supported by strata proxy").as_bytes());
+    };
+    let request = match command {
+        Command::Request(request) => request,
+        Command::Reply(reply) => {
+            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+            out.extend_from_slice(reply);
+            return false;
+        }
+    };
+    match request {
+        Request::Get(get) => unsupported(out, get.command_name()),
+        Request::Store(store) if matches!(store.command, StoreCommand::Set | StoreCommand::Add) => {
+            let (key, data, flags) = (store.key, store.data, store.flags);
+            let result = match ttl_of(store.exptime) {
                 // Stored already expired: memcached answers STORED and the
                 // item is gone.
                 Err(()) => client.delete(key).await.map(|_| true),
-                Ok(ttl) if *command == StoreCommand::Add => client.add_item(key, data, *flags, ttl).await,
-                Ok(ttl) => client.set_item(key, data, *flags, ttl).await.map(|()| true),
+                Ok(ttl) if store.command == StoreCommand::Add => client.add_item(key, data, flags, ttl).await,
+                Ok(ttl) => client.set_item(key, data, flags, ttl).await.map(|()| true),
             };
             match result {
-                Ok(stored) if !noreply => out.extend_from_slice(if stored { b"STORED\r\n" } else { b"NOT_STORED\r\n" }),
+                Ok(stored) if !store.noreply => {
+                    out.extend_from_slice(if stored { b"STORED\r\n" } else { b"NOT_STORED\r\n" })
+                }
                 Ok(_) => {}
                 Err(error) => failed(out, error),
             }
         }
-        Command::Delete { key, noreply } => match client.delete(key).await {
+        Request::Store(store) => unsupported(out, store.command.name()),
+        Request::Delete { key, noreply } => match client.delete(key).await {
             Ok(found) if !noreply => out.extend_from_slice(if found { b"DELETED\r\n" } else { b"NOT_FOUND\r\n" }),
             Ok(_) => {}
             Err(error) => failed(out, error),
         },
-        Command::Touch { key, exptime, noreply } => {
+        Request::Touch { key, exptime, noreply } => {
             let result = match ttl_of(*exptime) {
                 Err(()) => client.delete(key).await,
-                Ok(None) => client.touch(key, Duration::from_secs(0)).await,
+                Ok(None) => client.touch(key, Duration::ZERO).await,
                 Ok(Some(ttl)) => client.touch(key, ttl).await,
             };
             match result {
@@ -283,15 +229,15 @@ async fn execute(command: &Command, out: &mut Vec<u8>, shared: &ProxyShared) -> 
                 Err(error) => failed(out, error),
             }
         }
-        Command::Version => {
+        Request::Version => {
             out.extend_from_slice(format!("VERSION strata-proxy {}\r\n", env!("CARGO_PKG_VERSION")).as_bytes());
         }
-        Command::Verbosity { noreply } => {
+        Request::Verbosity { noreply, .. } => {
             if !noreply {
                 out.extend_from_slice(b"OK\r\n");
             }
         }
-        Command::Stats => {
+        Request::Stats { .. } => {
             let stats = client.stats();
             let proxy = &shared.stats;
             encode_stat(out, b"version", env!("CARGO_PKG_VERSION").as_bytes());
@@ -306,15 +252,15 @@ async fn execute(command: &Command, out: &mut Vec<u8>, shared: &ProxyShared) -> 
             encode_stat(out, b"warmup_hits", stats.warmup_hits);
             encode_end(out);
         }
-        Command::Quit => return true,
-        Command::Unsupported(name) => {
-            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
-            encode_server_error(out, format!("{name} is not supported by strata proxy").as_bytes());
-        }
-        Command::Reply(reply) => {
-            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
-            out.extend_from_slice(reply);
-        }
+        Request::Quit => return true,
+        Request::Arithmetic { op, .. } => unsupported(out, op.name()),
+        Request::FlushAll { .. } => unsupported(out, "flush_all"),
+        Request::MetaGet(_)
+        | Request::MetaSet(_)
+        | Request::MetaDelete(_)
+        | Request::MetaArithmetic(_)
+        | Request::MetaNoop
+        | Request::MetaDebug { .. } => unsupported(out, "meta commands"),
     }
     false
 }

@@ -5,10 +5,11 @@
 //! EXAT, PXAT, NX), SETEX, PSETEX, SETNX, MSET, DEL, UNLINK, EXISTS,
 //! EXPIRE, PEXPIRE. Anything else gets Redis's `unknown command` error.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use strata_proto::resp::{Args, Encoder, Limits, Protocol, parse_request};
+use strata_proto::resp::{Args, Encoder, Limits, MAX_COMMAND_NAME_LEN, Protocol, parse_request, uppercase_command};
 
 use super::{Outcome, ProxyShared};
 use crate::ClientError;
@@ -50,6 +51,61 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Which runs of a pipeline become one multi-key call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RunKind {
+    /// `GET key`, answered by one multi-get.
+    Get,
+    /// `SET key value` without options, stored by one multi-set.
+    Set,
+}
+
+/// The kind of the run at the front of `commands`, and its length (0 when
+/// the first command is not batchable).
+fn batchable_run(commands: &[Vec<Cow<'_, [u8]>>]) -> (RunKind, usize) {
+    let kind_of = |c: &Vec<Cow<'_, [u8]>>| match c.len() {
+        2 if c[0].eq_ignore_ascii_case(b"GET") => Some(RunKind::Get),
+        3 if c[0].eq_ignore_ascii_case(b"SET") => Some(RunKind::Set),
+        _ => None,
+    };
+    let Some(kind) = commands.first().and_then(kind_of) else {
+        return (RunKind::Get, 0);
+    };
+    (kind, commands.iter().take_while(|c| kind_of(c) == Some(kind)).count())
+}
+
+/// Answers a run of GETs or of plain SETs with one multi-key call, which
+/// the client splits by node and sends concurrently.
+async fn run_batch(kind: RunKind, commands: &[Vec<Cow<'_, [u8]>>], out: &mut Vec<u8>, shared: &ProxyShared) {
+    let mut encoder = Encoder::new(out, Protocol::Resp2);
+    let result = match kind {
+        RunKind::Get => {
+            let keys: Vec<&[u8]> = commands.iter().map(|c| &*c[1]).collect();
+            shared.client.get_many(&keys).await.map(|values| {
+                for value in values {
+                    match value {
+                        Some(value) => encoder.bulk(&value),
+                        None => encoder.null(),
+                    };
+                }
+            })
+        }
+        RunKind::Set => {
+            let items: Vec<(&[u8], &[u8])> = commands.iter().map(|c| (&*c[1], &*c[2])).collect();
+            shared.client.set_many(&items, None).await.map(|()| {
+                for _ in commands {
+                    encoder.ok();
+                }
+            })
+        }
+    };
+    if let Err(error) = result {
+        for _ in commands {
+            cluster_error(&mut encoder, shared, &error);
+        }
+    }
+}
+
 /// What a SET asks for.
 struct SetArgs {
     ttl: Option<Duration>,
@@ -57,7 +113,7 @@ struct SetArgs {
     expired: bool,
 }
 
-fn parse_set_options(args: &[Vec<u8>]) -> Result<SetArgs, &'static str> {
+fn parse_set_options(args: &[&[u8]]) -> Result<SetArgs, &'static str> {
     let mut parsed = SetArgs {
         ttl: None,
         only_if_absent: false,
@@ -65,7 +121,7 @@ fn parse_set_options(args: &[Vec<u8>]) -> Result<SetArgs, &'static str> {
     };
     let mut i = 0;
     while i < args.len() {
-        let option = upper(&args[i]);
+        let option = upper(args[i]);
         let mut amount = || -> Result<i64, &'static str> {
             i += 1;
             let value = args
@@ -107,7 +163,9 @@ impl Session {
             max_request_bytes: shared.max_value_bytes + 64 * 1024,
             ..Limits::default()
         };
-        let mut commands: Vec<Vec<Vec<u8>>> = Vec::new();
+        // Arguments borrow the read buffer; only those unescaped from a
+        // quoted inline request are copied.
+        let mut commands: Vec<Vec<Cow<'_, [u8]>>> = Vec::new();
         let mut consumed = 0;
         let mut fatal = None;
         loop {
@@ -115,7 +173,15 @@ impl Session {
             match parse_request(buf, &limits, &mut self.args) {
                 Ok(Some(used)) => {
                     if !self.args.is_empty() {
-                        commands.push(self.args.iter(buf).map(<[u8]>::to_vec).collect());
+                        let args = &self.args;
+                        commands.push(
+                            (0..args.len())
+                                .map(|i| match args.get_in_buffer(buf, i) {
+                                    Some(arg) => Cow::Borrowed(arg),
+                                    None => Cow::Owned(args.get(buf, i).to_vec()),
+                                })
+                                .collect(),
+                        );
                     }
                     consumed += used;
                 }
@@ -130,62 +196,16 @@ impl Session {
         let mut close = false;
         let mut at = 0;
         while at < commands.len() {
-            // A run of GETs becomes one multi-get.
-            let run = commands[at..]
-                .iter()
-                .take_while(|c| c.len() == 2 && c[0].eq_ignore_ascii_case(b"GET"))
-                .count();
+            let (kind, run) = batchable_run(&commands[at..]);
             if run > 1 {
-                let keys: Vec<&[u8]> = commands[at..at + run].iter().map(|c| c[1].as_slice()).collect();
-                let mut encoder = Encoder::new(out, Protocol::Resp2);
-                match shared.client.get_many(&keys).await {
-                    Ok(values) => {
-                        for value in values {
-                            match value {
-                                Some(value) => encoder.bulk(&value),
-                                None => encoder.null(),
-                            };
-                        }
-                    }
-                    Err(error) => {
-                        for _ in 0..run {
-                            cluster_error(&mut encoder, shared, &error);
-                        }
-                    }
-                }
-                shared.stats.requests.fetch_add(run as u64, Ordering::Relaxed);
-                at += run;
-                continue;
-            }
-            // So does a run of plain SETs (no options): one batch per node.
-            let run = commands[at..]
-                .iter()
-                .take_while(|c| c.len() == 3 && c[0].eq_ignore_ascii_case(b"SET"))
-                .count();
-            if run > 1 {
-                let items: Vec<(&[u8], &[u8])> = commands[at..at + run]
-                    .iter()
-                    .map(|c| (c[1].as_slice(), c[2].as_slice()))
-                    .collect();
-                let mut encoder = Encoder::new(out, Protocol::Resp2);
-                match shared.client.set_many(&items, None).await {
-                    Ok(()) => {
-                        for _ in 0..run {
-                            encoder.ok();
-                        }
-                    }
-                    Err(error) => {
-                        for _ in 0..run {
-                            cluster_error(&mut encoder, shared, &error);
-                        }
-                    }
-                }
+                run_batch(kind, &commands[at..at + run], out, shared).await;
                 shared.stats.requests.fetch_add(run as u64, Ordering::Relaxed);
                 at += run;
                 continue;
             }
             shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-            if self.execute(&commands[at], out, shared).await {
+            let args: Vec<&[u8]> = commands[at].iter().map(|arg| &**arg).collect();
+            if self.execute(&args, out, shared).await {
                 close = true;
                 break;
             }
@@ -200,21 +220,23 @@ impl Session {
     }
 
     /// Runs one command; true to close the connection.
-    async fn execute(&mut self, args: &[Vec<u8>], out: &mut Vec<u8>, shared: &ProxyShared) -> bool {
+    async fn execute(&mut self, args: &[&[u8]], out: &mut Vec<u8>, shared: &ProxyShared) -> bool {
         let client = &shared.client;
-        let name = upper(&args[0]);
+        let mut scratch = [0u8; MAX_COMMAND_NAME_LEN];
+        // A name longer than any command's is simply unknown.
+        let name: &[u8] = uppercase_command(args[0], &mut scratch).unwrap_or(b"");
         let mut encoder = Encoder::new(out, Protocol::Resp2);
         let argc = args.len();
-        match name.as_slice() {
+        match name {
             b"PING" => match argc {
                 1 => encoder.simple(b"PONG"),
-                2 => encoder.bulk(&args[1]),
+                2 => encoder.bulk(args[1]),
                 _ => {
-                    wrong_args(&mut encoder, &name);
+                    wrong_args(&mut encoder, name);
                     return false;
                 }
             },
-            b"ECHO" if argc == 2 => encoder.bulk(&args[1]),
+            b"ECHO" if argc == 2 => encoder.bulk(args[1]),
             b"QUIT" => {
                 encoder.ok();
                 return true;
@@ -237,9 +259,9 @@ impl Session {
                 }
             }
             b"COMMAND" => encoder.array(0),
-            b"CLIENT" if argc >= 2 => match upper(&args[1]).as_slice() {
+            b"CLIENT" if argc >= 2 => match upper(args[1]).as_slice() {
                 b"SETNAME" if argc == 3 => {
-                    self.name = Some(args[2].clone());
+                    self.name = Some(args[2].to_vec());
                     encoder.ok()
                 }
                 b"GETNAME" => match &self.name {
@@ -268,7 +290,7 @@ impl Session {
                 );
                 encoder.bulk(text.as_bytes())
             }
-            b"GET" if argc == 2 => match client.get(&args[1]).await {
+            b"GET" if argc == 2 => match client.get(args[1]).await {
                 Ok(Some(value)) => encoder.bulk(&value),
                 Ok(None) => encoder.null(),
                 Err(error) => {
@@ -300,11 +322,11 @@ impl Session {
                         return false;
                     }
                 };
-                set(&mut encoder, shared, &args[1], &args[2], options).await;
+                set(&mut encoder, shared, args[1], args[2], options).await;
                 return false;
             }
             b"SETEX" | b"PSETEX" if argc == 4 => {
-                let Some(amount) = int(&args[2]).filter(|&n| n > 0) else {
+                let Some(amount) = int(args[2]).filter(|&n| n > 0) else {
                     encoder.error(b"ERR invalid expire time in 'setex' command");
                     return false;
                 };
@@ -318,10 +340,10 @@ impl Session {
                     only_if_absent: false,
                     expired: false,
                 };
-                set(&mut encoder, shared, &args[1], &args[3], options).await;
+                set(&mut encoder, shared, args[1], args[3], options).await;
                 return false;
             }
-            b"SETNX" if argc == 3 => match client.add(&args[1], &args[2], None).await {
+            b"SETNX" if argc == 3 => match client.add(args[1], args[2], None).await {
                 Ok(stored) => encoder.integer(i64::from(stored)),
                 Err(error) => {
                     cluster_error(&mut encoder, shared, &error);
@@ -329,10 +351,7 @@ impl Session {
                 }
             },
             b"MSET" if argc >= 3 && argc % 2 == 1 => {
-                let items: Vec<(&[u8], &[u8])> = args[1..]
-                    .chunks_exact(2)
-                    .map(|pair| (pair[0].as_slice(), pair[1].as_slice()))
-                    .collect();
+                let items: Vec<(&[u8], &[u8])> = args[1..].chunks_exact(2).map(|pair| (pair[0], pair[1])).collect();
                 match client.set_many(&items, None).await {
                     Ok(()) => encoder.ok(),
                     Err(error) => {
@@ -356,16 +375,16 @@ impl Session {
                 }
             },
             b"EXPIRE" | b"PEXPIRE" if argc == 3 => {
-                let Some(amount) = int(&args[2]) else {
+                let Some(amount) = int(args[2]) else {
                     encoder.error(b"ERR value is not an integer or out of range");
                     return false;
                 };
                 let result = if amount <= 0 {
-                    client.delete(&args[1]).await
+                    client.delete(args[1]).await
                 } else if name == b"EXPIRE" {
-                    client.touch(&args[1], Duration::from_secs(amount as u64)).await
+                    client.touch(args[1], Duration::from_secs(amount as u64)).await
                 } else {
-                    client.touch(&args[1], Duration::from_millis(amount as u64)).await
+                    client.touch(args[1], Duration::from_millis(amount as u64)).await
                 };
                 match result {
                     Ok(found) => encoder.integer(i64::from(found)),
@@ -377,7 +396,7 @@ impl Session {
             }
             b"ECHO" | b"SELECT" | b"CLIENT" | b"GET" | b"MGET" | b"SET" | b"SETEX" | b"PSETEX" | b"SETNX" | b"MSET"
             | b"DEL" | b"UNLINK" | b"EXISTS" | b"EXPIRE" | b"PEXPIRE" => {
-                wrong_args(&mut encoder, &name);
+                wrong_args(&mut encoder, name);
                 return false;
             }
             _ => {

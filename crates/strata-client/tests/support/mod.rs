@@ -17,13 +17,9 @@ use tokio::sync::watch;
 
 /// A strata server on free ports.
 pub async fn server() -> RunningServer {
-    let config = Config {
-        resp_port: 0,
-        memcache_port: 0,
-        admin_port: 0,
-        ..Config::default()
-    };
-    Server::start(config).await.expect("server starts")
+    Server::start(Config::default().on_free_ports())
+        .await
+        .expect("server starts")
 }
 
 /// What a relay does with traffic.

@@ -147,6 +147,16 @@ impl Args {
         }
     }
 
+    /// Argument `i` as a slice of `buf` itself, borrowing nothing of `self`
+    /// (so a caller may keep it past the next parse), or `None` for an
+    /// argument unescaped from a quoted inline request, which is not in
+    /// `buf` verbatim: read that one with [`Args::get`].
+    #[inline]
+    pub fn get_in_buffer<'b>(&self, buf: &'b [u8], i: usize) -> Option<&'b [u8]> {
+        let span = self.spans[i];
+        (!self.in_scratch).then(|| &buf[self.base + span.start as usize..self.base + span.end as usize])
+    }
+
     /// The arguments in order, read from `buf` (as for [`Args::get`]).
     pub fn iter<'a>(&'a self, buf: &'a [u8]) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
         (0..self.len()).map(move |i| self.get(buf, i))

@@ -17,27 +17,17 @@ pub async fn start() -> RunningServer {
 
 /// A server on free ports with `config` (its ports are overridden).
 pub async fn start_with(config: Config) -> RunningServer {
-    let config = Config {
-        resp_port: 0,
-        memcache_port: 0,
-        admin_port: 0,
-        ..config
-    };
-    Server::start(config).await.expect("server starts")
+    Server::start(config.on_free_ports()).await.expect("server starts")
 }
 
 /// A server whose engine reads a manual clock, for TTL and lease tests.
 pub async fn start_with_clock() -> (RunningServer, Arc<ManualClock>) {
     let clock = ManualClock::new(1_700_000_000_000);
     let store = Arc::new(Store::builder(Capacity::Bytes(64 << 20)).clock(clock.clone()).build());
-    let config = Config {
-        resp_port: 0,
-        memcache_port: 0,
-        admin_port: 0,
-        ..Config::default()
-    };
     (
-        Server::start_with_store(config, store).await.expect("server starts"),
+        Server::start_with_store(Config::default().on_free_ports(), store)
+            .await
+            .expect("server starts"),
         clock,
     )
 }
