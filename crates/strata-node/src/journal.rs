@@ -1,0 +1,1 @@
+//! Write-behind's durable journal. (Being written.)
