@@ -47,6 +47,7 @@
 
 pub mod algorithm;
 pub mod capacity;
+pub mod check;
 pub mod engine;
 pub mod error;
 pub mod load;

@@ -30,6 +30,23 @@ use crate::ops::first;
 use crate::route::Role;
 use crate::{Client, ClientError, Stats};
 
+/// CAS values at or above this are origin versions set by
+/// [`Client::set_versioned`] and versioned fills (`E<VERSION_CAS_BASE +
+/// version>`); the server's own CAS counter never gets near it, so a lease
+/// placeholder's CAS can never be mistaken for a version (or equal one).
+pub const VERSION_CAS_BASE: u64 = 1 << 62;
+
+/// What a loader found for [`Client::get_or_fill_versioned`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fill {
+    /// The bytes to cache and return.
+    pub value: Vec<u8>,
+    /// The origin's version of the value: the fill then stores it as the
+    /// item's CAS, so a later [`Client::set_versioned`] can tell older from
+    /// newer.
+    pub version: u64,
+}
+
 impl Client {
     /// The value of `key`; on a miss, `loader`'s, stored with `ttl`, with
     /// at most one loader running per key across every client sharing the
@@ -43,6 +60,48 @@ impl Client {
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<u8>, E>>,
+        E: std::fmt::Display,
+    {
+        let found = self
+            .lease_read(key, ttl, || async {
+                loader().await.map(|value| Some((value, None)))
+            })
+            .await?;
+        Ok(found.unwrap_or_default())
+    }
+
+    /// [`Self::get_or_fill`] for values that carry an origin version, and
+    /// that may be absent: the loader answers `None` for a row that does
+    /// not exist (nothing is cached; the lease is given back). A fill
+    /// stores the version as the item's CAS (see [`VERSION_CAS_BASE`]).
+    pub async fn get_or_fill_versioned<F, Fut, E>(
+        &self,
+        key: &[u8],
+        ttl: Option<Duration>,
+        loader: F,
+    ) -> Result<Option<Vec<u8>>, ClientError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Fill>, E>>,
+        E: std::fmt::Display,
+    {
+        self.lease_read(key, ttl, || async {
+            loader()
+                .await
+                .map(|found| found.map(|fill| (fill.value, Some(VERSION_CAS_BASE.saturating_add(fill.version)))))
+        })
+        .await
+    }
+
+    async fn lease_read<F, Fut, E>(
+        &self,
+        key: &[u8],
+        ttl: Option<Duration>,
+        loader: F,
+    ) -> Result<Option<Vec<u8>>, ClientError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<(Vec<u8>, Option<u64>)>, E>>,
         E: std::fmt::Display,
     {
         meta::check_key(key)?;
@@ -64,57 +123,113 @@ impl Client {
                 Err(ClientError::Unavailable(why)) => {
                     // No cache to coordinate through: load, uncached.
                     tracing::debug!(%why, "cache unavailable; loading without a lease");
-                    return self.load(loader.take(), key).await;
+                    return Ok(self.load(loader.take(), key).await?.map(|(value, _)| value));
                 }
                 Err(error) => return Err(error),
             };
             let Some((hit, route)) = hit else {
                 // A server without leases (or a miss without `W`): plain
-                // cache-aside.
-                let value = self.load(loader.take(), key).await?;
-                let _ = inner.set(key, &value, 0, ttl, SetMode::Add).await;
-                return Ok(value);
+                // cache-aside, never overwriting what another wrote since.
+                let Some((value, version)) = self.load(loader.take(), key).await? else {
+                    return Ok(None);
+                };
+                let mode = version.map_or(SetMode::Add, SetMode::AddAs);
+                let _ = inner.set(key, &value, 0, ttl, mode).await;
+                return Ok(Some(value));
             };
             if hit.won {
                 Stats::bump(&inner.stats.lease_wins);
-                let value = match self.load(loader.take(), key).await {
-                    Ok(value) => value,
+                let found = match self.load(loader.take(), key).await {
+                    Ok(found) => found,
                     Err(error) => {
                         let _ = inner.delete(key).await;
                         return Err(error);
                     }
                 };
+                let Some((value, version)) = found else {
+                    // Nothing to cache: give the lease back so the next
+                    // reader need not wait it out.
+                    let _ = inner.delete(key).await;
+                    return Ok(None);
+                };
                 let cas = hit.cas.unwrap_or(0);
+                let mode = match version {
+                    Some(new_cas) => SetMode::CasAs { cas, new_cas },
+                    None => SetMode::Cas(cas),
+                };
                 let ttl = inner.effective_ttl(route.role, ttl);
                 let mut batch = Batch::default();
-                meta::set(&mut batch, key, &value, 0, ttl, SetMode::Cas(cas));
+                meta::set(&mut batch, key, &value, 0, ttl, mode);
                 let _ = inner.call(&route.node, batch).await;
                 if route.role == Role::Standby {
                     inner.note_diverted(&route.owner, key).await;
                 }
-                return Ok(value);
+                return Ok(Some(value));
             }
             if !hit.lease_taken && !hit.stale {
                 Stats::bump(&inner.stats.hits);
-                return Ok(hit.value);
+                return Ok(Some(hit.value));
             }
             if hit.stale && settings.serve_stale {
                 Stats::bump(&inner.stats.stale_served);
-                return Ok(hit.value);
+                return Ok(Some(hit.value));
             }
             if Instant::now() >= deadline {
                 tracing::debug!("lease holder did not fill in time; loading without caching");
-                return self.load(loader.take(), key).await;
+                return Ok(self.load(loader.take(), key).await?.map(|(value, _)| value));
             }
             Stats::bump(&inner.stats.lease_waits);
             tokio::time::sleep(settings.wait_step).await;
         }
     }
 
-    async fn load<F, Fut, E>(&self, loader: Option<F>, key: &[u8]) -> Result<Vec<u8>, ClientError>
+    /// Stores `value` as origin version `version` of `key`, unless the
+    /// cache already holds that version or a newer one: the write-through
+    /// set, which concurrent writers may send in any order and a slow
+    /// reader's fill cannot undo. It is a compare-and-swap loop on the
+    /// item's CAS, which holds [`VERSION_CAS_BASE`] + version for versioned
+    /// items; an item with a smaller CAS (a lease placeholder, or a value
+    /// stored without a version) is replaced. Standard meta commands only,
+    /// so it works against memcached 1.6 too.
+    pub async fn set_versioned(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        version: u64,
+        ttl: Option<Duration>,
+    ) -> Result<Versioned, ClientError> {
+        meta::check_key(key)?;
+        let inner = &self.inner;
+        let new_cas = VERSION_CAS_BASE.saturating_add(version);
+        for _ in 0..VERSIONED_SET_TRIES {
+            let route = inner.route(key)?;
+            let build = |_: Role| {
+                let mut batch = Batch::default();
+                meta::get_cas(&mut batch, key);
+                batch
+            };
+            let (replies, _) = inner.exec_routed(key, route, build(Role::Owner), build).await?;
+            let mode = match meta::read_get(first(replies)?)? {
+                None => SetMode::AddAs(new_cas),
+                Some(hit) => match hit.cas {
+                    Some(cas) if cas >= new_cas => return Ok(Versioned::NewerCached),
+                    Some(cas) => SetMode::CasAs { cas, new_cas },
+                    None => return Err(ClientError::Server("mg c answered without a CAS".into())),
+                },
+            };
+            if inner.set(key, value, 0, ttl, mode).await? {
+                return Ok(Versioned::Stored);
+            }
+            // Another writer (or a fill) got in between: look again.
+        }
+        // Contended beyond reason: make sure no older version survives.
+        inner.delete(key).await?;
+        Ok(Versioned::Deleted)
+    }
+    async fn load<F, Fut, E, T>(&self, loader: Option<F>, key: &[u8]) -> Result<T, ClientError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<u8>, E>>,
+        Fut: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
         let Some(loader) = loader else {
@@ -126,4 +241,19 @@ impl Client {
             ClientError::Loader(error.to_string())
         })
     }
+}
+
+/// Rounds of look-then-swap before [`Client::set_versioned`] gives up and
+/// deletes instead.
+const VERSIONED_SET_TRIES: usize = 8;
+
+/// What [`Client::set_versioned`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Versioned {
+    /// The value is cached as that version.
+    Stored,
+    /// The cache already held this version or a newer one; left alone.
+    NewerCached,
+    /// Too contended; the key was deleted instead (the next read refills).
+    Deleted,
 }

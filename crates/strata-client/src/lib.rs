@@ -83,6 +83,7 @@ use tokio::time::Instant;
 pub use health::HealthPolicy;
 pub use meta::MAX_KEY_BYTES;
 pub use node::{NodeError, NodeSettings};
+pub use lease::{Fill, VERSION_CAS_BASE, Versioned};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]

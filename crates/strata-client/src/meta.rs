@@ -83,6 +83,12 @@ pub fn lease_get(batch: &mut Batch, key: &[u8], lease_secs: i64) {
     batch.push(ReplyKind::Meta, |out| encode_mg(out, key, flags.as_slice()));
 }
 
+/// `mg <key> c`: only the CAS (a versioned set's first look).
+pub fn get_cas(batch: &mut Batch, key: &[u8]) {
+    let flags = Flags::new(key, &[MetaArg::flag(b'c')]);
+    batch.push(ReplyKind::Meta, |out| encode_mg(out, key, flags.as_slice()));
+}
+
 /// How a set is conditioned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetMode {
@@ -92,9 +98,20 @@ pub enum SetMode {
     Add,
     /// Only if the item still has this CAS (`C`): a lease fill.
     Cas(u64),
+    /// Only if absent, and the new item gets this CAS (`ME E<cas>`): the
+    /// first versioned set of a key.
+    AddAs(u64),
+    /// Only if the item still has CAS `cas`; the new item gets `new_cas`
+    /// (`C<cas> E<new_cas>`): a versioned set or a versioned lease fill.
+    CasAs {
+        /// The CAS the item must still have.
+        cas: u64,
+        /// The CAS the new item gets.
+        new_cas: u64,
+    },
 }
 
-/// `ms <key> <len> [F<flags>] [T<ttl>] [ME|C<cas>]`.
+/// `ms <key> <len> [F<flags>] [T<ttl>] [ME|C<cas>] [E<new cas>]`.
 pub fn set(
     batch: &mut Batch,
     key: &[u8],
@@ -114,6 +131,14 @@ pub fn set(
         SetMode::Set => {}
         SetMode::Add => flags.push(MetaArg::token(b'M', b"E")),
         SetMode::Cas(cas) => flags.push(MetaArg::uint(b'C', cas)),
+        SetMode::AddAs(new_cas) => {
+            flags.push(MetaArg::token(b'M', b"E"));
+            flags.push(MetaArg::uint(b'E', new_cas));
+        }
+        SetMode::CasAs { cas, new_cas } => {
+            flags.push(MetaArg::uint(b'C', cas));
+            flags.push(MetaArg::uint(b'E', new_cas));
+        }
     }
     batch.push(ReplyKind::Meta, |out| encode_ms(out, key, value, flags.as_slice()));
 }

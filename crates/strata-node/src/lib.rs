@@ -18,11 +18,27 @@
 //! - `pgtest` (hidden): starts a private PostgreSQL for tests and the
 //!   consistency checker.
 //!
-//! The `Node` itself (read path, write strategies), its configuration and
-//! the HTTP routes are added in the files named in their module docs.
+//! - `node.rs`: [`Node`]: the read path (L1 → L2 lease-get → origin) and
+//!   the write strategies ([`Strategy`]).
+//! - `writebehind.rs`: write-behind's flusher and pending-write overlay.
+//! - [`http`]: the HTTP/JSON routes (axum).
+//! - [`config`]: settings and the TOML file; [`faults`]: injected trouble
+//!   for the consistency checker.
+//! - [`item`]: the cache key and the bytes a row is cached as.
+//! - [`metrics`]: counters and their Prometheus text.
 
+pub mod config;
+pub mod faults;
+pub mod http;
 pub mod invalidator;
+pub mod item;
 pub mod journal;
+pub mod metrics;
+mod node;
 pub mod origin;
 #[doc(hidden)]
 pub mod pgtest;
+mod writebehind;
+
+pub use config::{NodeConfig, Strategy};
+pub use node::{MAX_ID_BYTES, MAX_VALUE_BYTES, Node, NodeError, ReadItem, ReadSource, WriteAck};

@@ -100,6 +100,22 @@ impl ClusterConfig {
         Ok(ClusterConfig { scheme, pools })
     }
 
+    /// A main pool of `nodes` (`host:port[:weight]`), the default scheme
+    /// and no gutter.
+    pub fn from_nodes<S: AsRef<str>>(nodes: &[S]) -> Result<Self, ClusterError> {
+        let members = nodes
+            .iter()
+            .map(|node| node.as_ref().parse::<Member>())
+            .collect::<Result<Vec<_>, _>>()?;
+        if members.is_empty() {
+            return Err(ClusterError::NoMainPool);
+        }
+        Ok(ClusterConfig {
+            scheme: Scheme::default(),
+            pools: BTreeMap::from([("main".to_owned(), members)]),
+        })
+    }
+
     /// The main pool.
     pub fn main(&self) -> &[Member] {
         self.pools.get("main").map_or(&[], Vec::as_slice)

@@ -10,8 +10,16 @@
 //!
 //! - [`config`]: settings, their defaults and the TOML file.
 //! - `conn.rs`: the connection loop both protocols share (one read buffer,
-//!   parse every complete request, one batched write).
+//!   parse every complete request, one batched write; pushes written
+//!   between batches).
 //! - `resp/`: the RESP session and its commands, one file per group.
+//! - `push.rs`: the pushes a RESP connection is sent unasked, each
+//!   connection's byte-bounded queue of them, and the registry of
+//!   connections by client id.
+//! - `tracking/`: client-side caching (`CLIENT TRACKING`): who tracks what,
+//!   the bounded default-mode key table, and the invalidations every write
+//!   of either protocol sends.
+//! - `pubsub.rs`: SUBSCRIBE/PSUBSCRIBE/PUBLISH's channel index.
 //! - `memcache/`: the memcached session: text and meta commands.
 //! - `metrics.rs`: counters, latency histogram, Prometheus collector.
 //! - `admin.rs`: the HTTP endpoint (`/metrics`, `/healthz`).
@@ -33,7 +41,10 @@ pub mod fuzzing;
 mod glob;
 mod memcache;
 mod metrics;
+mod pubsub;
+mod push;
 mod resp;
+mod tracking;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,9 +96,51 @@ pub(crate) struct Shared {
     pub(crate) memcache_addr: SocketAddr,
     /// A delayed `flush_all`'s deadline, engine-clock milliseconds; 0: none.
     pub(crate) flush_at_ms: AtomicU64,
+    /// Every open RESP connection's push queue, by client id.
+    pub(crate) clients: push::Clients,
+    /// Client tracking: who is told when a key changes.
+    pub(crate) tracking: tracking::Tracking,
+    pub(crate) pubsub: pubsub::PubSub,
 }
 
 impl Shared {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        config: Config,
+        metrics: Arc<Metrics>,
+        resp_addr: SocketAddr,
+        memcache_addr: SocketAddr,
+    ) -> Self {
+        let tracking = tracking::Tracking::new(config.tracking_table_max_keys);
+        Self {
+            store,
+            config: RwLock::new(config),
+            metrics,
+            next_client_id: AtomicU64::new(1),
+            memcache: memcache::McCounters::default(),
+            resp_addr,
+            memcache_addr,
+            flush_at_ms: AtomicU64::new(0),
+            clients: push::Clients::default(),
+            tracking,
+            pubsub: pubsub::PubSub::default(),
+        }
+    }
+
+    /// `key` was changed by client `writer` (`tracking::NO_CLIENT` if no
+    /// RESP client made the change): every command that changes a key
+    /// calls this after the change, so tracking clients are told. One
+    /// atomic load when nobody tracks.
+    #[inline]
+    pub(crate) fn key_modified(&self, key: &[u8], writer: u64) {
+        self.tracking.key_modified(&self.clients, key, writer);
+    }
+
+    /// The whole keyspace was flushed (after the flush).
+    pub(crate) fn flushed(&self) {
+        self.tracking.flushed(&self.clients);
+    }
+
     /// Sets (or with `None` clears) the pending delayed flush.
     pub(crate) fn set_flush_deadline(&self, at_ms: Option<u64>) {
         self.flush_at_ms.store(at_ms.unwrap_or(0), Ordering::Relaxed);
@@ -105,6 +158,7 @@ impl Shared {
                 .is_ok()
         {
             self.store.flush();
+            self.flushed();
         }
     }
 
@@ -194,16 +248,13 @@ impl Server {
         let shutdown = CancellationToken::new();
         let connections = Arc::new(Semaphore::new(config.max_connections));
         let effort = u64::from(config.active_expire_effort);
-        let shared = Arc::new(Shared {
-            store: store.clone(),
-            config: RwLock::new(config),
-            metrics: metrics.clone(),
-            next_client_id: AtomicU64::new(1),
-            memcache: memcache::McCounters::default(),
+        let shared = Arc::new(Shared::new(
+            store.clone(),
+            config,
+            metrics.clone(),
             resp_addr,
             memcache_addr,
-            flush_at_ms: AtomicU64::new(0),
-        });
+        ));
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(
             resp,

@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod invalidator;
+mod node;
 mod proxy;
 mod ring;
 mod server;
@@ -39,6 +41,13 @@ enum Command {
     /// Start a local cluster on loopback — servers, a gutter and a proxy —
     /// and show its live status until Ctrl-C.
     Up(up::UpArgs),
+    /// Serve an HTTP/JSON API over a database (SQLite or PostgreSQL) with a
+    /// local cache in front of the cluster, kept consistent by leases,
+    /// server-pushed invalidation and a chosen write strategy.
+    Node(node::NodeArgs),
+    /// Tail the database's log (PostgreSQL logical decoding, or SQLite's
+    /// outbox) and delete every changed key in the cluster.
+    Invalidator(invalidator::InvalidatorArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +66,8 @@ fn main() -> std::process::ExitCode {
         Command::Ring(args) => ring::run(args),
         Command::Proxy(args) => proxy::run(args),
         Command::Up(args) => up::run(args),
+        Command::Node(args) => node::run(args),
+        Command::Invalidator(args) => invalidator::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

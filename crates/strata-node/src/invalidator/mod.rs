@@ -1,1 +1,271 @@
-//! `strata invalidator`. (Being written.)
+//! `strata invalidator`: consistency that does not depend on the writer
+//! surviving.
+//!
+//! The request node deletes (or version-sets) a key in the cluster after
+//! each write it makes, but a node can crash between its database commit
+//! and that delete, a delete can be lost on the network, and other programs
+//! write the database too. The invalidator closes all three: it reads the
+//! committed changes from the origin's durable log and deletes every
+//! changed key in the cluster — and so, through client tracking, in every
+//! node's L1.
+//!
+//! Sources (one file each):
+//! - `postgres.rs`: a logical replication slot with the built-in
+//!   `test_decoding` plugin, polled over SQL (peek, apply, then advance).
+//! - `outbox.rs`: SQLite's `strata_outbox` table, filled by triggers in the
+//!   same transaction as the change.
+//!
+//! The loop is the same for both: **peek** a batch of changes without
+//! consuming them, **apply** their deletes to the cluster, and only then
+//! **advance** the source past them. A crash anywhere repeats at most the
+//! last batch: at-least-once, in commit order, idempotent (deleting a key
+//! twice is harmless). A delete the cluster refuses (a node down, with no
+//! failover target) stops the loop before advancing; it retries the same
+//! batch after `retry_delay`.
+//!
+//! The latency from commit to L2 delete is measured per change (commit
+//! timestamps come from the log itself) into a histogram.
+
+pub mod outbox;
+pub mod postgres;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use strata_client::{Client, ClientError};
+use tokio_util::sync::CancellationToken;
+
+use crate::origin::OriginError;
+pub use outbox::OutboxSource;
+
+/// One committed change: a cache key to delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The cache key (`item:<id>`, or a key the application named).
+    pub key: String,
+    /// When the change committed, in ms since the Unix epoch, if known.
+    pub committed_at_ms: Option<i64>,
+}
+
+/// Where a source is: what to advance past once a batch is applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// The outbox's last sequence number in the batch.
+    Outbox(i64),
+    /// The replication slot's LSN to advance to.
+    Lsn(String),
+}
+
+/// Changes peeked from a source, in commit order.
+#[derive(Clone, Debug)]
+pub struct ChangeBatch {
+    /// The changes.
+    pub changes: Vec<Change>,
+    /// Advance here after applying them.
+    pub position: Position,
+}
+
+/// Why the invalidator stopped or a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidatorError {
+    /// The origin's log could not be read or advanced.
+    #[error(transparent)]
+    Origin(#[from] OriginError),
+    /// The cluster refused a delete.
+    #[error("cluster: {0}")]
+    Cluster(#[from] ClientError),
+}
+
+/// Settings.
+#[derive(Clone, Debug)]
+pub struct InvalidatorConfig {
+    /// Most changes applied per batch.
+    pub batch: usize,
+    /// Pause between polls when the log is empty.
+    pub poll_interval: Duration,
+    /// Pause before retrying after an error.
+    pub retry_delay: Duration,
+}
+
+impl Default for InvalidatorConfig {
+    fn default() -> Self {
+        InvalidatorConfig {
+            batch: 1000,
+            poll_interval: Duration::from_millis(20),
+            retry_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A change source.
+#[derive(Debug)]
+pub enum Source {
+    /// SQLite's outbox table.
+    Outbox(OutboxSource),
+}
+
+impl Source {
+    /// Opens the source for the origin at `address` (as [`crate::origin::Origin::open`] takes it).
+    pub async fn open(address: &str, slot: &str) -> Result<Source, OriginError> {
+        let _ = slot;
+        let path = address.strip_prefix("sqlite:").unwrap_or(address);
+        Ok(Source::Outbox(OutboxSource::open(path).await?))
+    }
+
+    async fn peek(&self, max: usize) -> Result<Option<ChangeBatch>, OriginError> {
+        match self {
+            Source::Outbox(source) => source.peek(max).await,
+        }
+    }
+
+    async fn advance(&self, position: &Position) -> Result<(), OriginError> {
+        match (self, position) {
+            (Source::Outbox(source), Position::Outbox(seq)) => source.advance(*seq).await,
+            (_, position) => Err(OriginError::Task(format!("position {position:?} is not this source's"))),
+        }
+    }
+}
+
+/// Counters and the latency histogram.
+#[derive(Debug)]
+pub struct InvalidatorStats {
+    /// Keys deleted in the cluster.
+    pub applied: AtomicU64,
+    /// Batches applied.
+    pub batches: AtomicU64,
+    /// Steps that failed (and were retried).
+    pub errors: AtomicU64,
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+impl Default for InvalidatorStats {
+    fn default() -> Self {
+        InvalidatorStats {
+            applied: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            latency_us: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")),
+        }
+    }
+}
+
+impl InvalidatorStats {
+    /// Commit-to-delete latency quantile `q` (0..=1), in milliseconds.
+    pub fn latency_ms(&self, q: f64) -> f64 {
+        self.latency_us.lock().value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// Changes whose latency was measured.
+    pub fn measured(&self) -> u64 {
+        self.latency_us.lock().len()
+    }
+
+    /// Forgets the latencies measured so far.
+    pub fn reset_latency(&self) {
+        self.latency_us.lock().reset();
+    }
+}
+
+/// The invalidator: a source tailed into a cluster.
+#[derive(Debug)]
+pub struct Invalidator {
+    source: Source,
+    client: Client,
+    config: InvalidatorConfig,
+    stats: Arc<InvalidatorStats>,
+}
+
+impl Invalidator {
+    /// An invalidator applying `source`'s changes to `client`'s cluster.
+    pub fn new(source: Source, client: Client, config: InvalidatorConfig) -> Self {
+        Invalidator {
+            source,
+            client,
+            config,
+            stats: Arc::default(),
+        }
+    }
+
+    /// [`Self::new`], counting into `stats` (shared across restarts).
+    pub fn with_stats(source: Source, client: Client, config: InvalidatorConfig, stats: Arc<InvalidatorStats>) -> Self {
+        Invalidator {
+            source,
+            client,
+            config,
+            stats,
+        }
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> Arc<InvalidatorStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// One peek–apply–advance round; the number of changes applied (0: the
+    /// log was empty).
+    pub async fn step(&self) -> Result<usize, InvalidatorError> {
+        let Some(batch) = self.source.peek(self.config.batch).await? else {
+            return Ok(0);
+        };
+        // A transaction touching a key many times needs one delete.
+        let mut keys: Vec<&[u8]> = batch.changes.iter().map(|change| change.key.as_bytes()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        self.client.delete_many(&keys).await?;
+        let now_ms = now_ms();
+        {
+            let mut latency = self.stats.latency_us.lock();
+            for change in &batch.changes {
+                if let Some(at) = change.committed_at_ms {
+                    let micros = (now_ms - at).max(0) as u64 * 1000;
+                    let _ = latency.record(micros.max(1));
+                }
+            }
+        }
+        self.source.advance(&batch.position).await?;
+        self.stats.applied.fetch_add(batch.changes.len() as u64, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        Ok(batch.changes.len())
+    }
+
+    /// Steps until the log is empty (the checker's quiescence).
+    pub async fn drain(&self) -> Result<usize, InvalidatorError> {
+        let mut total = 0;
+        loop {
+            match self.step().await? {
+                0 => return Ok(total),
+                applied => total += applied,
+            }
+        }
+    }
+
+    /// Runs until `shutdown`: steps while there are changes, polls every
+    /// `poll_interval` when there are none, retries after `retry_delay` on
+    /// errors (logged).
+    pub async fn run(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let pause = match self.step().await {
+                Ok(0) => self.config.poll_interval,
+                Ok(_) => continue,
+                Err(error) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "invalidator step failed; retrying");
+                    self.config.retry_delay
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}

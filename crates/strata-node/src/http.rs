@@ -1,0 +1,127 @@
+//! The HTTP/JSON API.
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /items/{id}` | `200 {"id","value","version","updated_at_ms","source"}` or `404` |
+//! | `PUT /items/{id}` | body `{"value": "…"}` → `200 {"status":"committed","version":N}` (write-behind: `202 {"status":"journaled","seq":N}`) |
+//! | `DELETE /items/{id}` | `200 {"status":"committed","existed":bool}` (write-behind: `202`) |
+//! | `GET /healthz` | `200 ok`, or `503` with the reason |
+//! | `GET /metrics` | Prometheus text |
+//!
+//! Errors are JSON `{"error": "…"}`: 400 for a bad id or body, 413 for a
+//! value over the limit, 503 when the origin is down or write-behind's
+//! journal is full (retry later), 500 otherwise.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use crate::node::{MAX_VALUE_BYTES, Node, NodeError, WriteAck};
+
+/// The router over `node`.
+pub fn router(node: Node) -> axum::Router {
+    axum::Router::new()
+        .route("/items/{id}", get(read).put(write).delete(remove))
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_VALUE_BYTES + 4096))
+        .with_state(node)
+}
+
+/// Serves `node` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    node: Node,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(node)).with_graceful_shutdown(shutdown).await
+}
+
+#[derive(Deserialize)]
+struct PutBody {
+    value: String,
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(serde_json::json!({ "error": message.to_string() }))).into_response()
+}
+
+fn failure(failed: NodeError) -> Response {
+    let status = match &failed {
+        NodeError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        failed if failed.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, failed)
+}
+
+fn acknowledged(ack: WriteAck) -> Response {
+    let status = match ack {
+        WriteAck::Committed { .. } => StatusCode::OK,
+        WriteAck::Journaled { .. } => StatusCode::ACCEPTED,
+    };
+    (status, Json(ack)).into_response()
+}
+
+async fn read(State(node): State<Node>, Path(id): Path<String>) -> Response {
+    match node.get(&id).await {
+        Ok(Some(item)) => Json(item).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no item {id:?}")),
+        Err(failed) => failure(failed),
+    }
+}
+
+async fn write(State(node): State<Node>, Path(id): Path<String>, body: Result<Json<PutBody>, JsonRejection>) -> Response {
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(JsonRejection::BytesRejection(rejection)) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, rejection.body_text());
+        }
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected a JSON body {{\"value\": \"…\"}}: {}", rejection.body_text()),
+            );
+        }
+    };
+    if body.value.len() > MAX_VALUE_BYTES {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("value of {} bytes exceeds the limit of {MAX_VALUE_BYTES}", body.value.len()),
+        );
+    }
+    match node.put(&id, &body.value).await {
+        Ok(ack) => acknowledged(ack),
+        Err(failed) => failure(failed),
+    }
+}
+
+async fn remove(State(node): State<Node>, Path(id): Path<String>) -> Response {
+    match node.delete(&id).await {
+        Ok(ack) => acknowledged(ack),
+        Err(failed) => failure(failed),
+    }
+}
+
+async fn health(State(node): State<Node>) -> Response {
+    match node.health().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {why}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(node): State<Node>) -> Response {
+    let text = node
+        .metrics()
+        .render(node.pending_writes() as i64, node.l1_usable());
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,882 @@
+//! The invalidator's change source on PostgreSQL: a logical replication
+//! slot with the built-in `test_decoding` plugin, polled over SQL.
+//!
+//! A slot keeps every committed change from the moment it is created
+//! until it is told the changes have been applied, across restarts of the
+//! reader and of the database, so no committed write is missed:
+//!
+//! 1. [`SlotSource::peek`] reads (without consuming) whole committed
+//!    transactions, oldest first, and turns each change to `items` into a
+//!    [`Change`] for the cache key `item:<id>`;
+//! 2. the caller deletes those keys in the cache;
+//! 3. [`SlotSource::advance`] moves the slot past them.
+//!
+//! A crash between 1 and 3 delivers the batch again (at least once).
+//!
+//! # Where to advance to
+//!
+//! Each row `pg_logical_slot_peek_changes` returns carries an LSN; the
+//! `COMMIT` row's is the end of the commit record. The slot skips a
+//! transaction whose commit record starts before its `confirmed_flush_lsn`,
+//! so advancing to the `COMMIT` row's LSN is exactly "everything up to and
+//! including this transaction": the next peek starts with the next
+//! transaction (checked by the tests). A non-transactional message's row
+//! carries the end of its record and is skipped the same way. A batch's
+//! [`SlotBatch::upto_lsn`] is therefore the LSN of its last `COMMIT` (or
+//! trailing non-transactional message), never inside a transaction.
+//!
+//! `pg_replication_slot_advance` is made durable by the next checkpoint:
+//! if the database crashes before one, the slot comes back at its previous
+//! position and delivers those transactions again, which is harmless for
+//! invalidation (a second delete).
+//!
+//! # What is decoded
+//!
+//! - `table <schema>.items: INSERT|UPDATE|DELETE: id[text]:'…' …` gives
+//!   `item:<id>` (both ids when an `UPDATE` changes the id). Tables of other
+//!   names are ignored; `items` in any schema counts, since an extra
+//!   invalidation is harmless and a missed one is not.
+//! - `message: transactional: 1 prefix: strata.invalidate, sz: N content:…`
+//!   (from `pg_logical_emit_message(true, 'strata.invalidate',
+//!   E'item:x\nitem:y')`) gives one change per line: applications name
+//!   extra cache keys inside their transaction. Non-transactional messages
+//!   are taken too, with no commit time.
+//! - `COMMIT <xid> (at <timestamp>)` sets the commit time of that
+//!   transaction's changes (`include-timestamp`).
+//! - A `TRUNCATE` of `items`, or a `DELETE` without key columns (`REPLICA
+//!   IDENTITY NOTHING`), names no key: logged as a warning.
+//!
+//! A line about `items` that does not parse fails the peek rather than
+//! being skipped, so a parser gap shows at once instead of as stale reads;
+//! the slot keeps the change until it is fixed.
+
+use std::time::Duration;
+
+use tokio_postgres::NoTls;
+
+use crate::item::cache_key;
+use crate::origin::OriginError;
+use crate::origin::postgres::{describe, session_config, target_of};
+
+/// One cache key to invalidate (shared with the other sources).
+pub use super::Change;
+
+/// The output plugin (built into PostgreSQL, no extension to install).
+const PLUGIN: &str = "test_decoding";
+
+/// The prefix of logical messages that name cache keys.
+pub const MESSAGE_PREFIX: &str = "strata.invalidate";
+
+/// The server-side `statement_timeout` of the slot's session: decoding a
+/// large backlog takes longer than a point query.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The client-side bound on one call.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// A change source reading one logical replication slot over its own
+/// connection.
+#[derive(Debug)]
+pub struct SlotSource {
+    client: tokio_postgres::Client,
+    slot: String,
+    /// `host:port` for error messages.
+    target: String,
+}
+
+/// The changes of one peek: whole transactions, in commit order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotBatch {
+    /// The keys, transaction by transaction in commit order, each key once
+    /// per transaction. May be empty when the transactions read touched
+    /// nothing cached; advance anyway.
+    pub changes: Vec<Change>,
+    /// The LSN to [`advance`](SlotSource::advance) to once `changes` are
+    /// applied (the end of the batch's last commit).
+    pub upto_lsn: String,
+}
+
+impl SlotSource {
+    /// Connects to `url` and creates the logical replication slot `slot`
+    /// with `test_decoding` if it does not exist (idempotent). Fails with a
+    /// clear message if the server's `wal_level` is not `logical`, or if a
+    /// slot of that name exists with another plugin or database.
+    pub async fn connect(url: &str, slot: &str) -> Result<SlotSource, OriginError> {
+        check_slot_name(slot)?;
+        // Commit times are printed in the session's time zone.
+        let config = session_config(url, STATEMENT_TIMEOUT, "-c TimeZone=UTC")?;
+        let target = target_of(&config);
+        let connect = tokio::time::timeout(OPERATION_TIMEOUT, config.connect(NoTls));
+        let (client, connection) = match connect.await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(error)) => {
+                return Err(OriginError::Postgres(format!(
+                    "cannot connect to {target}: {}",
+                    describe(&error)
+                )));
+            }
+            Err(_) => {
+                return Err(OriginError::Postgres(format!(
+                    "cannot connect to {target}: no answer within {} s",
+                    OPERATION_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        let connection_target = target.clone();
+        // The connection task ends when the client is dropped or the
+        // server goes away; calls on the client fail after that.
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(target = %connection_target, error = %describe(&error), "slot connection closed");
+            }
+        });
+        let source = SlotSource {
+            client,
+            slot: slot.to_owned(),
+            target,
+        };
+        source.check_wal_level().await?;
+        source.ensure_slot().await?;
+        Ok(source)
+    }
+
+    /// The slot's name.
+    pub fn slot(&self) -> &str {
+        &self.slot
+    }
+
+    /// Reads the committed transactions the slot holds past its confirmed
+    /// position, without consuming them: at least `max_changes` rows of
+    /// decoder output when there are that many, but always whole
+    /// transactions (so a big transaction can exceed it). `None` when there
+    /// is nothing to read.
+    pub async fn peek(&self, max_changes: i32) -> Result<Option<SlotBatch>, OriginError> {
+        let rows = self
+            .bounded("peek", async {
+                let rows = self
+                    .client
+                    .query(
+                        "SELECT lsn::text, textsend(data)
+                         FROM pg_logical_slot_peek_changes($1, NULL, $2,
+                              'include-timestamp', 'on', 'skip-empty-xacts', 'on')",
+                        &[&self.slot, &max_changes.max(1)],
+                    )
+                    .await
+                    .map_err(|e| self.failed("peek", &e))?;
+                rows.iter()
+                    .map(|row| {
+                        let lsn: String = row.try_get(0).map_err(|e| self.failed("peek", &e))?;
+                        let data: Vec<u8> = row.try_get(1).map_err(|e| self.failed("peek", &e))?;
+                        Ok((lsn, String::from_utf8_lossy(&data).into_owned()))
+                    })
+                    .collect::<Result<Vec<_>, OriginError>>()
+            })
+            .await?;
+        decode_rows(&rows).map_err(|why| {
+            OriginError::Postgres(format!("slot {} on {}: {why}", self.slot, self.target))
+        })
+    }
+
+    /// Moves the slot's confirmed position to `upto_lsn` (a batch's
+    /// [`SlotBatch::upto_lsn`]), so the next peek starts after it. Moving
+    /// to a position the slot is already past does nothing.
+    pub async fn advance(&self, upto_lsn: &str) -> Result<(), OriginError> {
+        let lsn = parse_lsn(upto_lsn).ok_or_else(|| {
+            OriginError::Postgres(format!("advance slot {}: bad LSN {upto_lsn:?}", self.slot))
+        })?;
+        let lsn = format_lsn(lsn);
+        self.bounded("advance", async {
+            // The server refuses to move a slot backwards; a batch
+            // delivered twice must not turn into an error.
+            let moved = self
+                .client
+                .query(
+                    "SELECT pg_replication_slot_advance(slot_name, $2::text::pg_lsn)::text
+                     FROM pg_replication_slots
+                     WHERE slot_name = $1 AND confirmed_flush_lsn < $2::text::pg_lsn",
+                    &[&self.slot, &lsn],
+                )
+                .await
+                .map_err(|e| self.failed("advance", &e))?;
+            if moved.is_empty() {
+                self.slot_row().await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// How far the slot is behind: `pg_current_wal_lsn()` minus its
+    /// `confirmed_flush_lsn`, in bytes of WAL (all of the server's WAL,
+    /// not only `items`).
+    pub async fn lag_bytes(&self) -> Result<i64, OriginError> {
+        self.bounded("lag", async {
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint
+                     FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&self.slot],
+                )
+                .await
+                .map_err(|e| self.failed("lag", &e))?
+                .ok_or_else(|| self.missing())?;
+            let lag: Option<i64> = row.try_get(0).map_err(|e| self.failed("lag", &e))?;
+            Ok(lag.unwrap_or(0).max(0))
+        })
+        .await
+    }
+
+    /// Drops the slot (the server then frees the WAL it kept).
+    pub async fn drop_slot(&self) -> Result<(), OriginError> {
+        self.bounded("drop slot", async {
+            self.client
+                .execute("SELECT pg_drop_replication_slot($1)", &[&self.slot])
+                .await
+                .map_err(|e| self.failed("drop slot", &e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn check_wal_level(&self) -> Result<(), OriginError> {
+        let wal_level = self
+            .bounded("SHOW wal_level", async {
+                let rows = self
+                    .client
+                    .simple_query("SHOW wal_level")
+                    .await
+                    .map_err(|e| self.failed("SHOW wal_level", &e))?;
+                Ok(rows.iter().find_map(|message| match message {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                    _ => None,
+                }))
+            })
+            .await?
+            .unwrap_or_default();
+        if wal_level == "logical" {
+            return Ok(());
+        }
+        Err(OriginError::Postgres(format!(
+            "{} has wal_level = {wal_level}: the invalidator reads a logical replication slot, \
+             which needs wal_level = logical (set it in postgresql.conf, or ALTER SYSTEM SET \
+             wal_level = logical, and restart the server)",
+            self.target
+        )))
+    }
+
+    /// Creates the slot unless it exists; checks an existing one fits.
+    async fn ensure_slot(&self) -> Result<(), OriginError> {
+        self.bounded("create slot", async {
+            if let Some(existing) = self.slot_row_opt().await? {
+                return self.check_existing(&existing);
+            }
+            let created = self
+                .client
+                .execute(
+                    "SELECT pg_create_logical_replication_slot($1, $2)",
+                    &[&self.slot, &PLUGIN],
+                )
+                .await;
+            match created {
+                Ok(_) => {
+                    tracing::info!(slot = %self.slot, target = %self.target, "created logical replication slot");
+                    Ok(())
+                }
+                // Created by another process a moment ago.
+                Err(error) if error.code().is_some_and(|code| code.code() == "42710") => {
+                    let existing = self.slot_row().await?;
+                    self.check_existing(&existing)
+                }
+                Err(error) => Err(self.failed("create logical replication slot", &error)),
+            }
+        })
+        .await
+    }
+
+    fn check_existing(&self, existing: &SlotRow) -> Result<(), OriginError> {
+        if existing.slot_type != "logical" || existing.plugin != PLUGIN {
+            return Err(OriginError::Postgres(format!(
+                "slot {} on {} exists as a {} slot with plugin {:?}, not a logical slot with {PLUGIN}; \
+                 drop it or choose another slot name",
+                self.slot, self.target, existing.slot_type, existing.plugin
+            )));
+        }
+        if !existing.same_database {
+            return Err(OriginError::Postgres(format!(
+                "slot {} on {} belongs to database {:?}, not the one in the URL",
+                self.slot, self.target, existing.database
+            )));
+        }
+        Ok(())
+    }
+
+    async fn slot_row_opt(&self) -> Result<Option<SlotRow>, OriginError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT slot_type, coalesce(plugin::text, ''), coalesce(database::text, ''),
+                        coalesce(database = current_database(), false)
+                 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.slot],
+            )
+            .await
+            .map_err(|e| self.failed("look up slot", &e))?;
+        row.map(|row| {
+            let get = |e| self.failed("look up slot", &e);
+            Ok(SlotRow {
+                slot_type: row.try_get(0).map_err(get)?,
+                plugin: row.try_get(1).map_err(get)?,
+                database: row.try_get(2).map_err(get)?,
+                same_database: row.try_get(3).map_err(get)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn slot_row(&self) -> Result<SlotRow, OriginError> {
+        self.slot_row_opt().await?.ok_or_else(|| self.missing())
+    }
+
+    fn missing(&self) -> OriginError {
+        OriginError::Postgres(format!(
+            "slot {} on {} does not exist (dropped?)",
+            self.slot, self.target
+        ))
+    }
+
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, OriginError>>,
+    ) -> Result<T, OriginError> {
+        match tokio::time::timeout(OPERATION_TIMEOUT, call).await {
+            Ok(result) => result,
+            Err(_) => Err(OriginError::Postgres(format!(
+                "{what} (slot {}) on {}: no answer within {} s",
+                self.slot,
+                self.target,
+                OPERATION_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    fn failed(&self, what: &str, error: &tokio_postgres::Error) -> OriginError {
+        OriginError::Postgres(format!(
+            "{what} (slot {}) on {}: {}",
+            self.slot,
+            self.target,
+            describe(error)
+        ))
+    }
+}
+
+/// A row of `pg_replication_slots`.
+struct SlotRow {
+    slot_type: String,
+    plugin: String,
+    database: String,
+    same_database: bool,
+}
+
+/// Slot names are 1 to 63 of `a-z`, `0-9`, `_` (the server's rule, checked
+/// here for a clearer message).
+fn check_slot_name(slot: &str) -> Result<(), OriginError> {
+    let valid = !slot.is_empty()
+        && slot.len() <= 63
+        && slot
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(OriginError::Postgres(format!(
+            "bad replication slot name {slot:?}: use 1 to 63 of a-z, 0-9 and _"
+        )))
+    }
+}
+
+/// Turns peeked `(lsn, data)` rows into a batch of whole transactions.
+/// Rows after the last `COMMIT` (an incomplete transaction, which the
+/// server does not send) are left for the next peek. `Err` names a line
+/// about `items` that did not parse.
+pub(crate) fn decode_rows(rows: &[(String, String)]) -> Result<Option<SlotBatch>, String> {
+    let mut changes = Vec::new();
+    let mut pending: Vec<String> = Vec::new();
+    let mut in_transaction = false;
+    let mut upto: Option<u64> = None;
+    for (lsn_text, data) in rows {
+        let lsn = parse_lsn(lsn_text).ok_or_else(|| format!("bad LSN {lsn_text:?} from the server"))?;
+        match parse_line(data) {
+            Line::Begin => {
+                pending.clear();
+                in_transaction = true;
+            }
+            Line::Commit { committed_at_ms } => {
+                changes.extend(pending.drain(..).map(|key| Change {
+                    key,
+                    committed_at_ms,
+                }));
+                in_transaction = false;
+                upto = upto.max(Some(lsn));
+            }
+            Line::Keys { keys, transactional } => {
+                if in_transaction && transactional {
+                    for key in keys {
+                        if !pending.contains(&key) {
+                            pending.push(key);
+                        }
+                    }
+                } else {
+                    changes.extend(keys.into_iter().map(|key| Change {
+                        key,
+                        committed_at_ms: None,
+                    }));
+                    if !in_transaction {
+                        upto = upto.max(Some(lsn));
+                    }
+                }
+            }
+            Line::Unkeyed(why) => {
+                tracing::warn!(lsn = %lsn_text, "{why}: the cache may keep stale copies until they expire");
+            }
+            Line::Other => {}
+            Line::Malformed(why) => {
+                return Err(format!("cannot parse test_decoding output at LSN {lsn_text} ({why}): {data:?}"));
+            }
+        }
+    }
+    Ok(upto.map(|upto| SlotBatch {
+        changes,
+        upto_lsn: format_lsn(upto),
+    }))
+}
+
+/// One line of `test_decoding` output, as far as invalidation cares.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Line {
+    /// `BEGIN [xid]`.
+    Begin,
+    /// `COMMIT [xid] [(at <timestamp>)]`.
+    Commit {
+        /// The commit time, if printed and understood.
+        committed_at_ms: Option<i64>,
+    },
+    /// Cache keys: from a row of `items`, or from a `strata.invalidate`
+    /// message.
+    Keys {
+        /// The keys, in order.
+        keys: Vec<String>,
+        /// False for a non-transactional message.
+        transactional: bool,
+    },
+    /// A change to `items` that names no key (why).
+    Unkeyed(String),
+    /// Anything else: other tables, other message prefixes.
+    Other,
+    /// A line about `items` that does not parse (why).
+    Malformed(String),
+}
+
+/// Parses one line of `test_decoding` output.
+pub(crate) fn parse_line(data: &str) -> Line {
+    if data == "BEGIN" || data.starts_with("BEGIN ") {
+        return Line::Begin;
+    }
+    if data == "COMMIT" || data.starts_with("COMMIT ") {
+        let committed_at_ms = data
+            .find(" (at ")
+            .and_then(|at| data[at + 5..].strip_suffix(')'))
+            .and_then(parse_timestamp_ms);
+        return Line::Commit { committed_at_ms };
+    }
+    if let Some(rest) = data.strip_prefix("table ") {
+        return parse_table_line(rest);
+    }
+    if let Some(rest) = data.strip_prefix("message: transactional: ") {
+        return parse_message(rest);
+    }
+    Line::Other
+}
+
+/// `<schema>.<table>: <ACTION>: <tuple>` (after `table `).
+fn parse_table_line(rest: &str) -> Line {
+    let Some((_schema, rest)) = take_identifier(rest) else {
+        return Line::Other;
+    };
+    let Some(rest) = rest.strip_prefix('.') else {
+        return Line::Other;
+    };
+    let Some((table, rest)) = take_identifier(rest) else {
+        return Line::Other;
+    };
+    if table != "items" {
+        return Line::Other;
+    }
+    let Some(rest) = rest.strip_prefix(": ") else {
+        return Line::Malformed("no ': ' after the table name".into());
+    };
+    let Some((action, tuple)) = rest.split_once(':') else {
+        return Line::Malformed("no action".into());
+    };
+    let tuple = tuple.trim_start();
+    match action {
+        "INSERT" | "UPDATE" | "DELETE" => {}
+        "TRUNCATE" => return Line::Unkeyed("TRUNCATE of items".into()),
+        _ => return Line::Other,
+    }
+    if tuple.starts_with("(no-tuple-data)") {
+        return Line::Unkeyed(format!(
+            "{action} on items without key columns (REPLICA IDENTITY NOTHING?)"
+        ));
+    }
+    match tuple_ids(tuple) {
+        Ok(ids) if ids.is_empty() => Line::Malformed(format!("{action} without an id column")),
+        Ok(ids) => Line::Keys {
+            keys: ids.iter().map(|id| cache_key(id)).collect(),
+            transactional: true,
+        },
+        Err(why) => Line::Malformed(why),
+    }
+}
+
+/// The values of every `id` column in a tuple (`old-key:` and
+/// `new-tuple:` sections included), each once, in order.
+fn tuple_ids(mut rest: &str) -> Result<Vec<String>, String> {
+    let mut ids: Vec<String> = Vec::new();
+    loop {
+        rest = rest.trim_start_matches(' ');
+        if rest.is_empty() {
+            return Ok(ids);
+        }
+        if let Some(after) = rest
+            .strip_prefix("old-key:")
+            .or_else(|| rest.strip_prefix("new-tuple:"))
+        {
+            rest = after;
+            continue;
+        }
+        let (name, after) = take_identifier(rest).ok_or("bad column name")?;
+        let after = after.strip_prefix('[').ok_or("no '[' after a column name")?;
+        // A type name may hold brackets (`text[]`) and spaces
+        // (`timestamp with time zone`), never "]:".
+        let end = after.find("]:").ok_or("no ']:' after a column type")?;
+        let (value, after) = take_value(&after[end + 2..])?;
+        rest = after;
+        if name == "id" {
+            match value {
+                Some(id) if !ids.contains(&id) => ids.push(id),
+                Some(_) => {}
+                None => return Err("null id".into()),
+            }
+        }
+    }
+}
+
+/// A column value: a quoted literal (`'it''s'`), or an unquoted token up to
+/// the next space (numbers, booleans, `null` → `None`,
+/// `unchanged-toast-datum`).
+fn take_value(rest: &str) -> Result<(Option<String>, &str), String> {
+    if let Some(quoted) = rest.strip_prefix('\'') {
+        let mut value = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((index, ch)) = chars.next() {
+            if ch != '\'' {
+                value.push(ch);
+                continue;
+            }
+            if quoted[index + 1..].starts_with('\'') {
+                value.push('\'');
+                chars.next();
+                continue;
+            }
+            return Ok((Some(value), &quoted[index + 1..]));
+        }
+        return Err("unterminated quoted value".into());
+    }
+    let end = rest.find(' ').unwrap_or(rest.len());
+    let token = &rest[..end];
+    let value = (token != "null").then(|| token.to_owned());
+    Ok((value, &rest[end..]))
+}
+
+/// An SQL identifier as PostgreSQL prints it: bare (up to `.`, `:`, `[` or
+/// a space) or double-quoted with `""` for a quote.
+fn take_identifier(rest: &str) -> Option<(String, &str)> {
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let mut name = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((index, ch)) = chars.next() {
+            if ch != '"' {
+                name.push(ch);
+            } else if quoted[index + 1..].starts_with('"') {
+                name.push('"');
+                chars.next();
+            } else {
+                return Some((name, &quoted[index + 1..]));
+            }
+        }
+        return None;
+    }
+    let end = rest
+        .find(['.', ':', '[', ' '])
+        .unwrap_or(rest.len());
+    (end > 0).then(|| (rest[..end].to_owned(), &rest[end..]))
+}
+
+/// `<0|1> prefix: <prefix>, sz: <bytes> content:<content>` (after
+/// `message: transactional: `).
+fn parse_message(rest: &str) -> Line {
+    let transactional = rest.starts_with('1');
+    let Some(rest) = rest.get(1..).and_then(|r| r.strip_prefix(" prefix: ")) else {
+        return Line::Other;
+    };
+    // The prefix is free text; find the ", sz: N content:" whose N is the
+    // length of what follows.
+    let mut fallback = None;
+    for (at, _) in rest.match_indices(", sz: ") {
+        let after = &rest[at + 6..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(size) = after[..digits].parse::<usize>() else {
+            continue;
+        };
+        let Some(content) = after[digits..].strip_prefix(" content:") else {
+            continue;
+        };
+        let candidate = (&rest[..at], content);
+        if content.len() == size {
+            fallback = Some(candidate);
+            break;
+        }
+        // Not valid UTF-8 on the server (decoded lossily here): sizes
+        // differ; take the first well-formed header.
+        fallback = fallback.or(Some(candidate));
+    }
+    let Some((prefix, content)) = fallback else {
+        return Line::Other;
+    };
+    if prefix != MESSAGE_PREFIX {
+        return Line::Other;
+    }
+    let keys: Vec<String> = content
+        .split('\n')
+        .map(|key| key.trim_end_matches('\r'))
+        .filter(|key| !key.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Line::Keys {
+        keys,
+        transactional,
+    }
+}
+
+/// `X/Y` (two hex halves) as one number.
+pub(crate) fn parse_lsn(text: &str) -> Option<u64> {
+    let (high, low) = text.split_once('/')?;
+    let high = u32::from_str_radix(high, 16).ok()?;
+    let low = u32::from_str_radix(low, 16).ok()?;
+    Some((u64::from(high) << 32) | u64::from(low))
+}
+
+/// The server's spelling of an LSN (`16/B374D848`).
+pub(crate) fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// `2026-05-03 12:34:56.123456+00` (ISO, as `timestamptz_to_str` prints:
+/// optional fraction, offset `±HH[:MM[:SS]]`) as milliseconds since the
+/// Unix epoch. `None` for anything else (`infinity`, BC dates).
+pub(crate) fn parse_timestamp_ms(text: &str) -> Option<i64> {
+    let (date, time) = text.split_once(' ')?;
+    let mut date_parts = date.splitn(3, '-');
+    let year: i64 = date_parts.next()?.parse().ok()?;
+    let month: u32 = date_parts.next()?.parse().ok()?;
+    let day: u32 = date_parts.next()?.parse().ok()?;
+    let offset_at = time.find(['+', '-'])?;
+    let (clock, offset) = time.split_at(offset_at);
+    let mut clock_parts = clock.splitn(3, ':');
+    let hour: i64 = clock_parts.next()?.parse().ok()?;
+    let minute: i64 = clock_parts.next()?.parse().ok()?;
+    let seconds = clock_parts.next()?;
+    let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
+    let second: i64 = whole.parse().ok()?;
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let millis: i64 = format!("{fraction:0<3}")[..3].parse().ok()?;
+    let sign = if offset.starts_with('-') { -1 } else { 1 };
+    let mut offset_parts = offset[1..].split(':');
+    let mut offset_seconds = 0;
+    for (part, unit) in offset_parts.by_ref().zip([3600, 60, 1]) {
+        offset_seconds += part.parse::<i64>().ok()? * unit;
+    }
+    if offset_parts.next().is_some()
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let local = ((days * 24 + hour) * 60 + minute) * 60 + second;
+    Some((local - sign * offset_seconds) * 1000 + millis)
+}
+
+/// Days from 1970-01-01 to the proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month = i64::from(month);
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(line: &str) -> Vec<String> {
+        match parse_line(line) {
+            Line::Keys { keys, .. } => keys,
+            other => panic!("{line:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn table_rows_give_item_keys() {
+        assert_eq!(
+            keys("table public.items: INSERT: id[text]:'a' value[text]:'x' version[bigint]:1 updated_at[timestamp with time zone]:'2026-12-01 09:54:07.049863+00'"),
+            ["item:a"]
+        );
+        assert_eq!(
+            keys("table public.items: UPDATE: id[text]:'it''s' value[text]:'it''s' version[bigint]:2 updated_at[timestamp with time zone]:'2026-12-01 09:54:07+00'"),
+            ["item:it's"]
+        );
+        assert_eq!(keys("table public.items: DELETE: id[text]:'b b'"), ["item:b b"]);
+        // The id changed: both keys.
+        assert_eq!(
+            keys("table public.items: UPDATE: old-key: id[text]:'a' new-tuple: id[text]:'c' value[text]:'v' version[bigint]:1 updated_at[timestamp with time zone]:'2026-12-01 09:54:07.049863+00'"),
+            ["item:a", "item:c"]
+        );
+        // Values holding the syntax itself, a newline, and the id not first.
+        assert_eq!(
+            keys("table app.items: INSERT: value[text]:'x id[text]:''y'' ' tags[text[]]:'{a,b}' n[integer]:null id[text]:'line\nbreak'"),
+            ["item:line\nbreak"]
+        );
+        assert_eq!(keys("table public.items: INSERT: id[text]:''"), ["item:"]);
+        // A quoted schema name.
+        assert_eq!(keys("table \"My.Schema\".items: DELETE: id[text]:'q'"), ["item:q"]);
+    }
+
+    #[test]
+    fn other_lines_are_ignored_or_flagged() {
+        assert_eq!(parse_line("BEGIN 725"), Line::Begin);
+        assert_eq!(parse_line("BEGIN"), Line::Begin);
+        assert_eq!(parse_line("table public.orders: INSERT: id[integer]:1"), Line::Other);
+        assert_eq!(parse_line("table public.items_archive: INSERT: id[text]:'a'"), Line::Other);
+        assert_eq!(parse_line("table public.\"Items\": INSERT: id[text]:'a'"), Line::Other);
+        assert!(matches!(parse_line("table public.items: TRUNCATE: (no-flags)"), Line::Unkeyed(_)));
+        assert!(matches!(parse_line("table public.items: DELETE: (no-tuple-data)"), Line::Unkeyed(_)));
+        assert!(matches!(parse_line("table public.items: INSERT: id[text]:'open"), Line::Malformed(_)));
+        assert!(matches!(parse_line("table public.items: INSERT: value[text]:'v'"), Line::Malformed(_)));
+        assert!(matches!(parse_line("table public.items: INSERT: id[text]:null"), Line::Malformed(_)));
+        assert_eq!(
+            parse_line("message: transactional: 1 prefix: other.prefix, sz: 6 content:item:x"),
+            Line::Other
+        );
+    }
+
+    #[test]
+    fn messages_name_keys() {
+        assert_eq!(
+            parse_line("message: transactional: 1 prefix: strata.invalidate, sz: 13 content:item:x\nitem:y"),
+            Line::Keys {
+                keys: vec!["item:x".into(), "item:y".into()],
+                transactional: true
+            }
+        );
+        assert_eq!(
+            parse_line("message: transactional: 0 prefix: strata.invalidate, sz: 10 content:item:nt\r\n\n"),
+            Line::Keys {
+                keys: vec!["item:nt".into()],
+                transactional: false
+            }
+        );
+        // Content that looks like a header.
+        assert_eq!(
+            keys("message: transactional: 1 prefix: strata.invalidate, sz: 18 content:k, sz: 1 content:x"),
+            ["k, sz: 1 content:x"]
+        );
+    }
+
+    #[test]
+    fn commit_times_parse_to_epoch_ms() {
+        assert_eq!(
+            parse_line("COMMIT 726 (at 2026-12-01 09:54:07.051457+00)"),
+            Line::Commit {
+                committed_at_ms: Some(1_796_118_847_051)
+            }
+        );
+        assert_eq!(parse_line("COMMIT 726"), Line::Commit { committed_at_ms: None });
+        assert_eq!(parse_timestamp_ms("1970-01-01 00:00:00+00"), Some(0));
+        assert_eq!(parse_timestamp_ms("1970-01-01 00:00:00.5+00"), Some(500));
+        assert_eq!(parse_timestamp_ms("1970-01-01 05:30:00+05:30"), Some(0));
+        assert_eq!(parse_timestamp_ms("1969-12-31 23:00:00-01"), Some(0));
+        assert_eq!(parse_timestamp_ms("2000-02-29 12:00:00.999999+00"), Some(951_825_600_999));
+        assert_eq!(parse_timestamp_ms("infinity"), None);
+        assert_eq!(parse_timestamp_ms("2026-13-01 00:00:00+00"), None);
+    }
+
+    #[test]
+    fn lsns_round_trip() {
+        assert_eq!(parse_lsn("0/15271E8"), Some(0x15271E8));
+        assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
+        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
+        assert_eq!(parse_lsn("nope"), None);
+    }
+
+    fn rows(lines: &[(&str, &str)]) -> Vec<(String, String)> {
+        lines.iter().map(|(l, d)| ((*l).to_owned(), (*d).to_owned())).collect()
+    }
+
+    #[test]
+    fn batches_hold_whole_transactions_in_commit_order() {
+        let peeked = rows(&[
+            ("0/10", "BEGIN 725"),
+            ("0/10", "table public.items: INSERT: id[text]:'a' value[text]:'x'"),
+            ("0/20", "COMMIT 725 (at 1970-01-01 00:00:01+00)"),
+            ("0/20", "BEGIN 726"),
+            ("0/20", "table public.items: UPDATE: id[text]:'b' value[text]:'y'"),
+            ("0/28", "message: transactional: 1 prefix: strata.invalidate, sz: 13 content:item:x\nitem:b"),
+            ("0/30", "table public.orders: INSERT: id[integer]:7"),
+            ("0/38", "COMMIT 726 (at 1970-01-01 00:00:02+00)"),
+            ("0/40", "message: transactional: 0 prefix: strata.invalidate, sz: 6 content:item:n"),
+            ("0/40", "BEGIN 727"),
+            ("0/40", "table public.items: DELETE: id[text]:'cut'"),
+        ]);
+        let batch = decode_rows(&peeked).unwrap().unwrap();
+        let got: Vec<(&str, Option<i64>)> = batch
+            .changes
+            .iter()
+            .map(|c| (c.key.as_str(), c.committed_at_ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("item:a", Some(1000)),
+                ("item:b", Some(2000)),
+                ("item:x", Some(2000)),
+                ("item:n", None),
+            ]
+        );
+        // After the non-transactional message, before the cut transaction.
+        assert_eq!(batch.upto_lsn, "0/40");
+        assert_eq!(decode_rows(&[]).unwrap(), None);
+        assert!(decode_rows(&rows(&[("0/1", "BEGIN"), ("0/1", "table public.items: INSERT: id[text]:'x")])).is_err());
+    }
+}

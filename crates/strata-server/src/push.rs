@@ -1,0 +1,234 @@
+//! Pushes: what a RESP connection is sent without asking — client-tracking
+//! invalidations and pub/sub messages — and the registry through which a
+//! command on one connection reaches another.
+//!
+//! Every RESP connection registers an [`Outbox`] under its client id when it
+//! opens and removes it when it closes. A writer hands a [`Push`] to the
+//! outbox; the connection loop (`conn.rs`) waits on the other end, the
+//! [`Inbox`], beside its socket, and writes pushes between replies, never
+//! inside one. The receiving session encodes them, so the form (a RESP3
+//! push, or a RESP2 pub/sub message) follows that connection's protocol at
+//! the moment it is written.
+//!
+//! The queue is bounded in bytes (`push-buffer-limit`), not in messages, so
+//! a burst of small invalidations does not cut off a client that is reading
+//! and merely behind. A client that stops reading fills it; the writer then
+//! *disconnects* that client (its `kill` token) instead of blocking or
+//! dropping a message silently: a near cache that loses its connection
+//! knows to drop everything, one that loses a message does not. The cut-off
+//! is counted (`strata_push_disconnects`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+/// One message for a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Push {
+    /// A key a tracking client must drop.
+    Invalidate(Bytes),
+    /// Every key (the keyspace was flushed).
+    InvalidateAll,
+    /// The connection this tracking client redirects to has closed; the
+    /// id is the one it named.
+    RedirectBroken(u64),
+    /// A pub/sub message on a channel.
+    Message {
+        /// The channel.
+        channel: Bytes,
+        /// The payload.
+        payload: Bytes,
+    },
+    /// A pub/sub message matched by a pattern subscription.
+    PatternMessage {
+        /// The pattern subscribed to.
+        pattern: Bytes,
+        /// The channel published on.
+        channel: Bytes,
+        /// The payload.
+        payload: Bytes,
+    },
+}
+
+impl Push {
+    /// What the message costs against the queue's byte limit: its payload
+    /// plus a fixed share for framing and bookkeeping.
+    fn cost(&self) -> usize {
+        const OVERHEAD: usize = 48;
+        OVERHEAD
+            + match self {
+                Push::Invalidate(key) => key.len(),
+                Push::InvalidateAll | Push::RedirectBroken(_) => 0,
+                Push::Message { channel, payload } => channel.len() + payload.len(),
+                Push::PatternMessage {
+                    pattern,
+                    channel,
+                    payload,
+                } => pattern.len() + channel.len() + payload.len(),
+            }
+    }
+}
+
+/// The sending side of one connection's push queue.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    tx: mpsc::UnboundedSender<Push>,
+    queued_bytes: AtomicUsize,
+    limit_bytes: usize,
+    cut_off: AtomicBool,
+    kill: CancellationToken,
+}
+
+/// Why a push was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The connection is closing or was cut off already.
+    Closed,
+    /// This push overflowed the queue: the connection is being cut off.
+    Overflow,
+}
+
+impl Outbox {
+    /// Queues `push`, or, if that would pass the byte limit, cuts the
+    /// connection off.
+    pub(crate) fn send(&self, push: Push) -> Result<(), Refused> {
+        if self.cut_off.load(Ordering::Relaxed) {
+            return Err(Refused::Closed);
+        }
+        let cost = push.cost();
+        let queued = self.queued_bytes.fetch_add(cost, Ordering::Relaxed) + cost;
+        if queued > self.limit_bytes {
+            self.queued_bytes.fetch_sub(cost, Ordering::Relaxed);
+            return if self.cut_off.swap(true, Ordering::Relaxed) {
+                Err(Refused::Closed)
+            } else {
+                self.kill.cancel();
+                Err(Refused::Overflow)
+            };
+        }
+        self.tx.send(push).map_err(|_| {
+            self.queued_bytes.fetch_sub(cost, Ordering::Relaxed);
+            Refused::Closed
+        })
+    }
+}
+
+/// The receiving side, owned by the connection loop.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    rx: mpsc::UnboundedReceiver<Push>,
+    outbox: Arc<Outbox>,
+}
+
+impl Inbox {
+    /// The next push (cancel safe).
+    pub(crate) async fn recv(&mut self) -> Option<Push> {
+        let push = self.rx.recv().await?;
+        self.outbox.queued_bytes.fetch_sub(push.cost(), Ordering::Relaxed);
+        Some(push)
+    }
+
+    /// A push already queued, if any.
+    pub(crate) fn try_recv(&mut self) -> Option<Push> {
+        let push = self.rx.try_recv().ok()?;
+        self.outbox.queued_bytes.fetch_sub(push.cost(), Ordering::Relaxed);
+        Some(push)
+    }
+
+    /// Resolves when a writer has cut this connection off.
+    pub(crate) fn killed(&self) -> WaitForCancellationFuture<'_> {
+        self.outbox.kill.cancelled()
+    }
+}
+
+/// Every open RESP connection's outbox, by client id.
+#[derive(Debug, Default)]
+pub(crate) struct Clients {
+    outboxes: RwLock<HashMap<u64, Arc<Outbox>>>,
+    /// Connections cut off for not reading their pushes.
+    pub(crate) disconnects: AtomicU64,
+}
+
+impl Clients {
+    /// Registers connection `id` and returns its inbox.
+    pub(crate) fn register(&self, id: u64, limit_bytes: usize) -> Inbox {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let outbox = Arc::new(Outbox {
+            tx,
+            queued_bytes: AtomicUsize::new(0),
+            limit_bytes,
+            cut_off: AtomicBool::new(false),
+            kill: CancellationToken::new(),
+        });
+        self.outboxes.write().insert(id, Arc::clone(&outbox));
+        Inbox { rx, outbox }
+    }
+
+    /// Removes connection `id` (it closed).
+    pub(crate) fn remove(&self, id: u64) {
+        self.outboxes.write().remove(&id);
+    }
+
+    /// True if connection `id` is open.
+    pub(crate) fn exists(&self, id: u64) -> bool {
+        self.outboxes.read().contains_key(&id)
+    }
+
+    /// Queues `push` for connection `id`; false if it is not open (or was
+    /// cut off, now or before).
+    pub(crate) fn send(&self, id: u64, push: Push) -> bool {
+        let outboxes = self.outboxes.read();
+        let Some(outbox) = outboxes.get(&id) else {
+            return false;
+        };
+        match outbox.send(push) {
+            Ok(()) => true,
+            Err(Refused::Closed) => false,
+            Err(Refused::Overflow) => {
+                self.disconnects.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(client = id, "disconnecting a client that does not read its pushes");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_cuts_the_client_off_once() {
+        let clients = Clients::default();
+        let mut inbox = clients.register(7, 200);
+        let key = Bytes::from_static(b"0123456789");
+        assert!(clients.send(7, Push::Invalidate(key.clone())));
+        assert!(clients.send(7, Push::Invalidate(key.clone())));
+        assert!(clients.send(7, Push::Invalidate(key.clone())));
+        // 3 × 58 bytes queued; a fourth passes 200.
+        assert!(!clients.send(7, Push::Invalidate(key.clone())));
+        assert!(!clients.send(7, Push::InvalidateAll));
+        assert_eq!(clients.disconnects.load(Ordering::Relaxed), 1);
+        inbox.killed().await;
+        assert_eq!(inbox.try_recv(), Some(Push::Invalidate(key)));
+        assert!(!clients.send(99, Push::InvalidateAll), "no such client");
+        clients.remove(7);
+        assert!(!clients.exists(7));
+    }
+
+    #[tokio::test]
+    async fn reading_frees_room() {
+        let clients = Clients::default();
+        let mut inbox = clients.register(1, 100);
+        for _ in 0..10 {
+            assert!(clients.send(1, Push::InvalidateAll));
+            assert_eq!(inbox.recv().await, Some(Push::InvalidateAll));
+        }
+        assert_eq!(inbox.outbox.queued_bytes.load(Ordering::Relaxed), 0);
+    }
+}

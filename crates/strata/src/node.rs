@@ -1,0 +1,120 @@
+//! `strata node`: the request-handling node (HTTP over an origin, with L1
+//! and the cluster as L2) until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use strata_node::{Node, NodeConfig, Strategy};
+
+/// Flags of `strata node`. Each overrides the same setting of the
+/// `--config` file, which overrides the defaults.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Defaults: HTTP on 127.0.0.1:7600, origin ./strata-node.db (SQLite, created if absent),
+L2 = the strata server on 127.0.0.1:7311 (tracking on its RESP port 7379), cache-aside.
+
+Strategies:
+  cache-aside    write the database, then delete the key in L2 (the delete voids leases)
+  write-through  write the database, then a versioned set (only a newer version replaces)
+  write-behind   fsync to a local journal and answer 202; flushed to the database in order
+  naive          cache-aside without leases, tracking or log invalidation (for comparison)
+
+Examples:
+  strata server &  strata node &
+  curl -X PUT localhost:7600/items/42 -d '{\"value\":\"hello\"}'
+  curl localhost:7600/items/42          # source: origin, then l1
+  curl localhost:7600/metrics
+  strata node --origin postgres://app@127.0.0.1:5433/app --strategy write-through")]
+pub struct NodeArgs {
+    /// A TOML file of settings (see the strata-node crate docs for the keys).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// HTTP address.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// The origin: a SQLite file path or a postgres:// URL.
+    #[arg(long, value_name = "PATH|URL")]
+    origin: Option<String>,
+    /// cache-aside, write-through, write-behind or naive.
+    #[arg(long, value_name = "STRATEGY")]
+    strategy: Option<Strategy>,
+    /// memcached addresses of the L2 servers, comma-separated.
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',')]
+    l2: Option<Vec<String>>,
+    /// RESP addresses of the same servers for near-cache invalidation,
+    /// comma-separated ("" for none: L1 relies on its TTL).
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',')]
+    tracking: Option<Vec<String>>,
+    /// Write-behind's journal directory.
+    #[arg(long, value_name = "DIR")]
+    journal_dir: Option<PathBuf>,
+}
+
+/// Applies the flags over `config`.
+pub fn configure(args: NodeArgs) -> anyhow::Result<NodeConfig> {
+    let mut config = match &args.config {
+        Some(path) => NodeConfig::from_file(path)?,
+        None => NodeConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(origin) = args.origin {
+        config.origin = origin;
+    }
+    if let Some(strategy) = args.strategy {
+        config.strategy = strategy;
+    }
+    if let Some(l2) = args.l2 {
+        config.l2 = l2;
+    }
+    if let Some(tracking) = args.tracking {
+        config.tracking = tracking.into_iter().filter(|addr| !addr.is_empty()).collect();
+    }
+    if let Some(dir) = args.journal_dir {
+        config.write_behind.dir = dir;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Runs the node until Ctrl-C or SIGTERM.
+pub fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let config = configure(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listen = config.listen;
+        let strategy = config.strategy;
+        let origin = config.origin.clone();
+        let node = Node::start(config).await.context("starting the node")?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(%listen, %strategy, origin = %redact(&origin), "strata node serving");
+        strata_node::http::serve(node.clone(), listener, crate::signals::stop())
+            .await
+            .context("serving HTTP")?;
+        tracing::info!("strata node stopping");
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &credentials[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
