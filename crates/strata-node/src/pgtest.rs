@@ -129,8 +129,8 @@ impl PgServer {
             match server.pg_ctl_start() {
                 Ok(()) => return Ok(server),
                 Err(error) => {
-                    let taken = server.log_tail().contains("could not bind")
-                        || server.log_tail().contains("already in use");
+                    let taken =
+                        server.log_tail().contains("could not bind") || server.log_tail().contains("already in use");
                     last_error = Some(error);
                     if !taken {
                         break;
@@ -241,19 +241,13 @@ impl PgServer {
             .args(["-w", "-t", PG_CTL_WAIT_SECS])
             .arg("-o")
             .arg(format!("-p {}", self.port));
-        run(&mut start, &format!("pg_ctl start on port {}", self.port)).map_err(|error| {
-            match error {
-                PgError::Command {
-                    what,
-                    status,
-                    output,
-                } => PgError::Command {
-                    what,
-                    status,
-                    output: format!("{output}\nserver log:\n{}", self.log_tail()),
-                },
-                other => other,
-            }
+        run(&mut start, &format!("pg_ctl start on port {}", self.port)).map_err(|error| match error {
+            PgError::Command { what, status, output } => PgError::Command {
+                what,
+                status,
+                output: format!("{output}\nserver log:\n{}", self.log_tail()),
+            },
+            other => other,
         })
     }
 
@@ -329,7 +323,10 @@ pub fn binaries() -> Option<PathBuf> {
 /// (straight to the handle, which the test harness does not capture).
 pub fn skip_or_fail(why: &str) {
     let required = std::env::var(REQUIRE_POSTGRES_ENV).is_ok_and(|v| v == "1");
-    assert!(!required, "PostgreSQL is required ({REQUIRE_POSTGRES_ENV}=1) but: {why}");
+    assert!(
+        !required,
+        "PostgreSQL is required ({REQUIRE_POSTGRES_ENV}=1) but: {why}"
+    );
     let _ = writeln!(
         std::io::stderr(),
         "\n*** SKIPPED: PostgreSQL test: {why} (set {REQUIRE_POSTGRES_ENV}=1 to fail instead) ***\n"

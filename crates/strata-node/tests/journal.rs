@@ -630,10 +630,8 @@ fn throughput() {
         });
         let rate = appended as f64 / seconds;
         println!(
-            "{appenders:>3} appenders: {rate:>8.0} appends/s, mean latency {:.2} ms ({appended} in {seconds} s, {} in {})",
+            "{appenders:>3} appenders: {rate:>8.0} appends/s, mean latency {:.3} ms ({appended} appends in {seconds} s)",
             appenders as f64 * 1000.0 / rate,
-            journal.unflushed_bytes(),
-            dir.0.display()
         );
     }
 }

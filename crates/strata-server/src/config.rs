@@ -56,6 +56,14 @@ pub struct Config {
     /// How long a lease (memcached `mg … N` aside, strata `LGET`) stays
     /// exclusive, in milliseconds.
     pub lease_ms: u64,
+    /// Most keys the client-tracking table remembers for default-mode
+    /// tracking clients (Redis's `tracking-table-max-keys`); past it the
+    /// oldest key is forgotten and its readers told to drop it. At least 1.
+    pub tracking_table_max_keys: usize,
+    /// Most bytes of pushes (tracking invalidations, pub/sub messages)
+    /// queued for one RESP connection that is not reading them; past it
+    /// the connection is closed (Redis's pub/sub output-buffer hard limit).
+    pub push_buffer_limit: ByteSize,
     /// Engine shards; default by core count.
     pub shards: Option<usize>,
     /// Tokio worker threads; default one per core.
@@ -77,6 +85,8 @@ impl Default for Config {
             requirepass: None,
             active_expire_effort: 1,
             lease_ms: 10_000,
+            tracking_table_max_keys: 1_000_000,
+            push_buffer_limit: ByteSize(8 << 20),
             shards: None,
             threads: None,
         }
@@ -165,6 +175,17 @@ impl Config {
         }
         if self.lease_ms == 0 {
             return Err(ConfigError::Invalid("lease-ms must be at least 1".into()));
+        }
+        if self.tracking_table_max_keys == 0 {
+            return Err(ConfigError::Invalid(
+                "tracking-table-max-keys must be at least 1 (strata bounds the table)".into(),
+            ));
+        }
+        if self.push_buffer_limit.0 < 1024 {
+            return Err(ConfigError::Invalid(format!(
+                "push-buffer-limit {} is below the minimum of 1kb",
+                self.push_buffer_limit
+            )));
         }
         Ok(())
     }

@@ -10,10 +10,8 @@
 //! server's engine serves every connection.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::RwLock;
 use strata_store::{Capacity, Store};
 
 use crate::config::Config;
@@ -40,16 +38,10 @@ fn shared() -> Arc<Shared> {
             Arc::clone(&store),
         ));
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        Arc::new(Shared {
-            store,
-            config: RwLock::new(config),
-            metrics,
-            next_client_id: AtomicU64::new(1),
-            memcache: memcache::McCounters::default(),
-            resp_addr: loopback,
-            memcache_addr: loopback,
-            flush_at_ms: AtomicU64::new(0),
-        })
+        // Sessions register their push queues here as real connections
+        // do; nothing reads them, and each queue's byte limit cuts its
+        // session off (drops further pushes) rather than let it grow.
+        Arc::new(Shared::new(store, config, metrics, loopback, loopback))
     }))
 }
 

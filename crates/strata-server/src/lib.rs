@@ -112,6 +112,7 @@ impl Shared {
         memcache_addr: SocketAddr,
     ) -> Self {
         let tracking = tracking::Tracking::new(config.tracking_table_max_keys);
+        let clients = push::Clients::new(Arc::clone(&metrics.push_disconnects));
         Self {
             store,
             config: RwLock::new(config),
@@ -121,7 +122,7 @@ impl Shared {
             resp_addr,
             memcache_addr,
             flush_at_ms: AtomicU64::new(0),
-            clients: push::Clients::default(),
+            clients,
             tracking,
             pubsub: pubsub::PubSub::default(),
         }

@@ -44,6 +44,12 @@ pub struct Metrics {
     pub(crate) rejected_connections: AtomicU64,
     /// Requests refused as malformed or too large.
     pub(crate) protocol_errors: AtomicU64,
+    /// Keys in client-tracking invalidations written to clients (a flush
+    /// message counts one).
+    pub(crate) invalidations: AtomicU64,
+    /// Connections closed because they did not read their pushes (shared
+    /// with the connection registry, which does the closing).
+    pub(crate) push_disconnects: Arc<AtomicU64>,
     started: Instant,
     store: Arc<Store>,
 }
@@ -66,6 +72,8 @@ impl Metrics {
             connections_total: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            push_disconnects: Arc::new(AtomicU64::new(0)),
             started: Instant::now(),
             store,
         }
@@ -312,6 +320,18 @@ impl Collector for PrometheusCollector {
             "strata_protocol_errors",
             "Requests refused as malformed or too large",
             metrics.protocol_errors.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "strata_tracking_invalidations",
+            "Keys in client-tracking invalidation messages sent (a flush counts one)",
+            metrics.invalidations.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "strata_push_disconnects",
+            "Connections closed for not reading their pushes (invalidations, pub/sub messages)",
+            metrics.push_disconnects.load(Ordering::Relaxed),
         )?;
         gauge(
             &mut encoder,

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use bytes::Bytes;
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::CancellationToken;
 
 /// One message for a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,9 +140,9 @@ impl Inbox {
         Some(push)
     }
 
-    /// Resolves when a writer has cut this connection off.
-    pub(crate) fn killed(&self) -> WaitForCancellationFuture<'_> {
-        self.outbox.kill.cancelled()
+    /// The token a writer cancels to cut this connection off.
+    pub(crate) fn kill_token(&self) -> CancellationToken {
+        self.outbox.kill.clone()
     }
 }
 
@@ -151,10 +151,18 @@ impl Inbox {
 pub(crate) struct Clients {
     outboxes: RwLock<HashMap<u64, Arc<Outbox>>>,
     /// Connections cut off for not reading their pushes.
-    pub(crate) disconnects: AtomicU64,
+    disconnects: Arc<AtomicU64>,
 }
 
 impl Clients {
+    /// No connections; cut-offs counted in `disconnects`.
+    pub(crate) fn new(disconnects: Arc<AtomicU64>) -> Self {
+        Self {
+            outboxes: RwLock::default(),
+            disconnects,
+        }
+    }
+
     /// Registers connection `id` and returns its inbox.
     pub(crate) fn register(&self, id: u64, limit_bytes: usize) -> Inbox {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -214,7 +222,7 @@ mod tests {
         assert!(!clients.send(7, Push::Invalidate(key.clone())));
         assert!(!clients.send(7, Push::InvalidateAll));
         assert_eq!(clients.disconnects.load(Ordering::Relaxed), 1);
-        inbox.killed().await;
+        inbox.kill_token().cancelled().await;
         assert_eq!(inbox.try_recv(), Some(Push::Invalidate(key)));
         assert!(!clients.send(99, Push::InvalidateAll), "no such client");
         clients.remove(7);

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod check;
 mod invalidator;
 mod node;
 mod proxy;
@@ -48,6 +49,10 @@ enum Command {
     /// Tail the database's log (PostgreSQL logical decoding, or SQLite's
     /// outbox) and delete every changed key in the cluster.
     Invalidator(invalidator::InvalidatorArgs),
+    /// Measure consistency: concurrent readers and writers with injected
+    /// faults, per write strategy; stale reads during the run and
+    /// inconsistencies left after it (or, with --herd, the thundering herd).
+    Check(check::CheckArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -67,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Command::Proxy(args) => proxy::run(args),
         Command::Up(args) => up::run(args),
         Command::Node(args) => node::run(args),
+        Command::Check(args) => check::run(args),
         Command::Invalidator(args) => invalidator::run(args),
     };
     match result {

@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::origin::OriginError;
 pub use outbox::OutboxSource;
+pub use postgres::SlotSource;
 
 /// One committed change: a cache key to delete.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,12 +106,16 @@ impl Default for InvalidatorConfig {
 pub enum Source {
     /// SQLite's outbox table.
     Outbox(OutboxSource),
+    /// A PostgreSQL logical replication slot.
+    Slot(SlotSource),
 }
 
 impl Source {
     /// Opens the source for the origin at `address` (as [`crate::origin::Origin::open`] takes it).
     pub async fn open(address: &str, slot: &str) -> Result<Source, OriginError> {
-        let _ = slot;
+        if address.starts_with("postgres://") || address.starts_with("postgresql://") {
+            return Ok(Source::Slot(SlotSource::connect(address, slot).await?));
+        }
         let path = address.strip_prefix("sqlite:").unwrap_or(address);
         Ok(Source::Outbox(OutboxSource::open(path).await?))
     }
@@ -118,12 +123,20 @@ impl Source {
     async fn peek(&self, max: usize) -> Result<Option<ChangeBatch>, OriginError> {
         match self {
             Source::Outbox(source) => source.peek(max).await,
+            Source::Slot(source) => Ok(source
+                .peek(i32::try_from(max).unwrap_or(i32::MAX))
+                .await?
+                .map(|batch| ChangeBatch {
+                    changes: batch.changes,
+                    position: Position::Lsn(batch.upto_lsn),
+                })),
         }
     }
 
     async fn advance(&self, position: &Position) -> Result<(), OriginError> {
         match (self, position) {
             (Source::Outbox(source), Position::Outbox(seq)) => source.advance(*seq).await,
+            (Source::Slot(source), Position::Lsn(lsn)) => source.advance(lsn).await,
             (_, position) => Err(OriginError::Task(format!("position {position:?} is not this source's"))),
         }
     }
@@ -204,11 +217,11 @@ impl Invalidator {
         Arc::clone(&self.stats)
     }
 
-    /// One peek–apply–advance round; the number of changes applied (0: the
-    /// log was empty).
-    pub async fn step(&self) -> Result<usize, InvalidatorError> {
+    /// One peek–apply–advance round; the number of changes applied, or
+    /// `None` if the log was empty.
+    pub async fn step(&self) -> Result<Option<usize>, InvalidatorError> {
         let Some(batch) = self.source.peek(self.config.batch).await? else {
-            return Ok(0);
+            return Ok(None);
         };
         // A transaction touching a key many times needs one delete.
         let mut keys: Vec<&[u8]> = batch.changes.iter().map(|change| change.key.as_bytes()).collect();
@@ -228,7 +241,7 @@ impl Invalidator {
         self.source.advance(&batch.position).await?;
         self.stats.applied.fetch_add(batch.changes.len() as u64, Ordering::Relaxed);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        Ok(batch.changes.len())
+        Ok(Some(batch.changes.len()))
     }
 
     /// Steps until the log is empty (the checker's quiescence).
@@ -236,8 +249,8 @@ impl Invalidator {
         let mut total = 0;
         loop {
             match self.step().await? {
-                0 => return Ok(total),
-                applied => total += applied,
+                None => return Ok(total),
+                Some(applied) => total += applied,
             }
         }
     }
@@ -248,8 +261,8 @@ impl Invalidator {
     pub async fn run(&self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             let pause = match self.step().await {
-                Ok(0) => self.config.poll_interval,
-                Ok(_) => continue,
+                Ok(None) => self.config.poll_interval,
+                Ok(Some(_)) => continue,
                 Err(error) => {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, "invalidator step failed; retrying");

@@ -172,18 +172,15 @@ impl SlotSource {
                     .collect::<Result<Vec<_>, OriginError>>()
             })
             .await?;
-        decode_rows(&rows).map_err(|why| {
-            OriginError::Postgres(format!("slot {} on {}: {why}", self.slot, self.target))
-        })
+        decode_rows(&rows).map_err(|why| OriginError::Postgres(format!("slot {} on {}: {why}", self.slot, self.target)))
     }
 
     /// Moves the slot's confirmed position to `upto_lsn` (a batch's
     /// [`SlotBatch::upto_lsn`]), so the next peek starts after it. Moving
     /// to a position the slot is already past does nothing.
     pub async fn advance(&self, upto_lsn: &str) -> Result<(), OriginError> {
-        let lsn = parse_lsn(upto_lsn).ok_or_else(|| {
-            OriginError::Postgres(format!("advance slot {}: bad LSN {upto_lsn:?}", self.slot))
-        })?;
+        let lsn = parse_lsn(upto_lsn)
+            .ok_or_else(|| OriginError::Postgres(format!("advance slot {}: bad LSN {upto_lsn:?}", self.slot)))?;
         let lsn = format_lsn(lsn);
         self.bounded("advance", async {
             // The server refuses to move a slot backwards; a batch
@@ -413,10 +410,7 @@ pub(crate) fn decode_rows(rows: &[(String, String)]) -> Result<Option<SlotBatch>
                 in_transaction = true;
             }
             Line::Commit { committed_at_ms } => {
-                changes.extend(pending.drain(..).map(|key| Change {
-                    key,
-                    committed_at_ms,
-                }));
+                changes.extend(pending.drain(..).map(|key| Change { key, committed_at_ms }));
                 in_transaction = false;
                 upto = upto.max(Some(lsn));
             }
@@ -442,7 +436,9 @@ pub(crate) fn decode_rows(rows: &[(String, String)]) -> Result<Option<SlotBatch>
             }
             Line::Other => {}
             Line::Malformed(why) => {
-                return Err(format!("cannot parse test_decoding output at LSN {lsn_text} ({why}): {data:?}"));
+                return Err(format!(
+                    "cannot parse test_decoding output at LSN {lsn_text} ({why}): {data:?}"
+                ));
             }
         }
     }
@@ -618,9 +614,7 @@ fn take_identifier(rest: &str) -> Option<(String, &str)> {
         }
         return None;
     }
-    let end = rest
-        .find(['.', ':', '[', ' '])
-        .unwrap_or(rest.len());
+    let end = rest.find(['.', ':', '[', ' ']).unwrap_or(rest.len());
     (end > 0).then(|| (rest[..end].to_owned(), &rest[end..]))
 }
 
@@ -664,10 +658,7 @@ fn parse_message(rest: &str) -> Line {
         .filter(|key| !key.is_empty())
         .map(str::to_owned)
         .collect();
-    Line::Keys {
-        keys,
-        transactional,
-    }
+    Line::Keys { keys, transactional }
 }
 
 /// `X/Y` (two hex halves) as one number.
@@ -750,22 +741,30 @@ mod tests {
     #[test]
     fn table_rows_give_item_keys() {
         assert_eq!(
-            keys("table public.items: INSERT: id[text]:'a' value[text]:'x' version[bigint]:1 updated_at[timestamp with time zone]:'2026-12-01 09:54:07.049863+00'"),
+            keys(
+                "table public.items: INSERT: id[text]:'a' value[text]:'x' version[bigint]:1 updated_at[timestamp with time zone]:'2026-12-01 09:54:07.049863+00'"
+            ),
             ["item:a"]
         );
         assert_eq!(
-            keys("table public.items: UPDATE: id[text]:'it''s' value[text]:'it''s' version[bigint]:2 updated_at[timestamp with time zone]:'2026-12-01 09:54:07+00'"),
+            keys(
+                "table public.items: UPDATE: id[text]:'it''s' value[text]:'it''s' version[bigint]:2 updated_at[timestamp with time zone]:'2026-12-01 09:54:07+00'"
+            ),
             ["item:it's"]
         );
         assert_eq!(keys("table public.items: DELETE: id[text]:'b b'"), ["item:b b"]);
         // The id changed: both keys.
         assert_eq!(
-            keys("table public.items: UPDATE: old-key: id[text]:'a' new-tuple: id[text]:'c' value[text]:'v' version[bigint]:1 updated_at[timestamp with time zone]:'2026-12-01 09:54:07.049863+00'"),
+            keys(
+                "table public.items: UPDATE: old-key: id[text]:'a' new-tuple: id[text]:'c' value[text]:'v' version[bigint]:1 updated_at[timestamp with time zone]:'2026-12-01 09:54:07.049863+00'"
+            ),
             ["item:a", "item:c"]
         );
         // Values holding the syntax itself, a newline, and the id not first.
         assert_eq!(
-            keys("table app.items: INSERT: value[text]:'x id[text]:''y'' ' tags[text[]]:'{a,b}' n[integer]:null id[text]:'line\nbreak'"),
+            keys(
+                "table app.items: INSERT: value[text]:'x id[text]:''y'' ' tags[text[]]:'{a,b}' n[integer]:null id[text]:'line\nbreak'"
+            ),
             ["item:line\nbreak"]
         );
         assert_eq!(keys("table public.items: INSERT: id[text]:''"), ["item:"]);
@@ -778,13 +777,31 @@ mod tests {
         assert_eq!(parse_line("BEGIN 725"), Line::Begin);
         assert_eq!(parse_line("BEGIN"), Line::Begin);
         assert_eq!(parse_line("table public.orders: INSERT: id[integer]:1"), Line::Other);
-        assert_eq!(parse_line("table public.items_archive: INSERT: id[text]:'a'"), Line::Other);
+        assert_eq!(
+            parse_line("table public.items_archive: INSERT: id[text]:'a'"),
+            Line::Other
+        );
         assert_eq!(parse_line("table public.\"Items\": INSERT: id[text]:'a'"), Line::Other);
-        assert!(matches!(parse_line("table public.items: TRUNCATE: (no-flags)"), Line::Unkeyed(_)));
-        assert!(matches!(parse_line("table public.items: DELETE: (no-tuple-data)"), Line::Unkeyed(_)));
-        assert!(matches!(parse_line("table public.items: INSERT: id[text]:'open"), Line::Malformed(_)));
-        assert!(matches!(parse_line("table public.items: INSERT: value[text]:'v'"), Line::Malformed(_)));
-        assert!(matches!(parse_line("table public.items: INSERT: id[text]:null"), Line::Malformed(_)));
+        assert!(matches!(
+            parse_line("table public.items: TRUNCATE: (no-flags)"),
+            Line::Unkeyed(_)
+        ));
+        assert!(matches!(
+            parse_line("table public.items: DELETE: (no-tuple-data)"),
+            Line::Unkeyed(_)
+        ));
+        assert!(matches!(
+            parse_line("table public.items: INSERT: id[text]:'open"),
+            Line::Malformed(_)
+        ));
+        assert!(matches!(
+            parse_line("table public.items: INSERT: value[text]:'v'"),
+            Line::Malformed(_)
+        ));
+        assert!(matches!(
+            parse_line("table public.items: INSERT: id[text]:null"),
+            Line::Malformed(_)
+        ));
         assert_eq!(
             parse_line("message: transactional: 1 prefix: other.prefix, sz: 6 content:item:x"),
             Line::Other
@@ -827,7 +844,10 @@ mod tests {
         assert_eq!(parse_timestamp_ms("1970-01-01 00:00:00.5+00"), Some(500));
         assert_eq!(parse_timestamp_ms("1970-01-01 05:30:00+05:30"), Some(0));
         assert_eq!(parse_timestamp_ms("1969-12-31 23:00:00-01"), Some(0));
-        assert_eq!(parse_timestamp_ms("2000-02-29 12:00:00.999999+00"), Some(951_825_600_999));
+        assert_eq!(
+            parse_timestamp_ms("2000-02-29 12:00:00.999999+00"),
+            Some(951_825_600_999)
+        );
         assert_eq!(parse_timestamp_ms("infinity"), None);
         assert_eq!(parse_timestamp_ms("2026-13-01 00:00:00+00"), None);
     }
@@ -852,10 +872,16 @@ mod tests {
             ("0/20", "COMMIT 725 (at 1970-01-01 00:00:01+00)"),
             ("0/20", "BEGIN 726"),
             ("0/20", "table public.items: UPDATE: id[text]:'b' value[text]:'y'"),
-            ("0/28", "message: transactional: 1 prefix: strata.invalidate, sz: 13 content:item:x\nitem:b"),
+            (
+                "0/28",
+                "message: transactional: 1 prefix: strata.invalidate, sz: 13 content:item:x\nitem:b",
+            ),
             ("0/30", "table public.orders: INSERT: id[integer]:7"),
             ("0/38", "COMMIT 726 (at 1970-01-01 00:00:02+00)"),
-            ("0/40", "message: transactional: 0 prefix: strata.invalidate, sz: 6 content:item:n"),
+            (
+                "0/40",
+                "message: transactional: 0 prefix: strata.invalidate, sz: 6 content:item:n",
+            ),
             ("0/40", "BEGIN 727"),
             ("0/40", "table public.items: DELETE: id[text]:'cut'"),
         ]);
@@ -877,6 +903,12 @@ mod tests {
         // After the non-transactional message, before the cut transaction.
         assert_eq!(batch.upto_lsn, "0/40");
         assert_eq!(decode_rows(&[]).unwrap(), None);
-        assert!(decode_rows(&rows(&[("0/1", "BEGIN"), ("0/1", "table public.items: INSERT: id[text]:'x")])).is_err());
+        assert!(
+            decode_rows(&rows(&[
+                ("0/1", "BEGIN"),
+                ("0/1", "table public.items: INSERT: id[text]:'x")
+            ]))
+            .is_err()
+        );
     }
 }

@@ -194,9 +194,7 @@ impl PostgresOrigin {
     pub async fn scan(&self) -> Result<Vec<Row>, OriginError> {
         self.bounded("scan", async {
             let client = self.client().await?;
-            let sql = format!(
-                "SELECT id, value, version, {UPDATED_AT_MS} FROM items ORDER BY id COLLATE \"C\""
-            );
+            let sql = format!("SELECT id, value, version, {UPDATED_AT_MS} FROM items ORDER BY id COLLATE \"C\"");
             let rows = client.query(&sql, &[]).await.map_err(|e| self.failed("scan", &e))?;
             rows.iter().map(|row| self.row_of(row)).collect()
         })
@@ -213,9 +211,9 @@ impl PostgresOrigin {
                 // duplicate_table) even with IF NOT EXISTS. The table is
                 // there then.
                 Err(error)
-                    if error.code().is_some_and(|code| {
-                        matches!(code.code(), "23505" | "42P07")
-                    }) =>
+                    if error
+                        .code()
+                        .is_some_and(|code| matches!(code.code(), "23505" | "42P07")) =>
                 {
                     Ok(())
                 }

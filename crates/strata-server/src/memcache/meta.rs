@@ -15,6 +15,7 @@ use strata_store::{Change, Condition, Expiry, MetaDelete, MetaGet, SetOptions, S
 
 use super::{EXPIRED, McCounters, expiry};
 use crate::Shared;
+use crate::tracking::NO_CLIENT;
 
 fn ttl_secs(now_ms: u64, expire_at_ms: Option<u64>) -> i64 {
     match expire_at_ms {
@@ -58,14 +59,17 @@ pub(super) fn mg(shared: &Shared, meta: &Meta<'_>, out: &mut Vec<u8>) {
     };
     let now = shared.store.clock().now_ms();
     let counters = &shared.memcache;
-    shared.store.meta_get(&meta.key, &options, |hit| {
+    let touch = options.touch.is_some();
+    let changed = shared.store.meta_get(&meta.key, &options, |hit| {
         let Some(hit) = hit else {
             McCounters::bump(&counters.get_misses);
             if !flags.quiet() {
                 status(out, MetaCode::En, meta);
             }
-            return;
+            return false;
         };
+        // Side effects a reader can see: a vivified placeholder, a new TTL.
+        let changed = hit.created || touch;
         McCounters::bump(&counters.get_hits);
         let item = hit.item;
         let value = item.value();
@@ -118,7 +122,11 @@ pub(super) fn mg(shared: &Shared, meta: &Meta<'_>, out: &mut Vec<u8>) {
         } else {
             reply.finish();
         }
+        changed
     });
+    if changed {
+        shared.key_modified(&meta.key, NO_CLIENT);
+    }
 }
 
 /// ms <key> <datalen> <flags>*
@@ -147,6 +155,9 @@ pub(super) fn ms(shared: &Shared, set: &MetaSet<'_>, out: &mut Vec<u8>) {
             shared.store.set(key, set.data, options)
         }
     };
+    if result.is_ok() {
+        shared.key_modified(key, NO_CLIENT);
+    }
     let code = match result {
         Ok(_) if flags.quiet() => return,
         Ok(_) => MetaCode::Hd,
@@ -253,6 +264,7 @@ pub(super) fn md(shared: &Shared, meta: &Meta<'_>, out: &mut Vec<u8>) {
     let counters = &shared.memcache;
     let code = match shared.store.meta_delete(&meta.key, &options) {
         Ok(_) => {
+            shared.key_modified(&meta.key, NO_CLIENT);
             McCounters::bump(&counters.delete_hits);
             if flags.quiet() {
                 return;
@@ -323,6 +335,7 @@ pub(super) fn ma(shared: &Shared, ma: &MetaArithmetic<'_>, out: &mut Vec<u8>) {
     };
     let (value, expire, cas) = match result {
         Ok((Ok((value, expire)), cas)) => {
+            shared.key_modified(&meta.key, NO_CLIENT);
             McCounters::bump(hits);
             (value, expire, cas.unwrap_or(0))
         }

@@ -11,6 +11,7 @@ use strata_store::{Condition, Expiry, MetaGet, SetOptions, StoreError};
 use super::{EXPIRED, McCounters, expiry};
 use crate::Shared;
 use crate::metrics::Protocol;
+use crate::tracking::NO_CLIENT;
 
 /// The version memcached clients see; strata's own follows it.
 pub(crate) fn version_line() -> String {
@@ -24,6 +25,9 @@ pub(super) fn execute(shared: &Shared, request: &Request<'_>, out: &mut Vec<u8>)
         Request::Store(store) => store_item(shared, store, out),
         Request::Delete { key, noreply } => {
             let deleted = shared.store.delete(key);
+            if deleted {
+                shared.key_modified(key, NO_CLIENT);
+            }
             let counters = &shared.memcache;
             McCounters::bump(if deleted {
                 &counters.delete_hits
@@ -49,6 +53,7 @@ pub(super) fn execute(shared: &Shared, request: &Request<'_>, out: &mut Vec<u8>)
             };
             match shared.store.incr_unsigned(key, *delta, decrement) {
                 Ok(value) => {
+                    shared.key_modified(key, NO_CLIENT);
                     McCounters::bump(hits);
                     if !noreply {
                         encode_number(out, value);
@@ -69,6 +74,9 @@ pub(super) fn execute(shared: &Shared, request: &Request<'_>, out: &mut Vec<u8>)
         Request::Touch { key, exptime, noreply } => {
             let expiry = expiry(shared, *exptime).unwrap_or(EXPIRED);
             let touched = shared.store.touch(key, expiry);
+            if touched {
+                shared.key_modified(key, NO_CLIENT);
+            }
             let counters = &shared.memcache;
             McCounters::bump(if touched {
                 &counters.touch_hits
@@ -119,6 +127,10 @@ fn retrieve(shared: &Shared, get: &Get<'_>, out: &mut Vec<u8>) {
                 })
             }
         };
+        if touch.is_some() && found.is_some() {
+            // gat/gats changed the TTL.
+            shared.key_modified(key, NO_CLIENT);
+        }
         match (found.is_some(), touch.is_some()) {
             (true, false) => McCounters::bump(&counters.get_hits),
             (false, false) => McCounters::bump(&counters.get_misses),
@@ -161,6 +173,7 @@ fn store_item(shared: &Shared, store: &Store<'_>, out: &mut Vec<u8>) {
     let is_cas = matches!(store.command, StoreCommand::Cas(_));
     match result {
         Ok(_) => {
+            shared.key_modified(store.key, NO_CLIENT);
             if is_cas {
                 McCounters::bump(&counters.cas_hits);
             }
@@ -194,6 +207,7 @@ fn store_item(shared: &Shared, store: &Store<'_>, out: &mut Vec<u8>) {
 fn flush_all(shared: &Shared, delay: Option<i64>) {
     let Some(delay) = delay.filter(|&d| d != 0) else {
         shared.store.flush();
+        shared.flushed();
         shared.set_flush_deadline(None);
         return;
     };
@@ -204,6 +218,7 @@ fn flush_all(shared: &Shared, delay: Option<i64>) {
     };
     if at_ms <= now_ms {
         shared.store.flush();
+        shared.flushed();
         shared.set_flush_deadline(None);
     } else {
         shared.set_flush_deadline(Some(at_ms));

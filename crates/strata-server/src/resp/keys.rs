@@ -7,7 +7,16 @@ use crate::glob;
 
 /// DEL key [key …] / UNLINK
 pub(super) fn del(ctx: &mut Ctx<'_>) -> Flow {
-    let deleted = ctx.args_from(1).filter(|key| ctx.shared.store.delete(key)).count();
+    let deleted = ctx
+        .args_from(1)
+        .filter(|key| {
+            let deleted = ctx.shared.store.delete(key);
+            if deleted {
+                ctx.modified(key);
+            }
+            deleted
+        })
+        .count();
     ctx.out.integer(deleted as i64);
     Flow::Continue
 }
@@ -89,7 +98,12 @@ fn expire_generic(ctx: &mut Ctx<'_>, unit_ms: u64, absolute: bool) -> Flow {
         }
     });
     match result {
-        Ok((changed, _)) => ctx.out.integer(i64::from(changed)),
+        Ok((changed, _)) => {
+            if changed {
+                ctx.modified(ctx.arg(1));
+            }
+            ctx.out.integer(i64::from(changed))
+        }
         Err(error) => {
             ctx.store_error(&error);
             return Flow::Continue;
@@ -175,7 +189,11 @@ pub(super) fn persist(ctx: &mut Ctx<'_>) -> Flow {
         Some(item) if !item.is_placeholder() && item.expire_at_ms().is_some() => (Change::Expire(Expiry::Never), true),
         _ => (Change::Keep, false),
     });
-    ctx.out.integer(i64::from(matches!(result, Ok((true, _)))));
+    let changed = matches!(result, Ok((true, _)));
+    if changed {
+        ctx.modified(ctx.arg(1));
+    }
+    ctx.out.integer(i64::from(changed));
     Flow::Continue
 }
 
@@ -190,6 +208,8 @@ pub(super) fn type_(ctx: &mut Ctx<'_>) -> Flow {
 pub(super) fn rename(ctx: &mut Ctx<'_>) -> Flow {
     match ctx.shared.store.rename(ctx.arg(1), ctx.arg(2), false) {
         Ok(_) => {
+            ctx.modified(ctx.arg(1));
+            ctx.modified(ctx.arg(2));
             ctx.out.ok();
         }
         Err(error) => ctx.store_error(&error),
@@ -201,6 +221,10 @@ pub(super) fn rename(ctx: &mut Ctx<'_>) -> Flow {
 pub(super) fn renamenx(ctx: &mut Ctx<'_>) -> Flow {
     match ctx.shared.store.rename(ctx.arg(1), ctx.arg(2), true) {
         Ok(moved) => {
+            if moved {
+                ctx.modified(ctx.arg(1));
+                ctx.modified(ctx.arg(2));
+            }
             ctx.out.integer(i64::from(moved));
         }
         Err(error) => ctx.store_error(&error),
@@ -228,7 +252,12 @@ pub(super) fn copy(ctx: &mut Ctx<'_>) -> Flow {
         i += 1;
     }
     match ctx.shared.store.copy(ctx.arg(1), ctx.arg(2), replace) {
-        Ok(copied) => ctx.out.integer(i64::from(copied)),
+        Ok(copied) => {
+            if copied {
+                ctx.modified(ctx.arg(2));
+            }
+            ctx.out.integer(i64::from(copied))
+        }
         Err(StoreError::NotFound) => ctx.out.integer(0),
         Err(error) => {
             ctx.store_error(&error);
@@ -455,6 +484,7 @@ pub(super) fn flush(ctx: &mut Ctx<'_>) -> Flow {
         return Flow::Continue;
     }
     ctx.shared.store.flush();
+    ctx.shared.flushed();
     ctx.out.ok();
     Flow::Continue
 }

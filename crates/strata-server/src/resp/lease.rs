@@ -59,7 +59,13 @@ pub(super) fn lget(ctx: &mut Ctx<'_>) -> Flow {
         return Flow::Continue;
     };
     let lease = lease_ms.map_or_else(|| ctx.shared.lease(), Duration::from_millis);
-    match ctx.shared.store.lease_get(ctx.arg(1), lease) {
+    let grant = ctx.shared.store.lease_get(ctx.arg(1), lease);
+    // A lease on a miss creates a placeholder, and a refresh handed out on
+    // a stale value may shorten its life: both are changes.
+    if matches!(grant, LeaseGrant::Won { .. } | LeaseGrant::Stale { token: Some(_), .. }) {
+        ctx.modified(ctx.arg(1));
+    }
+    match grant {
         LeaseGrant::Hit(value) => {
             ctx.out.array(2).bulk(b"hit").bulk(&value);
         }
@@ -93,6 +99,7 @@ pub(super) fn lset(ctx: &mut Ctx<'_>) -> Flow {
     let expiry = ttl_ms.map_or(Expiry::Never, Expiry::AfterMs);
     match ctx.shared.store.lease_set(ctx.arg(1), token as u64, ctx.arg(3), expiry) {
         Ok(_) => {
+            ctx.modified(ctx.arg(1));
             ctx.out.ok();
         }
         Err(StoreError::LeaseInvalid) => {
@@ -114,7 +121,10 @@ pub(super) fn linvalidate(ctx: &mut Ctx<'_>) -> Flow {
         ..MetaDelete::default()
     };
     match ctx.shared.store.meta_delete(ctx.arg(1), &options) {
-        Ok(_) => ctx.out.integer(1),
+        Ok(_) => {
+            ctx.modified(ctx.arg(1));
+            ctx.out.integer(1)
+        }
         Err(_) => ctx.out.integer(0),
     };
     Flow::Continue

@@ -17,23 +17,37 @@
 //! - `keys.rs`: the generic keyspace (DEL, EXPIRE, TTL, RENAME, SCAN, …).
 //! - `server.rs`: connection and server commands (HELLO, AUTH, INFO,
 //!   CONFIG, CLIENT, COMMAND, …).
+//! - `tracking.rs`: CLIENT TRACKING, CACHING, GETREDIR, TRACKINGINFO.
+//! - `pubsub.rs`: SUBSCRIBE, PSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH,
+//!   PUBSUB.
 //! - `lease.rs`: strata's lease commands (LGET, LSET, LINVALIDATE).
+//!
+//! Every command that changes a key reports it (`Ctx::modified`) after
+//! the change, for client tracking; a tracking connection's reads are
+//! recorded before they run, from the command table's key positions
+//! ([`TRACKED_READS`]). A session also encodes the pushes queued for its
+//! connection (invalidations, pub/sub messages) in its current protocol.
 
 mod keys;
 mod lease;
+mod pubsub;
 mod server;
 mod strings;
+mod tracking;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
+use bytes::Bytes;
 use strata_proto::resp::{Args, Encoder, Limits, Protocol, parse_request};
 use strata_store::StoreError;
 
 use crate::Shared;
 use crate::conn::{Outcome, Session};
 use crate::metrics::LocalStats;
+use crate::push::{Inbox, Push};
 
 /// What a handler tells the connection to do after its reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +66,31 @@ pub(crate) struct Conn {
     pub(crate) lib_name: Option<Vec<u8>>,
     pub(crate) lib_ver: Option<Vec<u8>>,
     pub(crate) created: Instant,
+    /// Client tracking's options, if it is on (a copy of what the shared
+    /// registry holds, so reads check it without a lock).
+    pub(crate) tracking: Option<crate::tracking::Options>,
+    /// `CLIENT CACHING YES|NO` was given for the next command.
+    pub(crate) caching: bool,
+    /// Pub/sub channels and patterns subscribed to.
+    pub(crate) channels: HashSet<Bytes>,
+    pub(crate) patterns: HashSet<Bytes>,
+}
+
+impl Conn {
+    /// Subscriptions of both kinds: RESP2 is in pub/sub mode while non-zero.
+    pub(crate) fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// True if a read by this connection now is to be tracked.
+    fn tracks_reads(&self) -> bool {
+        match self.tracking {
+            Some(options) if !options.bcast => {
+                (!options.optin || self.caching) && !(options.optout && self.caching)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Everything a command handler sees.
@@ -84,6 +123,13 @@ impl<'a> Ctx<'a> {
     /// True if argument `i` equals `word`, ignoring ASCII case.
     pub(crate) fn arg_is(&self, i: usize, word: &str) -> bool {
         self.arg(i).eq_ignore_ascii_case(word.as_bytes())
+    }
+
+    /// Reports that `key` changed (call after the change), for client
+    /// tracking.
+    #[inline]
+    pub(crate) fn modified(&self, key: &[u8]) {
+        self.shared.key_modified(key, self.conn.id);
     }
 
     /// Replies `-ERR syntax error`.
@@ -214,6 +260,13 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!("client", -2, [], 0, 0, 0, server::client),
     cmd!("command", -1, [], 0, 0, 0, server::command),
     cmd!("time", 1, ["fast"], 0, 0, 0, server::time),
+    // pub/sub
+    cmd!("subscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, pubsub::subscribe),
+    cmd!("unsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, pubsub::unsubscribe),
+    cmd!("psubscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, pubsub::psubscribe),
+    cmd!("punsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, pubsub::punsubscribe),
+    cmd!("publish", 3, ["pubsub", "loading", "stale", "fast"], 0, 0, 0, pubsub::publish),
+    cmd!("pubsub", -2, ["pubsub", "loading", "stale"], 0, 0, 0, pubsub::pubsub),
     // strata's leases
     cmd!("lget", -2, ["write", "fast"], 1, 1, 1, lease::lget),
     cmd!("lset", -4, ["write", "denyoom"], 1, 1, 1, lease::lset),
@@ -223,6 +276,24 @@ pub(crate) static COMMANDS: &[Command] = &[
 /// Command names in [`COMMANDS`] order, for the metrics.
 pub(crate) static COMMAND_NAMES: LazyLock<Vec<&'static str>> =
     LazyLock::new(|| COMMANDS.iter().map(|c| c.name).collect());
+
+/// Per command in [`COMMANDS`] order: a read whose keys client tracking
+/// remembers — Redis's rule (read-only commands with keys), plus GETEX and
+/// LGET, which return values a near cache may keep.
+pub(crate) static TRACKED_READS: LazyLock<Vec<bool>> = LazyLock::new(|| {
+    COMMANDS
+        .iter()
+        .map(|c| c.first_key > 0 && (c.flags.contains(&"readonly") || matches!(c.name, "getex" | "lget")))
+        .collect()
+});
+
+/// The commands a RESP2 connection in pub/sub mode may run.
+fn allowed_while_subscribed(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
+    )
+}
 
 /// Upper-cased name → index in [`COMMANDS`].
 static BY_NAME: LazyLock<HashMap<Vec<u8>, usize>> = LazyLock::new(|| {
@@ -246,11 +317,13 @@ pub(crate) struct RespSession {
     conn: Conn,
     args: Args,
     limits: Limits,
+    /// The push queue, until the connection loop takes it.
+    inbox: Option<Inbox>,
 }
 
 impl RespSession {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        let (limits, authenticated) = {
+        let (limits, authenticated, push_limit) = {
             let config = shared.config.read();
             let max_request = crate::max_request_bytes(&config);
             (
@@ -260,9 +333,11 @@ impl RespSession {
                     ..Limits::default()
                 },
                 config.requirepass.is_none(),
+                usize::try_from(config.push_buffer_limit.0).unwrap_or(usize::MAX),
             )
         };
-        let id = shared.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let inbox = Some(shared.clients.register(id, push_limit));
         Self {
             shared,
             conn: Conn {
@@ -273,9 +348,14 @@ impl RespSession {
                 lib_name: None,
                 lib_ver: None,
                 created: Instant::now(),
+                tracking: None,
+                caching: false,
+                channels: HashSet::new(),
+                patterns: HashSet::new(),
             },
             args: Args::new(),
             limits,
+            inbox,
         }
     }
 
@@ -298,6 +378,23 @@ impl RespSession {
             encoder.error(b"NOAUTH Authentication required.");
             return Flow::Continue;
         }
+        if self.conn.protocol == Protocol::Resp2
+            && self.conn.subscriptions() > 0
+            && !allowed_while_subscribed(command.name)
+        {
+            let text = format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed \
+                 in this context",
+                command.name
+            );
+            encoder.error(text.as_bytes());
+            return Flow::Continue;
+        }
+        let tracking = self.conn.tracking.is_some();
+        if tracking && TRACKED_READS[index] && self.conn.tracks_reads() {
+            // Before the read: a write after this finds the record.
+            self.record_keys(command, buf);
+        }
         let mut ctx = Ctx {
             args: &self.args,
             buf,
@@ -307,8 +404,61 @@ impl RespSession {
             command,
         };
         let flow = (command.handler)(&mut ctx);
+        if tracking && command.name != "client" {
+            // CLIENT CACHING applies to the one command after it.
+            self.conn.caching = false;
+        }
         stats.record(index, started.elapsed().as_nanos() as u64);
         flow
+    }
+
+    /// Records the keys of a read for default-mode tracking.
+    fn record_keys(&self, command: &Command, buf: &[u8]) {
+        let argc = self.args.len() as i32;
+        let last = if command.last_key < 0 {
+            argc + command.last_key
+        } else {
+            command.last_key.min(argc - 1)
+        };
+        let mut i = command.first_key;
+        while i <= last && i < argc {
+            let key = self.args.get(buf, i as usize);
+            self.shared.tracking.record_read(&self.shared.clients, self.conn.id, key);
+            i += command.step.max(1);
+        }
+    }
+
+    /// Starts an invalidation message if this connection can receive one:
+    /// a RESP3 push, or on RESP2 in pub/sub mode a message on
+    /// `__redis__:invalidate`. The keys (or a null) follow.
+    fn invalidation_header(&self, out: &mut Encoder<'_>) -> bool {
+        match self.conn.protocol {
+            Protocol::Resp3 => {
+                out.push(2).bulk(b"invalidate");
+                true
+            }
+            Protocol::Resp2 if self.conn.subscriptions() > 0 => {
+                out.push(3).bulk(b"message").bulk(crate::pubsub::INVALIDATE_CHANNEL);
+                true
+            }
+            // RESP2 outside pub/sub mode has no way to receive pushes;
+            // Redis drops them too.
+            Protocol::Resp2 => false,
+        }
+    }
+}
+
+impl Drop for RespSession {
+    fn drop(&mut self) {
+        let (shared, id) = (&self.shared, self.conn.id);
+        shared.clients.remove(id);
+        shared.tracking.client_gone(&shared.clients, id);
+        for channel in &self.conn.channels {
+            shared.pubsub.unsubscribe(id, channel);
+        }
+        for pattern in &self.conn.patterns {
+            shared.pubsub.punsubscribe(id, pattern);
+        }
     }
 }
 
@@ -335,6 +485,69 @@ fn printable(bytes: &[u8], max: usize) -> impl Iterator<Item = u8> + '_ {
 }
 
 impl Session for RespSession {
+    fn take_inbox(&mut self) -> Option<Inbox> {
+        self.inbox.take()
+    }
+
+    fn write_pushes(&mut self, pushes: &mut Vec<Push>, out: &mut Vec<u8>) {
+        let mut encoder = Encoder::new(out, self.conn.protocol);
+        let mut invalidated = 0u64;
+        let mut i = 0;
+        while i < pushes.len() {
+            match &pushes[i] {
+                Push::Invalidate(_) => {
+                    // Consecutive keys travel in one message.
+                    let run = pushes[i..]
+                        .iter()
+                        .take_while(|p| matches!(p, Push::Invalidate(_)))
+                        .count();
+                    if self.invalidation_header(&mut encoder) {
+                        encoder.array(run);
+                        for push in &pushes[i..i + run] {
+                            if let Push::Invalidate(key) = push {
+                                encoder.bulk(key);
+                            }
+                        }
+                        invalidated += run as u64;
+                    }
+                    i += run;
+                    continue;
+                }
+                Push::InvalidateAll => {
+                    if self.invalidation_header(&mut encoder) {
+                        encoder.null();
+                        invalidated += 1;
+                    }
+                }
+                Push::RedirectBroken(target) => {
+                    if self.conn.protocol == Protocol::Resp3 {
+                        encoder.push(2).bulk(b"tracking-redir-broken").integer(*target as i64);
+                    }
+                }
+                Push::Message { channel, payload } => {
+                    encoder.push(3).bulk(b"message").bulk(channel).bulk(payload);
+                }
+                Push::PatternMessage {
+                    pattern,
+                    channel,
+                    payload,
+                } => {
+                    encoder
+                        .push(4)
+                        .bulk(b"pmessage")
+                        .bulk(pattern)
+                        .bulk(channel)
+                        .bulk(payload);
+                }
+            }
+            i += 1;
+        }
+        pushes.clear();
+        if invalidated > 0 {
+            self.shared.metrics.invalidations.fetch_add(invalidated, Ordering::Relaxed);
+        }
+    }
+
     fn process(&mut self, input: &[u8], out: &mut Vec<u8>, stats: &mut LocalStats) -> Outcome {
         self.shared.run_due_flush();
         let mut consumed = 0;
@@ -357,7 +570,7 @@ impl Session for RespSession {
                     self.shared
                         .metrics
                         .protocol_errors
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        .fetch_add(1, Ordering::Relaxed);
                     let text = format!("ERR {error}");
                     Encoder::new(out, self.conn.protocol).error(text.as_bytes());
                     return Outcome {

@@ -13,10 +13,14 @@ use crate::config::{ByteSize, parse_policy};
 use crate::metrics::Protocol as MetricsProtocol;
 use crate::{REDIS_COMPAT_VERSION, VERSION, glob};
 
-/// PING [message]
+/// PING [message]; in RESP2 pub/sub mode, `pong` and the message as an
+/// array, as Redis answers there.
 pub(super) fn ping(ctx: &mut Ctx<'_>) -> Flow {
     if ctx.argc() > 2 {
         ctx.out.error(b"ERR wrong number of arguments for 'ping' command");
+    } else if ctx.conn.protocol == Protocol::Resp2 && ctx.conn.subscriptions() > 0 {
+        let message = if ctx.argc() == 2 { ctx.arg(1) } else { b"" };
+        ctx.out.array(2).bulk(b"pong").bulk(message);
     } else if ctx.argc() == 2 {
         ctx.out.bulk(ctx.arg(1));
     } else {
@@ -165,8 +169,13 @@ pub(super) fn quit(ctx: &mut Ctx<'_>) -> Flow {
     Flow::Close
 }
 
-/// RESET: back to a fresh connection's state.
+/// RESET: back to a fresh connection's state (tracking off, no
+/// subscriptions).
 pub(super) fn reset(ctx: &mut Ctx<'_>) -> Flow {
+    ctx.shared.tracking.disable(ctx.conn.id);
+    ctx.conn.tracking = None;
+    ctx.conn.caching = false;
+    super::pubsub::drop_all(ctx);
     ctx.conn.protocol = Protocol::Resp2;
     ctx.conn.name = None;
     ctx.conn.authenticated = ctx.shared.requirepass().is_none();
@@ -266,9 +275,12 @@ pub(super) fn info(ctx: &mut Ctx<'_>) -> Flow {
     section("Clients", &|t| {
         let _ = write!(
             t,
-            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\n",
+            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:{}\r\n\
+             pubsub_clients:{}\r\n",
             metrics.connections.load(Ordering::Relaxed),
-            config.max_connections
+            config.max_connections,
+            shared.tracking.clients(),
+            shared.pubsub.channel_count() + shared.pubsub.pattern_count(),
         );
     });
     let stats = shared.store.stats();
@@ -297,14 +309,23 @@ pub(super) fn info(ctx: &mut Ctx<'_>) -> Flow {
             t,
             "total_connections_received:{}\r\ntotal_commands_processed:{commands}\r\nrejected_connections:{}\r\n\
              expired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\
-             total_error_replies:0\r\nprotocol_errors:{}\r\n",
+             total_error_replies:0\r\nprotocol_errors:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\
+             tracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\n\
+             tracking_invalidations:{}\r\npush_disconnects:{}\r\n",
             metrics.connections_total.load(Ordering::Relaxed),
             metrics.rejected_connections.load(Ordering::Relaxed),
             stats.expirations(),
             stats.evictions,
             stats.hits,
             stats.misses,
-            metrics.protocol_errors.load(Ordering::Relaxed)
+            metrics.protocol_errors.load(Ordering::Relaxed),
+            shared.pubsub.channel_count(),
+            shared.pubsub.pattern_count(),
+            shared.tracking.total_keys(),
+            shared.tracking.total_items(),
+            shared.tracking.total_prefixes(),
+            metrics.invalidations.load(Ordering::Relaxed),
+            metrics.push_disconnects.load(Ordering::Relaxed),
         );
     });
     section("Replication", &|t| {
@@ -378,6 +399,8 @@ fn config_values(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("requirepass", config.requirepass.clone().unwrap_or_default()),
         ("active-expire-effort", config.active_expire_effort.to_string()),
         ("lease-ms", config.lease_ms.to_string()),
+        ("tracking-table-max-keys", ctx.shared.tracking.max_keys().to_string()),
+        ("push-buffer-limit", config.push_buffer_limit.to_string()),
         ("databases", "1".into()),
         ("save", String::new()),
         ("appendonly", "no".into()),
@@ -467,6 +490,22 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), String> {
             0 => return Err(failed("argument must be at least 1")),
             ms => ctx.shared.config.write().lease_ms = ms,
         },
+        "tracking-table-max-keys" => match number()? {
+            0 => return Err(failed("argument must be at least 1 (strata bounds the table)")),
+            keys => {
+                let keys = usize::try_from(keys).unwrap_or(usize::MAX);
+                ctx.shared.tracking.set_max_keys(keys);
+                ctx.shared.config.write().tracking_table_max_keys = keys;
+            }
+        },
+        "push-buffer-limit" => {
+            let bytes: ByteSize = text.parse().map_err(|e: String| failed(&e))?;
+            if bytes.0 < 1024 {
+                return Err(failed("push-buffer-limit must be at least 1kb"));
+            }
+            // Connections opened from now on get the new limit.
+            ctx.shared.config.write().push_buffer_limit = bytes;
+        }
         "save" | "appendonly" => {}
         _ => {
             return Err(format!(
@@ -477,10 +516,15 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// CLIENT ID | SETNAME | GETNAME | SETINFO | INFO | LIST | NO-EVICT | NO-TOUCH | HELP
+/// CLIENT ID | SETNAME | GETNAME | SETINFO | INFO | LIST | NO-EVICT |
+/// NO-TOUCH | TRACKING | CACHING | GETREDIR | TRACKINGINFO | HELP
 pub(super) fn client(ctx: &mut Ctx<'_>) -> Flow {
     let sub = ctx.arg(1).to_ascii_uppercase();
     match (sub.as_slice(), ctx.argc()) {
+        (b"TRACKING", 3..) => return super::tracking::tracking(ctx),
+        (b"CACHING", 3) => return super::tracking::caching(ctx),
+        (b"GETREDIR", 2) => return super::tracking::getredir(ctx),
+        (b"TRACKINGINFO", 2) => return super::tracking::trackinginfo(ctx),
         (b"ID", 2) => {
             ctx.out.integer(ctx.conn.id as i64);
         }
@@ -517,16 +561,38 @@ pub(super) fn client(ctx: &mut Ctx<'_>) -> Flow {
         }
         (b"INFO", 2) | (b"LIST", _) => {
             let conn = &ctx.conn;
+            // Redis's flags letters: P pub/sub, t tracking, B broadcast,
+            // R broken redirect; N none.
+            let tracking = ctx.shared.tracking.info(conn.id);
+            let mut flags = String::new();
+            if conn.subscriptions() > 0 {
+                flags.push('P');
+            }
+            if let Some(info) = &tracking {
+                flags.push('t');
+                if info.options.bcast {
+                    flags.push('B');
+                }
+                if info.broken {
+                    flags.push('R');
+                }
+            }
+            if flags.is_empty() {
+                flags.push('N');
+            }
             let line = format!(
-                "id={} addr=? laddr={} fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 multi=-1 \
-                 resp={} lib-name={} lib-ver={}\n",
+                "id={} addr=? laddr={} fd=0 name={} age={} idle=0 flags={flags} db=0 sub={} psub={} multi=-1 \
+                 resp={} lib-name={} lib-ver={} redir={}\n",
                 conn.id,
                 ctx.shared.resp_addr,
                 String::from_utf8_lossy(conn.name.as_deref().unwrap_or_default()),
                 conn.created.elapsed().as_secs(),
+                conn.channels.len(),
+                conn.patterns.len(),
                 if conn.protocol == Protocol::Resp3 { 3 } else { 2 },
                 String::from_utf8_lossy(conn.lib_name.as_deref().unwrap_or_default()),
                 String::from_utf8_lossy(conn.lib_ver.as_deref().unwrap_or_default()),
+                tracking.map_or(-1, |info| info.options.redirect as i64),
             );
             ctx.out.verbatim(b"txt", line.as_bytes());
         }
@@ -534,9 +600,13 @@ pub(super) fn client(ctx: &mut Ctx<'_>) -> Flow {
             ctx.out.ok();
         }
         (b"HELP", _) => {
-            ctx.out.array(1);
+            ctx.out.array(2);
             ctx.out
                 .simple(b"CLIENT ID | SETNAME <name> | GETNAME | SETINFO <LIB-NAME|LIB-VER> <value> | INFO | LIST");
+            ctx.out.simple(
+                b"CLIENT TRACKING ON|OFF [REDIRECT <id>] [PREFIX <prefix> ...] [BCAST] [OPTIN] [OPTOUT] [NOLOOP] | \
+                  CACHING YES|NO | GETREDIR | TRACKINGINFO",
+            );
         }
         _ => {
             let text = format!(

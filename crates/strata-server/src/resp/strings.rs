@@ -114,6 +114,7 @@ pub(super) fn set(ctx: &mut Ctx<'_>) -> Flow {
         };
         match ctx.shared.store.set(key, value, options) {
             Ok(_) => {
+                ctx.modified(key);
                 ctx.out.ok();
             }
             Err(StoreError::NotStored) => {
@@ -142,6 +143,9 @@ pub(super) fn set(ctx: &mut Ctx<'_>) -> Flow {
         };
         (change, old)
     });
+    if matches!(result, Ok((_, Some(_)))) {
+        ctx.modified(key);
+    }
     match result {
         Ok((Some(old), _)) => {
             ctx.out.bulk(&old);
@@ -161,7 +165,10 @@ pub(super) fn setnx(ctx: &mut Ctx<'_>) -> Flow {
         ..SetOptions::default()
     };
     match ctx.shared.store.set(ctx.arg(1), ctx.arg(2), options) {
-        Ok(_) => ctx.out.integer(1),
+        Ok(_) => {
+            ctx.modified(ctx.arg(1));
+            ctx.out.integer(1)
+        }
         Err(StoreError::NotStored) => ctx.out.integer(0),
         Err(error) => {
             ctx.store_error(&error);
@@ -189,6 +196,7 @@ fn set_with_ttl(ctx: &mut Ctx<'_>, millis_per_unit: u64) -> Flow {
     };
     match ctx.shared.store.set(ctx.arg(1), ctx.arg(3), options) {
         Ok(_) => {
+            ctx.modified(ctx.arg(1));
             ctx.out.ok();
         }
         Err(error) => ctx.store_error(&error),
@@ -229,16 +237,21 @@ pub(super) fn getex(ctx: &mut Ctx<'_>) -> Flow {
     let result = ctx.shared.store.compute(ctx.arg(1), |item| match item {
         Some(item) if !item.is_placeholder() => {
             let change = match option {
-                ExpiryOption::Persist => Change::Expire(Expiry::Never),
+                // As Redis: PERSIST of a key without a TTL changes nothing.
+                ExpiryOption::Persist if item.expire_at_ms().is_some() => Change::Expire(Expiry::Never),
                 ExpiryOption::Set(at) => Change::Expire(at),
                 _ => Change::Keep,
             };
-            (change, Some(item.value().to_vec()))
+            let changed = !matches!(change, Change::Keep);
+            (change, Some((item.value().to_vec(), changed)))
         }
         _ => (Change::Keep, None),
     });
+    if matches!(result, Ok((Some((_, true)), _))) {
+        ctx.modified(ctx.arg(1));
+    }
     match result {
-        Ok((Some(value), _)) => {
+        Ok((Some((value, _)), _)) => {
             ctx.out.bulk(&value);
         }
         Ok((None, _)) => {
@@ -256,7 +269,10 @@ pub(super) fn getdel(ctx: &mut Ctx<'_>) -> Flow {
         _ => (Change::Keep, None),
     });
     match result {
-        Ok((Some(value), _)) => ctx.out.bulk(&value),
+        Ok((Some(value), _)) => {
+            ctx.modified(ctx.arg(1));
+            ctx.out.bulk(&value)
+        }
         _ => ctx.out.null(),
     };
     Flow::Continue
@@ -274,6 +290,9 @@ pub(super) fn getset(ctx: &mut Ctx<'_>) -> Flow {
         };
         (change, old)
     });
+    if result.is_ok() {
+        ctx.modified(ctx.arg(1));
+    }
     match result {
         Ok((Some(old), _)) => {
             ctx.out.bulk(&old);
@@ -328,6 +347,7 @@ pub(super) fn mset(ctx: &mut Ctx<'_>) -> Flow {
             ctx.store_error(&error);
             return Flow::Continue;
         }
+        ctx.modified(ctx.arg(i));
     }
     ctx.out.ok();
     Flow::Continue
@@ -343,7 +363,12 @@ pub(super) fn msetnx(ctx: &mut Ctx<'_>) -> Flow {
         .map(|i| (ctx.arg(i), ctx.arg(i + 1)))
         .collect();
     match ctx.shared.store.set_many_if_absent(&pairs) {
-        Ok(true) => ctx.out.integer(1),
+        Ok(true) => {
+            for (key, _) in &pairs {
+                ctx.modified(key);
+            }
+            ctx.out.integer(1)
+        }
         Ok(false) => ctx.out.integer(0),
         Err(error) => {
             ctx.store_error(&error);
@@ -356,6 +381,7 @@ pub(super) fn msetnx(ctx: &mut Ctx<'_>) -> Flow {
 fn incr_by(ctx: &mut Ctx<'_>, delta: i64) -> Flow {
     match ctx.shared.store.incr_by(ctx.arg(1), delta) {
         Ok(value) => {
+            ctx.modified(ctx.arg(1));
             ctx.out.integer(value);
         }
         Err(error) => ctx.store_error(&error),
@@ -423,6 +449,7 @@ pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>) -> Flow {
     });
     match result {
         Ok((Ok(text), _)) => {
+            ctx.modified(ctx.arg(1));
             ctx.out.bulk(&text);
         }
         Ok((Err(message), _)) => {
@@ -437,6 +464,7 @@ pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>) -> Flow {
 pub(super) fn append(ctx: &mut Ctx<'_>) -> Flow {
     match ctx.shared.store.append(ctx.arg(1), ctx.arg(2), false, true) {
         Ok(len) => {
+            ctx.modified(ctx.arg(1));
             ctx.out.integer(len as i64);
         }
         Err(error) => ctx.store_error(&error),
@@ -536,7 +564,10 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>) -> Flow {
         )
     });
     match result {
-        Ok((len, _)) => {
+        Ok((len, cas)) => {
+            if cas.is_some() {
+                ctx.modified(ctx.arg(1));
+            }
             ctx.out.integer(len as i64);
         }
         Err(error) => ctx.store_error(&error),
