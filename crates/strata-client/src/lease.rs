@@ -183,14 +183,22 @@ impl Client {
         }
     }
 
-    /// Stores `value` as origin version `version` of `key`, unless the
-    /// cache already holds that version or a newer one: the write-through
-    /// set, which concurrent writers may send in any order and a slow
-    /// reader's fill cannot undo. It is a compare-and-swap loop on the
-    /// item's CAS, which holds [`VERSION_CAS_BASE`] + version for versioned
-    /// items; an item with a smaller CAS (a lease placeholder, or a value
-    /// stored without a version) is replaced. Standard meta commands only,
-    /// so it works against memcached 1.6 too.
+    /// Replaces the cached copy of `key` with origin version `version`,
+    /// unless the cache holds that version or a newer one: the
+    /// write-through set, which concurrent writers may send in any order
+    /// and a slow reader's fill cannot undo. A compare-and-swap loop on
+    /// the item's CAS, which holds [`VERSION_CAS_BASE`] + version for
+    /// versioned items. Standard meta commands only, so it works against
+    /// memcached 1.6 too.
+    ///
+    /// It never *creates* the key. Deletes carry no version (the cache-aside
+    /// delete, the invalidator's), so a set that created the key could land
+    /// after a newer version's delete and bring an older version back; a
+    /// replace cannot, since whatever is cached after that delete was
+    /// filled from the origin at a newer version. An item without a
+    /// version — a lease placeholder, or a value stored by something else —
+    /// is deleted instead, which voids the lease: its holder may have read
+    /// the origin before this write.
     pub async fn set_versioned(
         &self,
         key: &[u8],
@@ -209,15 +217,19 @@ impl Client {
                 batch
             };
             let (replies, _) = inner.exec_routed(key, route, build(Role::Owner), build).await?;
-            let mode = match meta::read_get(first(replies)?)? {
-                None => SetMode::AddAs(new_cas),
+            let cas = match meta::read_get(first(replies)?)? {
+                None => return Ok(Versioned::NotCached),
                 Some(hit) => match hit.cas {
                     Some(cas) if cas >= new_cas => return Ok(Versioned::NewerCached),
-                    Some(cas) => SetMode::CasAs { cas, new_cas },
+                    Some(cas) if cas >= VERSION_CAS_BASE => cas,
+                    Some(_) => {
+                        inner.delete(key).await?;
+                        return Ok(Versioned::Deleted);
+                    }
                     None => return Err(ClientError::Server("mg c answered without a CAS".into())),
                 },
             };
-            if inner.set(key, value, 0, ttl, mode).await? {
+            if inner.set(key, value, 0, ttl, SetMode::CasAs { cas, new_cas }).await? {
                 return Ok(Versioned::Stored);
             }
             // Another writer (or a fill) got in between: look again.
@@ -250,10 +262,14 @@ const VERSIONED_SET_TRIES: usize = 8;
 /// What [`Client::set_versioned`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Versioned {
-    /// The value is cached as that version.
+    /// The cached copy was replaced by this version.
     Stored,
+    /// The key was not cached; nothing was stored (its next read fills it).
+    NotCached,
     /// The cache already held this version or a newer one; left alone.
     NewerCached,
-    /// Too contended; the key was deleted instead (the next read refills).
+    /// The cached item had no version (a lease placeholder, or another
+    /// program's value), or the swap was too contended: the key was
+    /// deleted instead (the next read refills it).
     Deleted,
 }

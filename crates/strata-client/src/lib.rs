@@ -68,6 +68,7 @@ mod ops;
 pub mod proxy;
 mod recovery;
 mod route;
+pub mod tracking;
 mod warmup;
 
 use std::collections::HashMap;
@@ -84,6 +85,7 @@ pub use health::HealthPolicy;
 pub use meta::MAX_KEY_BYTES;
 pub use node::{NodeError, NodeSettings};
 pub use lease::{Fill, VERSION_CAS_BASE, Versioned};
+pub use tracking::{Invalidation, Tracker, TrackingConfig};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]

@@ -102,6 +102,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -232,6 +233,8 @@ struct Shared {
     appended: Notify,
     /// Serialises `mark_flushed` calls: they share `checkpoint.tmp`.
     checkpointing: Mutex<()>,
+    /// Batches made durable (one data fsync each, two if it rolled).
+    group_commits: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -287,6 +290,7 @@ impl Journal {
             room: Notify::new(),
             appended: Notify::new(),
             checkpointing: Mutex::new(()),
+            group_commits: AtomicU64::new(0),
             config,
         });
         let writer = Writer {
@@ -318,7 +322,8 @@ impl Journal {
     /// When the unflushed bytes would exceed `limit_bytes`, waits up to
     /// `full_wait` for [`mark_flushed`](Self::mark_flushed) to make room,
     /// then fails with [`JournalError::Full`]. An entry larger than
-    /// `limit_bytes` fails at once with [`JournalError::TooLarge`].
+    /// `limit_bytes` fails at once with [`JournalError::TooLarge`]. Waiters
+    /// are not queued in order: a small append may pass a large one.
     ///
     /// If the future is dropped after the write was handed to the writer,
     /// the write is still journaled (and will be flushed), unacknowledged.
@@ -392,7 +397,12 @@ impl Journal {
     pub fn pending(&self, after_seq: u64, max: usize) -> Vec<Entry> {
         let state = self.shared.state.lock();
         let start = state.unflushed.partition_point(|u| u.entry.seq <= after_seq);
-        state.unflushed.range(start..).take(max).map(|u| u.entry.clone()).collect()
+        state
+            .unflushed
+            .range(start..)
+            .take(max)
+            .map(|u| u.entry.clone())
+            .collect()
     }
 
     /// Records durably that every entry through `seq` reached the origin,
@@ -423,20 +433,11 @@ impl Journal {
                     state.unflushed_bytes -= flushed.record_bytes;
                 }
             }
-            let reclaimable = fully_flushed_segments(&state.segments, seq);
-            state.segments.drain(..reclaimable).collect()
+            take_reclaimable(&mut state)
         };
         self.shared.room.notify_waiters();
         if !doomed.is_empty() {
-            for first_seq in doomed {
-                let path = dir.join(segment_name(first_seq));
-                match fs::remove_file(&path) {
-                    Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                        return Err(io_error(format!("deleting {}", path.display()), error));
-                    }
-                    _ => {}
-                }
-            }
+            delete_segments(dir, doomed)?;
             sync_dir(dir)?;
         }
         Ok(())
@@ -462,6 +463,12 @@ impl Journal {
     /// The last durable seq (0 if nothing was ever appended).
     pub fn last_seq(&self) -> u64 {
         self.shared.state.lock().last_seq
+    }
+
+    /// How many batches the writer has made durable since open: appends
+    /// divided by this is the mean group-commit size.
+    pub fn group_commits(&self) -> u64 {
+        self.shared.group_commits.load(Ordering::Relaxed)
     }
 
     /// Resolves once an entry after `after_seq` is durable: the flusher's
@@ -503,6 +510,29 @@ impl Drop for Journal {
             let _ = writer.join();
         }
     }
+}
+
+/// Removes from the list the sealed segments holding only flushed entries,
+/// returning them for deletion. The file is deleted after the list entry,
+/// by whoever took it: `mark_flushed`, or the writer when it rolls.
+fn take_reclaimable(state: &mut State) -> Vec<u64> {
+    let reclaimable = fully_flushed_segments(&state.segments, state.flushed_seq);
+    state.segments.drain(..reclaimable).collect()
+}
+
+/// Deletes these segment files (already gone is fine); the caller syncs the
+/// directory.
+fn delete_segments(dir: &Path, first_seqs: impl IntoIterator<Item = u64>) -> Result<(), JournalError> {
+    for first_seq in first_seqs {
+        let path = dir.join(segment_name(first_seq));
+        match fs::remove_file(&path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                return Err(io_error(format!("deleting {}", path.display()), error));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// How many of the oldest segments hold only entries through `flushed_seq`:
@@ -587,7 +617,10 @@ impl Writer {
         Ok(())
     }
 
-    /// Starts segment `journal-<first_seq>.log` (the previous one is synced).
+    /// Starts segment `journal-<first_seq>.log` (the previous one is
+    /// synced). If the flusher has already flushed everything in the segment
+    /// just sealed (or older ones), deletes them too: one directory fsync
+    /// covers both.
     fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
         let dir = &self.shared.config.dir;
         let path = dir.join(segment_name(first_seq));
@@ -596,10 +629,17 @@ impl Writer {
             .append(true)
             .open(&path)
             .map_err(|error| io_error(format!("creating {}", path.display()), error))?;
-        sync_dir(dir)?;
         self.file_bytes = 0;
-        self.shared.state.lock().segments.push(first_seq);
-        Ok(())
+        let doomed = {
+            let mut state = self.shared.state.lock();
+            state.segments.push(first_seq);
+            take_reclaimable(&mut state)
+        };
+        if let Err(error) = delete_segments(dir, doomed) {
+            // Space, not durability: the next open deletes what is left.
+            tracing::warn!(%error, "cannot delete a flushed journal segment");
+        }
+        sync_dir(dir)
     }
 
     /// The batch is durable: hand it to the flusher's view, then answer.
@@ -621,6 +661,7 @@ impl Writer {
                 replies.push((request.reply, seq));
             }
         }
+        self.shared.group_commits.fetch_add(1, Ordering::Relaxed);
         self.shared.appended.notify_waiters();
         for (reply, seq) in replies {
             let _ = reply.send(Ok(seq));
@@ -676,7 +717,10 @@ fn recover(config: &JournalConfig) -> Result<Recovered, JournalError> {
         };
         let expected = next_seq.unwrap_or(flushed_seq + 1);
         if first_seq < expected && next_seq.is_some() {
-            return Err(corrupt(0, format!("starts at seq {first_seq}, overlapping the previous segment")));
+            return Err(corrupt(
+                0,
+                format!("starts at seq {first_seq}, overlapping the previous segment"),
+            ));
         }
         if first_seq > expected && first_seq - 1 > flushed_seq {
             return Err(corrupt(
@@ -689,7 +733,10 @@ fn recover(config: &JournalConfig) -> Result<Recovered, JournalError> {
         let newest = index + 1 == segments.len();
         if let Some(torn) = parsed.torn {
             if !newest {
-                return Err(corrupt(torn.offset, format!("{} in a segment that is not the newest", torn.reason)));
+                return Err(corrupt(
+                    torn.offset,
+                    format!("{} in a segment that is not the newest", torn.reason),
+                ));
             }
             tracing::warn!(
                 path = %path.display(), offset = torn.offset, reason = torn.reason,
@@ -745,10 +792,7 @@ fn recover(config: &JournalConfig) -> Result<Recovered, JournalError> {
     // A crash between a checkpoint and its deletions leaves these behind.
     let reclaimable = fully_flushed_segments(&segments, flushed_seq);
     if reclaimable > 0 {
-        for first_seq in segments.drain(..reclaimable) {
-            let path = dir.join(segment_name(first_seq));
-            fs::remove_file(&path).map_err(|error| io_error(format!("deleting {}", path.display()), error))?;
-        }
+        delete_segments(dir, segments.drain(..reclaimable))?;
         sync_dir(dir)?;
     }
     Ok(Recovered {
@@ -1071,8 +1115,20 @@ mod tests {
     }
 
     #[test]
+    fn journal_is_send_and_sync() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Journal>();
+        shareable::<JournalError>();
+    }
+
+    #[test]
     fn records_round_trip() {
-        let writes = [put("a", "1"), Write::Delete { id: "b".into() }, put("", ""), put("ключ", "значение")];
+        let writes = [
+            put("a", "1"),
+            Write::Delete { id: "b".into() },
+            put("", ""),
+            put("ключ", "значение"),
+        ];
         let bytes = segment(7, &writes);
         let parsed = parse_segment(&bytes, 7).unwrap();
         assert_eq!(parsed.torn, None);
@@ -1082,7 +1138,10 @@ mod tests {
         assert_eq!(seqs(&parsed), [7, 8, 9, 10]);
         let sizes: u64 = parsed.records.iter().map(|r| r.record_bytes).sum();
         assert_eq!(sizes, bytes.len() as u64);
-        assert_eq!(parsed.records[0].record_bytes, record_len(encode_write(&writes[0]).len()));
+        assert_eq!(
+            parsed.records[0].record_bytes,
+            record_len(encode_write(&writes[0]).len())
+        );
     }
 
     #[test]
@@ -1218,7 +1277,10 @@ mod tests {
         // Segments holding only seqs through 6 are gone; the oldest left
         // holds seq 7.
         let segments = list_segments(&dir.0).unwrap();
-        assert!(segments[0] <= 7 && segments.get(1).is_none_or(|&next| next > 7), "{segments:?}");
+        assert!(
+            segments[0] <= 7 && segments.get(1).is_none_or(|&next| next > 7),
+            "{segments:?}"
+        );
         assert_eq!(journal.append(put("next", "v")).await.unwrap(), 11);
     }
 }

@@ -14,7 +14,7 @@
 //! invalidator deletes the key again from the database's log.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use strata_client::{Client, ClientConfig, ClientError, Fill, LeaseSettings};
@@ -128,6 +128,8 @@ pub(crate) struct NodeInner {
     /// The configured faults strike only while this is set (the checker
     /// clears it to let the system quiesce).
     faults_on: AtomicBool,
+    /// Delayed cache updates still to be sent.
+    delayed_updates: AtomicUsize,
 }
 
 const FROM_L2: u8 = 0;
@@ -202,6 +204,7 @@ impl Node {
                 write_behind,
                 shutdown,
                 faults_on: AtomicBool::new(true),
+                delayed_updates: AtomicUsize::new(0),
             }),
         };
         if node.inner.write_behind.is_some() {
@@ -259,9 +262,11 @@ impl Node {
         self.inner.faults_on.store(on, Ordering::SeqCst);
     }
 
-    /// Unflushed write-behind entries (0 for other strategies).
+    /// Writes whose effects are still on their way: unflushed
+    /// write-behind entries plus delayed cache updates.
     pub fn pending_writes(&self) -> usize {
         self.inner.write_behind.as_ref().map_or(0, WriteBehind::unflushed)
+            + self.inner.delayed_updates.load(Ordering::SeqCst)
     }
 
     /// Stops background work (the write-behind flusher makes a last
@@ -505,9 +510,11 @@ impl NodeInner {
             // Late on the network: the writer is acknowledged first.
             let inner = Arc::clone(self);
             let delay = Duration::from_millis(faults.delete_delay_ms);
+            self.delayed_updates.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 inner.send_cache_update(applied).await;
+                inner.delayed_updates.fetch_sub(1, Ordering::SeqCst);
             });
             return;
         }

@@ -75,7 +75,10 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 
 fn first_seq_of(path: &Path) -> u64 {
     let name = path.file_name().unwrap().to_str().unwrap();
-    name.trim_start_matches("journal-").trim_end_matches(".log").parse().unwrap()
+    name.trim_start_matches("journal-")
+        .trim_end_matches(".log")
+        .parse()
+        .unwrap()
 }
 
 fn config(dir: &Path) -> JournalConfig {
@@ -120,11 +123,14 @@ fn child_write(round: u64, task: u64, i: u64) -> Write {
 }
 
 fn expected_write(id: &str) -> Write {
-    let parts: Vec<u64> = id
-        .split('-')
-        .map(|part| part[1..].parse().unwrap_or_else(|_| panic!("journal holds a foreign id {id:?}")))
-        .collect();
-    child_write(parts[0], parts[1], parts[2])
+    let mut parts = id.split('-');
+    let mut number = |prefix: &str| -> u64 {
+        let part = parts.next().and_then(|part| part.strip_prefix(prefix));
+        part.and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("journal holds a foreign id {id:?}"))
+    };
+    let (round, task, i) = (number("r"), number("t"), number(""));
+    child_write(round, task, i)
 }
 
 /// Child mode (does nothing unless `STRATA_JOURNAL_CHILD_DIR` is set):
@@ -178,6 +184,16 @@ fn child_writer() {
     });
 }
 
+/// Kills the child if the parent's assertions fail first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn acknowledged_writes_survive_sigkill() {
     let dir = TempDir::new("sigkill");
@@ -189,14 +205,16 @@ fn acknowledged_writes_survive_sigkill() {
     let mut last_seq_before = 0;
     for round in 0..6 {
         let kill_after = 200 + splitmix(&mut rng) % 3000;
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, &dir.0)
-            .env(CHILD_ROUND, round.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut child = KillOnDrop(
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
+                .env(CHILD_DIR, &dir.0)
+                .env(CHILD_ROUND, round.to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
         let (mut acks, mut max_flushed, mut min_acked) = (0, 0, u64::MAX);
         let mut line = String::new();
         loop {
@@ -208,27 +226,48 @@ fn acknowledged_writes_survive_sigkill() {
             let Some(line) = line.strip_suffix('\n') else { break };
             let fields: Vec<u64> = line.split(' ').skip(1).filter_map(|f| f.parse().ok()).collect();
             if line.starts_with("ACK ") {
-                let [seq, line_round, task, i] = fields[..] else { panic!("bad line {line:?}") };
+                let [seq, line_round, task, i] = fields[..] else {
+                    panic!("bad line {line:?}")
+                };
                 assert_eq!(line_round, round);
-                assert!(acked.insert(seq, child_write(round, task, i)).is_none(), "seq {seq} acknowledged twice");
+                assert!(
+                    acked.insert(seq, child_write(round, task, i)).is_none(),
+                    "seq {seq} acknowledged twice"
+                );
                 min_acked = min_acked.min(seq);
                 acks += 1;
                 if acks == kill_after {
-                    child.kill().unwrap(); // SIGKILL
+                    child.0.kill().unwrap(); // SIGKILL
                 }
             } else if line.starts_with("FLUSHED ") {
                 max_flushed = max_flushed.max(fields[0]);
             }
         }
-        let status = child.wait().unwrap();
-        assert!(acks >= kill_after, "child exited ({status}) after only {acks} acknowledgements");
-        assert!(min_acked > last_seq_before, "round {round} reused seq {min_acked} (≤ {last_seq_before})");
+        let status = child.0.wait().unwrap();
+        assert!(
+            acks >= kill_after,
+            "child exited ({status}) after only {acks} acknowledgements"
+        );
+        assert!(
+            min_acked > last_seq_before,
+            "round {round} reused seq {min_acked} (≤ {last_seq_before})"
+        );
 
+        let newest = segment_files(&dir.0).pop().unwrap();
+        let newest_bytes = fs::metadata(&newest).unwrap().len();
         let (journal, replay) = Journal::open(child_config(&dir.0)).unwrap();
+        let torn_bytes = newest_bytes - fs::metadata(&newest).map_or(newest_bytes, |m| m.len());
         let flushed = journal.flushed_seq();
-        assert!(flushed >= max_flushed, "checkpoint {flushed} behind a reported flush {max_flushed}");
+        assert!(
+            flushed >= max_flushed,
+            "checkpoint {flushed} behind a reported flush {max_flushed}"
+        );
         let expected_seqs: Vec<u64> = (flushed + 1..=journal.last_seq()).collect();
-        assert_eq!(seqs(&replay), expected_seqs, "replay not consecutive after the checkpoint");
+        assert_eq!(
+            seqs(&replay),
+            expected_seqs,
+            "replay not consecutive after the checkpoint"
+        );
         for entry in &replay {
             assert_eq!(entry.write, expected_write(entry.write.id()), "seq {}", entry.seq);
         }
@@ -242,7 +281,7 @@ fn acknowledged_writes_survive_sigkill() {
         }
         eprintln!(
             "round {round}: {acks} acknowledged before SIGKILL, flushed through {flushed}, \
-             {} replayed, {} segment files",
+             {} replayed, {torn_bytes} torn bytes truncated, {} segment files",
             replay.len(),
             segment_files(&dir.0).len()
         );
@@ -278,7 +317,12 @@ async fn torn_tail_is_truncated_and_its_seq_reused() {
     drop(journal);
 
     // The last record cut in half.
-    fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(whole - 7).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(whole - 7)
+        .unwrap();
     let (journal, replay) = Journal::open(config.clone()).unwrap();
     assert_eq!(seqs(&replay), [1, 2, 3, 4]);
     assert_eq!(journal.last_seq(), 4);
@@ -369,7 +413,10 @@ async fn mark_flushed_then_reopen_replays_only_the_unflushed() {
     assert!(after.len() < before, "{before} → {after:?}");
     assert!(after[0] <= 13 && after.get(1).is_none_or(|&s| s > 13), "{after:?}");
     let error = journal.mark_flushed(21).unwrap_err();
-    assert!(matches!(error, JournalError::NotJournaled { seq: 21, last_seq: 20 }), "{error}");
+    assert!(
+        matches!(error, JournalError::NotJournaled { seq: 21, last_seq: 20 }),
+        "{error}"
+    );
     drop(journal);
 
     let (journal, replay) = Journal::open(config).unwrap();
@@ -440,7 +487,10 @@ async fn full_journal_waits_then_fails_and_takes_writes_once_flushed() {
     // Too large for the whole journal: refused at once, no waiting.
     let started = tokio::time::Instant::now();
     let error = journal.append(put("big", &"x".repeat(100))).await.unwrap_err();
-    assert!(matches!(error, JournalError::TooLarge { limit_bytes: 100, .. }), "{error}");
+    assert!(
+        matches!(error, JournalError::TooLarge { limit_bytes: 100, .. }),
+        "{error}"
+    );
     assert_eq!(started.elapsed(), Duration::ZERO);
 
     // A blocked append goes through as soon as the flusher makes room.
@@ -482,7 +532,10 @@ async fn wait_appended_wakes_the_flusher() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!flusher.is_finished());
     journal.append(put("k", "v")).await.unwrap();
-    let pending = tokio::time::timeout(Duration::from_secs(5), flusher).await.unwrap().unwrap();
+    let pending = tokio::time::timeout(Duration::from_secs(5), flusher)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(seqs(&pending), [1]);
 }
 
@@ -630,8 +683,10 @@ fn throughput() {
         });
         let rate = appended as f64 / seconds;
         println!(
-            "{appenders:>3} appenders: {rate:>8.0} appends/s, mean latency {:.3} ms ({appended} appends in {seconds} s)",
+            "{appenders:>3} appenders: {rate:>8.0} appends/s, mean latency {:.3} ms, {:.1} appends per fsync \
+             ({appended} appends in {seconds} s)",
             appenders as f64 * 1000.0 / rate,
+            appended as f64 / journal.group_commits().max(1) as f64,
         );
     }
 }

@@ -137,7 +137,7 @@ async fn apply_is_one_transaction() {
         .await
         .unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("write 3 of 4"), "{message}");eprintln!("ATOMIC: {message}");
+    assert!(message.contains("write 3 of 4"), "{message}");
     assert!(message.contains(&format!("127.0.0.1:{}", pg.port())), "{message}");
     assert_eq!(origin.get("x").await.unwrap().unwrap().version, 2);
     assert_eq!(origin.get("y").await.unwrap().unwrap().value, "3");
@@ -168,12 +168,11 @@ async fn dead_database_gives_errors_in_bounded_time_then_recovers() {
         for error in errors {
             let message = error.expect_err("a stopped database answered").to_string();
             assert!(message.contains(&target), "round {round}: {message}");
-            eprintln!("DEAD: {message}");
         }
         assert!(started.elapsed() < DEAD_BOUND, "took {:?}", started.elapsed());
     }
     let error = PostgresOrigin::connect(&pg.url()).await.unwrap_err().to_string();
-    assert!(error.contains(&format!("cannot connect to {target}")), "{error}");eprintln!("CONNECT: {error}");
+    assert!(error.contains(&format!("cannot connect to {target}")), "{error}");
 
     pg.restart().expect("restart");
     // The pool drops its dead connections and opens new ones.
@@ -321,7 +320,7 @@ async fn database_crash_loses_no_committed_change() {
     let got = keys(&batch);
     // The advance may not have reached a checkpoint before the crash, so
     // `item:a` may come again; `item:b` must come.
-    eprintln!("CRASH: {got:?} {error}");assert!(got == ["item:b"] || got == ["item:a", "item:b"], "{got:?}");
+    assert!(got == ["item:b"] || got == ["item:a", "item:b"], "{got:?}");
     source.advance(&batch.upto_lsn).await.unwrap();
     assert_eq!(source.peek(100).await.unwrap(), None);
     assert_eq!(origin.get("b").await.unwrap().unwrap().version, 1);
@@ -403,7 +402,7 @@ async fn wal_level_replica_is_refused_clearly() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(error.contains("wal_level = replica"), "{error}");eprintln!("WAL: {error}");
+    assert!(error.contains("wal_level = replica"), "{error}");
     assert!(error.contains("wal_level = logical"), "{error}");
     // The origin itself works on such a server.
     let origin = Origin::open(&server.url()).await.expect("open");

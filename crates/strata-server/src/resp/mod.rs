@@ -85,9 +85,7 @@ impl Conn {
     /// True if a read by this connection now is to be tracked.
     fn tracks_reads(&self) -> bool {
         match self.tracking {
-            Some(options) if !options.bcast => {
-                (!options.optin || self.caching) && !(options.optout && self.caching)
-            }
+            Some(options) if !options.bcast => (!options.optin || self.caching) && !(options.optout && self.caching),
             _ => false,
         }
     }
@@ -261,11 +259,51 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!("command", -1, [], 0, 0, 0, server::command),
     cmd!("time", 1, ["fast"], 0, 0, 0, server::time),
     // pub/sub
-    cmd!("subscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, pubsub::subscribe),
-    cmd!("unsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, pubsub::unsubscribe),
-    cmd!("psubscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, pubsub::psubscribe),
-    cmd!("punsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, pubsub::punsubscribe),
-    cmd!("publish", 3, ["pubsub", "loading", "stale", "fast"], 0, 0, 0, pubsub::publish),
+    cmd!(
+        "subscribe",
+        -2,
+        ["pubsub", "noscript", "loading", "stale"],
+        0,
+        0,
+        0,
+        pubsub::subscribe
+    ),
+    cmd!(
+        "unsubscribe",
+        -1,
+        ["pubsub", "noscript", "loading", "stale"],
+        0,
+        0,
+        0,
+        pubsub::unsubscribe
+    ),
+    cmd!(
+        "psubscribe",
+        -2,
+        ["pubsub", "noscript", "loading", "stale"],
+        0,
+        0,
+        0,
+        pubsub::psubscribe
+    ),
+    cmd!(
+        "punsubscribe",
+        -1,
+        ["pubsub", "noscript", "loading", "stale"],
+        0,
+        0,
+        0,
+        pubsub::punsubscribe
+    ),
+    cmd!(
+        "publish",
+        3,
+        ["pubsub", "loading", "stale", "fast"],
+        0,
+        0,
+        0,
+        pubsub::publish
+    ),
     cmd!("pubsub", -2, ["pubsub", "loading", "stale"], 0, 0, 0, pubsub::pubsub),
     // strata's leases
     cmd!("lget", -2, ["write", "fast"], 1, 1, 1, lease::lget),
@@ -423,7 +461,9 @@ impl RespSession {
         let mut i = command.first_key;
         while i <= last && i < argc {
             let key = self.args.get(buf, i as usize);
-            self.shared.tracking.record_read(&self.shared.clients, self.conn.id, key);
+            self.shared
+                .tracking
+                .record_read(&self.shared.clients, self.conn.id, key);
             i += command.step.max(1);
         }
     }
@@ -544,7 +584,10 @@ impl Session for RespSession {
         }
         pushes.clear();
         if invalidated > 0 {
-            self.shared.metrics.invalidations.fetch_add(invalidated, Ordering::Relaxed);
+            self.shared
+                .metrics
+                .invalidations
+                .fetch_add(invalidated, Ordering::Relaxed);
         }
     }
 
@@ -567,10 +610,7 @@ impl Session for RespSession {
                 }
                 Ok(None) => return Outcome { consumed, close: false },
                 Err(error) => {
-                    self.shared
-                        .metrics
-                        .protocol_errors
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.shared.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     let text = format!("ERR {error}");
                     Encoder::new(out, self.conn.protocol).error(text.as_bytes());
                     return Outcome {

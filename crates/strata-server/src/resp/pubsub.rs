@@ -97,10 +97,7 @@ pub(super) fn drop_all(ctx: &mut Ctx<'_>) {
 
 /// PUBLISH channel message: how many subscriptions it was queued for.
 pub(super) fn publish(ctx: &mut Ctx<'_>) -> Flow {
-    let receivers = ctx
-        .shared
-        .pubsub
-        .publish(&ctx.shared.clients, ctx.arg(1), ctx.arg(2));
+    let receivers = ctx.shared.pubsub.publish(&ctx.shared.clients, ctx.arg(1), ctx.arg(2));
     ctx.out.integer(receivers as i64);
     Flow::Continue
 }

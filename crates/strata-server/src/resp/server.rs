@@ -275,12 +275,10 @@ pub(super) fn info(ctx: &mut Ctx<'_>) -> Flow {
     section("Clients", &|t| {
         let _ = write!(
             t,
-            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:{}\r\n\
-             pubsub_clients:{}\r\n",
+            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:{}\r\n",
             metrics.connections.load(Ordering::Relaxed),
             config.max_connections,
             shared.tracking.clients(),
-            shared.pubsub.channel_count() + shared.pubsub.pattern_count(),
         );
     });
     let stats = shared.store.stats();

@@ -27,8 +27,7 @@ pub(super) fn tracking(ctx: &mut Ctx<'_>) -> Flow {
             };
             // Redis checks the target exists now, though it may leave later.
             if id <= 0 || !ctx.shared.clients.exists(id as u64) {
-                ctx.out
-                    .error(b"ERR The client ID you want redirect to does not exist");
+                ctx.out.error(b"ERR The client ID you want redirect to does not exist");
                 return Flow::Continue;
             }
             options.redirect = id as u64;
@@ -78,9 +77,11 @@ fn check_on(ctx: &Ctx<'_>, options: &Options, prefixes: &[Bytes]) -> Result<(), 
     }
     let current = ctx.conn.tracking;
     if current.is_some_and(|current| current.bcast != options.bcast) {
-        return Err("ERR You can't switch BCAST mode on/off before disabling tracking for this client, \
+        return Err(
+            "ERR You can't switch BCAST mode on/off before disabling tracking for this client, \
                     and then re-enabling it with a different mode."
-            .into());
+                .into(),
+        );
     }
     if options.bcast && (options.optin || options.optout) {
         return Err("ERR OPTIN and OPTOUT are not compatible with BCAST".into());

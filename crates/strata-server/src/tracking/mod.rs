@@ -230,7 +230,14 @@ impl Tracking {
             let mut broken = Vec::new();
             for reader in readers {
                 if let Some(tracker) = registry.trackers.get(&reader).filter(|t| !t.options.bcast) {
-                    deliver(clients, reader, tracker, NO_CLIENT, Push::Invalidate(key.clone()), &mut broken);
+                    deliver(
+                        clients,
+                        reader,
+                        tracker,
+                        NO_CLIENT,
+                        Push::Invalidate(key.clone()),
+                        &mut broken,
+                    );
                 }
             }
             drop(registry);
@@ -380,7 +387,11 @@ mod tests {
             bcast: true,
             ..Options::default()
         };
-        tracking.enable(1, bcast, vec![Bytes::from_static(b"user:"), Bytes::from_static(b"job:")]);
+        tracking.enable(
+            1,
+            bcast,
+            vec![Bytes::from_static(b"user:"), Bytes::from_static(b"job:")],
+        );
         tracking.enable(2, bcast, Vec::new());
         assert_eq!(tracking.total_prefixes(), 3);
         tracking.key_modified(&clients, b"user:1", NO_CLIENT);
@@ -415,7 +426,11 @@ mod tests {
         assert!(tracking.info(1).unwrap().broken);
         tracking.record_read(&clients, 1, b"k");
         tracking.key_modified(&clients, b"k", NO_CLIENT);
-        assert_eq!(drain(&mut tracker), vec![Push::RedirectBroken(2)], "again, as Redis does");
+        assert_eq!(
+            drain(&mut tracker),
+            vec![Push::RedirectBroken(2)],
+            "again, as Redis does"
+        );
     }
 
     #[tokio::test]

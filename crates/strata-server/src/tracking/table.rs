@@ -203,7 +203,10 @@ impl KeyTable {
     pub(crate) fn clear(&self) {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
-            let (keys, items) = (shard.entries.len(), shard.entries.values().map(|e| e.readers.len()).sum());
+            let (keys, items) = (
+                shard.entries.len(),
+                shard.entries.values().map(|e| e.readers.len()).sum(),
+            );
             *shard = Shard::default();
             drop(shard);
             self.keys.fetch_sub(keys, Ordering::Relaxed);
