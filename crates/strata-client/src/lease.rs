@@ -63,9 +63,7 @@ impl Client {
         E: std::fmt::Display,
     {
         let found = self
-            .lease_read(key, ttl, || async {
-                loader().await.map(|value| Some((value, None)))
-            })
+            .lease_read(key, ttl, || async { loader().await.map(|value| Some((value, None))) })
             .await?;
         Ok(found.unwrap_or_default())
     }

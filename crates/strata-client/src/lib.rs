@@ -37,6 +37,9 @@
 //! - `recovery.rs`: the writes a down node missed, replayed before it
 //!   serves again, so it never serves stale values;
 //! - `meta.rs`: the meta commands sent and their replies;
+//! - `tracking.rs`: the near-cache subscriber: RESP3 client tracking
+//!   (BCAST) on every server, invalidations handed to a callback, a flush
+//!   whenever a connection is lost;
 //! - `route.rs`: where a key goes now — owner, gutter, or next on the ring —
 //!   and the probe that brings a node back;
 //! - `ops.rs`: get, set, delete, touch, and their multi-key forms;
@@ -82,9 +85,9 @@ use strata_ring::{ClusterConfig, Ring, RingError, Scheme, Snapshot};
 use tokio::time::Instant;
 
 pub use health::HealthPolicy;
+pub use lease::{Fill, VERSION_CAS_BASE, Versioned};
 pub use meta::MAX_KEY_BYTES;
 pub use node::{NodeError, NodeSettings};
-pub use lease::{Fill, VERSION_CAS_BASE, Versioned};
 pub use tracking::{Invalidation, Tracker, TrackingConfig};
 
 /// Why a call failed.

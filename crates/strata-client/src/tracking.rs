@@ -298,7 +298,9 @@ impl Subscriber {
                 Reply::Push(items) => self.on_push(items),
                 Reply::Simple(_) => {} // PONG
                 Reply::Error(text) => return Lost::Refused(String::from_utf8_lossy(&text).into_owned()),
-                other => tracing::debug!(addr = %self.addr, reply = ?other, "unexpected reply on the tracking connection"),
+                other => {
+                    tracing::debug!(addr = %self.addr, reply = ?other, "unexpected reply on the tracking connection")
+                }
             }
         }
     }

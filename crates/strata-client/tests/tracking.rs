@@ -54,7 +54,10 @@ fn keys(keys: &[&str]) -> Invalidation {
 async fn wait_healthy(tracker: &Tracker, healthy: bool) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while tracker.is_healthy() != healthy {
-        assert!(tokio::time::Instant::now() < deadline, "tracker never became healthy={healthy}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tracker never became healthy={healthy}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -88,7 +91,11 @@ async fn resp_set(server: &RunningServer, key: &str, value: &str) {
 async fn writes_over_either_protocol_invalidate() {
     let server = server_on(0).await;
     let (tracker, mut rx) = track(server.resp_addr, &["row:"]);
-    assert_eq!(next(&mut rx).await, Invalidation::All, "every subscription starts with All");
+    assert_eq!(
+        next(&mut rx).await,
+        Invalidation::All,
+        "every subscription starts with All"
+    );
     wait_healthy(&tracker, true).await;
     resp_set(&server, "row:1", "a").await;
     assert_eq!(next(&mut rx).await, keys(&["row:1"]));
@@ -111,11 +118,17 @@ async fn writes_over_either_protocol_invalidate() {
         let mut stream = TcpStream::connect(server.resp_addr).await.unwrap();
         stream.write_all(b"INFO clients\r\n").await.unwrap();
         let mut buf = vec![0u8; 4096];
-        let n = tokio::time::timeout(DEADLINE, stream.read(&mut buf)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         if String::from_utf8_lossy(&buf[..n]).contains("tracking_clients:0") {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the tracking connection stayed open");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the tracking connection stayed open"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let ended = tokio::time::timeout(DEADLINE, rx.recv()).await.expect("the task ends");

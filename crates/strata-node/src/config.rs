@@ -249,7 +249,9 @@ impl NodeConfig {
             return Err(ConfigError::Invalid("verify_sample must be within 0..=1".into()));
         }
         if self.write_behind.flush_batch == 0 {
-            return Err(ConfigError::Invalid("write_behind.flush_batch must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "write_behind.flush_batch must be at least 1".into(),
+            ));
         }
         self.faults.validate().map_err(ConfigError::Invalid)
     }

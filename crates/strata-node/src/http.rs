@@ -13,7 +13,7 @@
 //! journal is full (retry later), 500 otherwise.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -39,7 +39,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(node)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(node))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 #[derive(Deserialize)]
@@ -76,23 +78,33 @@ async fn read(State(node): State<Node>, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn write(State(node): State<Node>, Path(id): Path<String>, body: Result<Json<PutBody>, JsonRejection>) -> Response {
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(JsonRejection::BytesRejection(rejection)) => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, rejection.body_text());
-        }
+/// The body is read as JSON whatever its declared content type, so a
+/// plain `curl -d '{"value":"x"}'` (form-encoded by default) works.
+async fn write(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Response {
+    let bytes = match body {
+        Ok(bytes) => bytes,
+        Err(rejection) => return error(StatusCode::PAYLOAD_TOO_LARGE, rejection.body_text()),
+    };
+    let body: PutBody = match serde_json::from_slice(&bytes) {
+        Ok(body) => body,
         Err(rejection) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("expected a JSON body {{\"value\": \"…\"}}: {}", rejection.body_text()),
+                format!("expected a JSON body {{\"value\": \"…\"}}: {rejection}"),
             );
         }
     };
     if body.value.len() > MAX_VALUE_BYTES {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("value of {} bytes exceeds the limit of {MAX_VALUE_BYTES}", body.value.len()),
+            format!(
+                "value of {} bytes exceeds the limit of {MAX_VALUE_BYTES}",
+                body.value.len()
+            ),
         );
     }
     match node.put(&id, &body.value).await {
@@ -116,11 +128,12 @@ async fn health(State(node): State<Node>) -> Response {
 }
 
 async fn metrics(State(node): State<Node>) -> Response {
-    let text = node
-        .metrics()
-        .render(node.pending_writes() as i64, node.l1_usable());
+    let text = node.metrics().render(node.pending_writes() as i64, node.l1_usable());
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
         .into_response()

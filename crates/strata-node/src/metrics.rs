@@ -54,12 +54,32 @@ impl NodeMetrics {
             ("origin_errors", "Origin failures", &self.origin_errors),
             ("writes", "Writes accepted", &self.writes),
             ("flushed", "Write-behind entries applied to the origin", &self.flushed),
-            ("invalidations", "L1 keys invalidated by server pushes", &self.invalidations),
-            ("l1_flushes", "L1 flushes (tracking lost, or server flush)", &self.l1_flushes),
-            ("cache_update_errors", "Cache updates after writes that failed", &self.cache_update_errors),
-            ("cache_updates_dropped", "Cache updates dropped by an injected fault", &self.cache_updates_dropped),
+            (
+                "invalidations",
+                "L1 keys invalidated by server pushes",
+                &self.invalidations,
+            ),
+            (
+                "l1_flushes",
+                "L1 flushes (tracking lost, or server flush)",
+                &self.l1_flushes,
+            ),
+            (
+                "cache_update_errors",
+                "Cache updates after writes that failed",
+                &self.cache_update_errors,
+            ),
+            (
+                "cache_updates_dropped",
+                "Cache updates dropped by an injected fault",
+                &self.cache_updates_dropped,
+            ),
             ("verified", "Cached reads re-checked against the origin", &self.verified),
-            ("verified_stale", "Re-checked reads that were stale", &self.verified_stale),
+            (
+                "verified_stale",
+                "Re-checked reads that were stale",
+                &self.verified_stale,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use strata_client::tracking::{Invalidation, Tracker, TrackingConfig};
 use strata_client::{Client, ClientConfig, ClientError, Fill, LeaseSettings};
-use self::pending_tracking::{Invalidation, Tracker, TrackingConfig}; // TEMP until strata_client::tracking lands
 use strata_ring::ClusterConfig;
 use strata_store::local::LocalCache;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +57,10 @@ pub enum NodeError {
 impl NodeError {
     /// Whether retrying later may succeed (HTTP 503 rather than 4xx/500).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, NodeError::Origin(_) | NodeError::Journal(JournalError::Full { .. }))
+        matches!(
+            self,
+            NodeError::Origin(_) | NodeError::Journal(JournalError::Full { .. })
+        )
     }
 }
 
@@ -313,7 +316,9 @@ impl Node {
                     Ok(bytes) => Some(bytes),
                     Err(error) => match &*error {
                         LoadError::Absent => None,
-                        LoadError::Origin(message) => return Err(NodeError::Origin(OriginError::Task(message.clone()))),
+                        LoadError::Origin(message) => {
+                            return Err(NodeError::Origin(OriginError::Task(message.clone())));
+                        }
                     },
                 }
             }
@@ -351,7 +356,9 @@ impl Node {
     fn verify_in_background(&self, cached: Row) {
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
-            let Ok(fresh) = inner.origin.get(&cached.id).await else { return };
+            let Ok(fresh) = inner.origin.get(&cached.id).await else {
+                return;
+            };
             inner.metrics.verified.inc();
             let stale = match fresh {
                 Some(fresh) => fresh.version > cached.version,
@@ -468,11 +475,17 @@ impl Node {
             self.drop_l1(&id);
             return Ok(WriteAck::Journaled { seq });
         }
-        let applied = inner.origin.apply(std::slice::from_ref(&write)).await.inspect_err(|_| {
-            inner.metrics.origin_errors.inc();
-        })?;
+        let applied = inner
+            .origin
+            .apply(std::slice::from_ref(&write))
+            .await
+            .inspect_err(|_| {
+                inner.metrics.origin_errors.inc();
+            })?;
         let Some(applied) = applied.into_iter().next() else {
-            return Err(NodeError::Origin(OriginError::Task("the origin applied nothing".into())));
+            return Err(NodeError::Origin(OriginError::Task(
+                "the origin applied nothing".into(),
+            )));
         };
         let ack = match &applied {
             crate::origin::Applied::Put(row) => WriteAck::Committed {
@@ -592,32 +605,9 @@ fn check_id(id: &str) -> Result<(), NodeError> {
         )));
     }
     if id.bytes().any(|byte| byte.is_ascii_control() || byte == b' ') {
-        return Err(NodeError::BadRequest("the id contains spaces or control characters".into()));
+        return Err(NodeError::BadRequest(
+            "the id contains spaces or control characters".into(),
+        ));
     }
     Ok(())
-}
-
-// TEMP: a stand-in with the interface of strata_client::tracking while it
-// is being written; removed when it lands.
-mod pending_tracking {
-    #[derive(Debug)]
-    pub struct Tracker;
-    pub struct TrackingConfig {
-        pub addrs: Vec<String>,
-        pub prefixes: Vec<String>,
-        pub reconnect_delay: std::time::Duration,
-    }
-    pub enum Invalidation {
-        Keys(Vec<Vec<u8>>),
-        All,
-    }
-    impl Tracker {
-        pub fn spawn(_config: TrackingConfig, _on: impl Fn(Invalidation) + Send + Sync + 'static) -> Tracker {
-            Tracker
-        }
-        pub fn is_healthy(&self) -> bool {
-            false
-        }
-        pub fn shutdown(&self) {}
-    }
 }

@@ -57,7 +57,10 @@ impl WriteBehind {
             overlay.insert(entry.write.id().to_owned(), (entry.seq, pending_of(&entry.write)));
         }
         if !overlay.is_empty() {
-            tracing::info!(entries = overlay.len(), "write-behind journal has unflushed writes; replaying");
+            tracing::info!(
+                entries = overlay.len(),
+                "write-behind journal has unflushed writes; replaying"
+            );
         }
         Ok(WriteBehind {
             journal: Arc::new(journal),
@@ -105,7 +108,9 @@ fn pending_of(write: &Write) -> Pending {
 
 /// The flusher: runs until the node shuts down, then makes one last pass.
 pub(crate) async fn flush_loop(inner: Arc<NodeInner>) {
-    let Some(write_behind) = inner.write_behind() else { return };
+    let Some(write_behind) = inner.write_behind() else {
+        return;
+    };
     let mut after = write_behind.journal.flushed_seq();
     let mut backoff = Duration::from_millis(10);
     let idle = Duration::from_millis(write_behind.settings.flush_interval_ms.max(1));

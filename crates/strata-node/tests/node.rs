@@ -40,7 +40,12 @@ async fn stack(name: &str, strategy: Strategy) -> Stack {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = listener.local_addr().unwrap();
     tokio::spawn(strata_node::http::serve(node.clone(), listener, std::future::pending()));
-    Stack { server, node, http, dir }
+    Stack {
+        server,
+        node,
+        http,
+        dir,
+    }
 }
 
 impl Drop for Stack {
@@ -63,7 +68,10 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) ->
     stream.read_to_end(&mut response).await.unwrap();
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -118,7 +126,13 @@ async fn write_through_serves_the_new_version_from_l2() {
     let (_, body) = http(stack.http, "GET", "/items/k", None).await;
     assert_eq!(json(&body)["source"], "origin");
     for (value, version) in [("b", 2), ("c", 3)] {
-        let (status, body) = http(stack.http, "PUT", "/items/k", Some(&format!(r#"{{"value":"{value}"}}"#))).await;
+        let (status, body) = http(
+            stack.http,
+            "PUT",
+            "/items/k",
+            Some(&format!(r#"{{"value":"{value}"}}"#)),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(json(&body)["version"], version);
     }
@@ -128,7 +142,11 @@ async fn write_through_serves_the_new_version_from_l2() {
     assert_eq!(item["value"], "c");
     assert_eq!(item["version"], 3);
     assert_ne!(item["source"], "origin");
-    assert_eq!(stack.node.metrics().origin_loads.get(), loads, "the versioned sets updated L2 in place");
+    assert_eq!(
+        stack.node.metrics().origin_loads.get(),
+        loads,
+        "the versioned sets updated L2 in place"
+    );
 
     // An older version can never replace a newer one.
     let key = b"item:k";
@@ -148,7 +166,13 @@ async fn write_through_serves_the_new_version_from_l2() {
 async fn write_behind_acknowledges_from_the_journal_and_flushes_in_order() {
     let stack = stack("behind", Strategy::WriteBehind).await;
     for round in 0..50 {
-        let (status, body) = http(stack.http, "PUT", "/items/w", Some(&format!(r#"{{"value":"v{round}"}}"#))).await;
+        let (status, body) = http(
+            stack.http,
+            "PUT",
+            "/items/w",
+            Some(&format!(r#"{{"value":"v{round}"}}"#)),
+        )
+        .await;
         assert_eq!(status, 202, "{body}");
         assert_eq!(json(&body)["status"], "journaled");
     }
@@ -204,7 +228,10 @@ async fn the_invalidator_repairs_writes_made_behind_the_nodes_back() {
     tokio::task::spawn_blocking(move || {
         let connection = rusqlite::Connection::open(path).unwrap();
         connection
-            .execute("UPDATE items SET value = 'second', version = version + 1 WHERE id = '7'", [])
+            .execute(
+                "UPDATE items SET value = 'second', version = version + 1 WHERE id = '7'",
+                [],
+            )
             .unwrap();
     })
     .await
@@ -221,4 +248,44 @@ async fn the_invalidator_repairs_writes_made_behind_the_nodes_back() {
     assert_eq!(json(&body)["value"], "second");
     assert_eq!(invalidator.drain().await.unwrap(), 0, "the outbox was consumed");
     assert!(invalidator.stats().measured() >= 1);
+}
+
+/// Waits (bounded, polling real sockets) until `check` holds.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..400 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_node_drops_the_key_from_another_nodes_l1() {
+    let first = stack("l1-a", Strategy::CacheAside).await;
+    // A second node over the same origin and server.
+    let mut config = first.node.config().clone();
+    config.write_behind.dir = first.dir.join("journal-b");
+    let second = Node::start(config).await.unwrap();
+    eventually("tracking up", async || first.node.l1_usable() && second.l1_usable()).await;
+
+    first.node.put("x", "one").await.unwrap();
+    assert_eq!(second.get("x").await.unwrap().unwrap().value, "one");
+    // The fill into L2 is itself a write, whose push drops the L1 copy just
+    // made; the next read refills L1 from L2, and the one after is local.
+    eventually("a read from L1", async || {
+        second.get("x").await.unwrap().unwrap().source == strata_node::ReadSource::L1
+    })
+    .await;
+
+    first.node.put("x", "two").await.unwrap();
+    eventually("the push to reach the second node", async || {
+        second.peek_l1("x").is_none()
+    })
+    .await;
+    let fresh = second.get("x").await.unwrap().unwrap();
+    assert_eq!(fresh.value, "two");
+    assert!(second.metrics().invalidations.get() >= 1);
+    second.shutdown().await;
 }

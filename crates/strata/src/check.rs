@@ -270,7 +270,9 @@ async fn herd(args: &CheckArgs, postgres: Option<&str>, scratch: &std::path::Pat
             origin_delay_ms: args.origin_delay_ms,
             scratch: scratch.join(format!("herd-run-{index}")),
         };
-        let report = run_herd(&config, guarded).await.map_err(|error| anyhow::anyhow!(error))?;
+        let report = run_herd(&config, guarded)
+            .await
+            .map_err(|error| anyhow::anyhow!(error))?;
         if args.json {
             println!("{}", serde_json::to_string(&report)?);
         }

@@ -1,6 +1,8 @@
-//! `strata up`: a whole local cluster on loopback in one command — N cache
-//! servers and a gutter server (each its own `strata server` process) and a
-//! proxy in front — with a live one-line status, stopped cleanly on Ctrl-C.
+//! `strata up`: a whole local stack on loopback in one command — N cache
+//! servers and a gutter server (each its own `strata server` process), a
+//! proxy in front, and a request node (HTTP over an origin database, with
+//! L1 in front of the cluster) with the invalidator tailing the origin's
+//! log — with a live one-line status, stopped cleanly on Ctrl-C.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -21,11 +23,15 @@ use tokio::net::TcpStream;
 #[command(after_long_help = "\
 Ports, from --base-port B (default 7500):
   proxy           RESP B, memcached B+1
+  request node    HTTP B+2 (origin: --origin, a SQLite file by default; or --postgres URL)
   server i        memcached B+10+i, RESP B+30+i, metrics B+50+i   (i = 0..nodes-1)
   gutter          the next i after the servers
 
 Try it:
   strata up
+  curl -X PUT localhost:7502/items/42 -d '{\"value\":\"hello\"}'
+  curl localhost:7502/items/42                             # \"source\":\"origin\", then \"l1\"
+  curl -s localhost:7502/metrics | grep -E 'l1_hits|l2_hits|origin_loads'
   redis-cli -p 7500 set greeting hello && redis-cli -p 7500 get greeting
   strata bench --addr 127.0.0.1:7500 --duration 10s       # load through the proxy
   kill -9 <a server's pid>                                 # its keys move to the gutter")]
@@ -39,6 +45,16 @@ pub struct UpArgs {
     /// Memory limit of each server.
     #[arg(long, default_value = "64mb", value_name = "SIZE")]
     maxmemory: String,
+    /// The request node's origin: a SQLite file (created if absent).
+    #[arg(long, default_value = "strata-up.db", value_name = "PATH")]
+    origin: String,
+    /// Use this PostgreSQL database as the origin instead (needs
+    /// wal_level=logical for the invalidator's replication slot).
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+    /// The request node's write strategy.
+    #[arg(long, default_value = "cache-aside", value_name = "STRATEGY")]
+    strategy: strata_node::Strategy,
     /// Seconds between status lines when stdout is not a terminal.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     status_every: u64,
@@ -154,6 +170,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     let proxy_resp = SocketAddr::from((localhost, port(base, 0)?));
     let proxy_memcache = SocketAddr::from((localhost, port(base, 1)?));
+    let node_http = SocketAddr::from((localhost, port(base, 2)?));
 
     let mut children = Children(Vec::new());
     for (node, admin_port) in &nodes {
@@ -213,7 +230,16 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the proxy on {proxy_resp} and {proxy_memcache} (try --base-port)"))?;
 
+        let origin = args.postgres.clone().unwrap_or_else(|| args.origin.clone());
+        let request_node = start_request_node(&args, &origin, node_http, main).await?;
+        let invalidator = start_invalidator(&origin, &client).await?;
+
         println!("strata up: a {}-node cluster on loopback (Ctrl-C to stop)", args.nodes);
+        println!(
+            "  node       HTTP http://{node_http}/items/{{id}}   {} over {}   metrics http://{node_http}/metrics",
+            args.strategy,
+            crate::node::redact(&origin)
+        );
         println!(
             "  proxy      RESP {}   memcached {}",
             running.resp_addr, running.memcache_addr
@@ -234,9 +260,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         );
         let _ = std::io::stdout().flush();
 
-        status_loop(&nodes, &client, args.status_every).await;
+        status_loop(&nodes, &client, &request_node.0, args.status_every).await;
         println!();
         println!("strata up: stopping");
+        request_node.1.cancel();
+        request_node.0.shutdown().await;
+        invalidator.cancel();
         running.shutdown();
         let _ = tokio::time::timeout(Duration::from_secs(10), running.wait()).await;
         Ok::<_, anyhow::Error>(())
@@ -246,7 +275,53 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn status_loop(nodes: &[(Node, u16)], client: &Client, every: u64) {
+/// The request node on `addr` over `origin`, using the main pool as L2
+/// (tracking on the servers' RESP ports). Returns it and the token that
+/// stops its HTTP server.
+async fn start_request_node(
+    args: &UpArgs,
+    origin: &str,
+    addr: SocketAddr,
+    main: &[(Node, u16)],
+) -> anyhow::Result<(strata_node::Node, tokio_util::sync::CancellationToken)> {
+    let mut config = strata_node::NodeConfig {
+        listen: addr,
+        origin: origin.to_owned(),
+        strategy: args.strategy,
+        l2: main.iter().map(|(node, _)| node.memcache.to_string()).collect(),
+        tracking: main.iter().map(|(node, _)| node.resp.to_string()).collect(),
+        ..strata_node::NodeConfig::default()
+    };
+    config.write_behind.dir = std::path::PathBuf::from("strata-up-journal");
+    let node = strata_node::Node::start(config)
+        .await
+        .with_context(|| format!("starting the request node over {}", crate::node::redact(origin)))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the request node on {addr} (try --base-port)"))?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(strata_node::http::serve(node.clone(), listener, async move {
+        token.cancelled().await;
+    }));
+    Ok((node, stop))
+}
+
+/// The invalidator tailing `origin` (PostgreSQL's slot, or SQLite's
+/// outbox, which would otherwise only grow) into the cluster.
+async fn start_invalidator(origin: &str, client: &Client) -> anyhow::Result<tokio_util::sync::CancellationToken> {
+    use strata_node::invalidator::{Invalidator, InvalidatorConfig, Source};
+    let source = Source::open(origin, "strata_up")
+        .await
+        .with_context(|| format!("opening the change log of {}", crate::node::redact(origin)))?;
+    let invalidator = Invalidator::new(source, client.clone(), InvalidatorConfig::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move { invalidator.run(token).await });
+    Ok(stop)
+}
+
+async fn status_loop(nodes: &[(Node, u16)], client: &Client, request_node: &strata_node::Node, every: u64) {
     let terminal = std::io::stdout().is_terminal();
     let stop = crate::signals::stop();
     tokio::pin!(stop);
@@ -291,8 +366,9 @@ async fn status_loop(nodes: &[(Node, u16)], client: &Client, every: u64) {
         };
         last = Some((now, ops, gets, hits));
         let down = client.down_nodes();
+        let metrics = request_node.metrics();
         let line = format!(
-            "{:>10.0} ops/s   hit ratio {}   keys [{}] (last is the gutter)   epoch {}   down: {}",
+            "{:>10.0} ops/s   hit ratio {}   keys [{}] (last is the gutter)   epoch {}   down: {}   node: L1 {} L2 {} origin {}",
             rate,
             ratio.map_or("   -  ".to_owned(), |r| format!("{r:5.1}%")),
             keys.join(" "),
@@ -301,7 +377,10 @@ async fn status_loop(nodes: &[(Node, u16)], client: &Client, every: u64) {
                 "none".to_owned()
             } else {
                 down.join(", ")
-            }
+            },
+            metrics.l1_hits.get(),
+            metrics.l2_hits.get(),
+            metrics.origin_loads.get(),
         );
         if terminal {
             print!("\r\x1b[2K{line}");

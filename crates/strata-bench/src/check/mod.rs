@@ -149,7 +149,11 @@ pub async fn run_check(config: &CheckConfig, progress: &(dyn Fn(u64) + Sync)) ->
         strategy: config.strategy,
         servers: config.servers,
         nodes: config.nodes,
-        faults: if config.faults { default_faults() } else { Faults::default() },
+        faults: if config.faults {
+            default_faults()
+        } else {
+            Faults::default()
+        },
         l1_bytes: 16 << 20,
         lease_wait: Duration::from_millis(200),
         scratch: config.scratch.clone(),
@@ -319,7 +323,11 @@ pub async fn run_check(config: &CheckConfig, progress: &(dyn Fn(u64) + Sync)) ->
         writes: writes_done.load(Ordering::Relaxed),
         reads,
         stale_reads,
-        stale_rate: if reads == 0 { 0.0 } else { stale_reads as f64 / reads as f64 },
+        stale_rate: if reads == 0 {
+            0.0
+        } else {
+            stale_reads as f64 / reads as f64
+        },
         l2_inconsistent,
         l1_inconsistent,
         lost_writes,

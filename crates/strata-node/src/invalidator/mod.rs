@@ -123,13 +123,15 @@ impl Source {
     async fn peek(&self, max: usize) -> Result<Option<ChangeBatch>, OriginError> {
         match self {
             Source::Outbox(source) => source.peek(max).await,
-            Source::Slot(source) => Ok(source
-                .peek(i32::try_from(max).unwrap_or(i32::MAX))
-                .await?
-                .map(|batch| ChangeBatch {
-                    changes: batch.changes,
-                    position: Position::Lsn(batch.upto_lsn),
-                })),
+            Source::Slot(source) => {
+                Ok(source
+                    .peek(i32::try_from(max).unwrap_or(i32::MAX))
+                    .await?
+                    .map(|batch| ChangeBatch {
+                        changes: batch.changes,
+                        position: Position::Lsn(batch.upto_lsn),
+                    }))
+            }
         }
     }
 
@@ -239,7 +241,9 @@ impl Invalidator {
             }
         }
         self.source.advance(&batch.position).await?;
-        self.stats.applied.fetch_add(batch.changes.len() as u64, Ordering::Relaxed);
+        self.stats
+            .applied
+            .fetch_add(batch.changes.len() as u64, Ordering::Relaxed);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         Ok(Some(batch.changes.len()))
     }

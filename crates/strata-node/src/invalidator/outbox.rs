@@ -49,8 +49,8 @@ impl OutboxSource {
         let connection = Arc::clone(&self.connection);
         blocking(move || {
             let connection = connection.lock();
-            let mut statement =
-                connection.prepare_cached("SELECT seq, key, committed_at_ms FROM strata_outbox ORDER BY seq LIMIT ?1")?;
+            let mut statement = connection
+                .prepare_cached("SELECT seq, key, committed_at_ms FROM strata_outbox ORDER BY seq LIMIT ?1")?;
             let rows = statement.query_map(params![max as i64], |row| {
                 Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
             })?;

@@ -98,7 +98,13 @@ impl SqliteOrigin {
             let writer = connect(&path, OpenFlags::default())?;
             writer.execute_batch(SCHEMA)?;
             let readers = (0..READERS)
-                .map(|_| connect(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map(Mutex::new))
+                .map(|_| {
+                    connect(
+                        &path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map(Mutex::new)
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(SqliteOrigin {
                 inner: Arc::new(Connections {
@@ -180,7 +186,10 @@ impl SqliteOrigin {
                         let removed = transaction
                             .prepare_cached("DELETE FROM items WHERE id = ?1")?
                             .execute(params![id])?;
-                        Applied::Deleted { id, existed: removed > 0 }
+                        Applied::Deleted {
+                            id,
+                            existed: removed > 0,
+                        }
                     }
                 });
             }
@@ -192,7 +201,8 @@ impl SqliteOrigin {
 
     /// Checks that the file answers.
     pub async fn ping(&self) -> Result<(), OriginError> {
-        self.read(|connection| connection.query_row("SELECT 1", [], |_| Ok(()))).await
+        self.read(|connection| connection.query_row("SELECT 1", [], |_| Ok(())))
+            .await
     }
 
     /// Every row, ordered by id.

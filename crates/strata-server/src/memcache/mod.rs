@@ -13,6 +13,11 @@
 //! `<user> <password>` (any user name; the password must match); until then
 //! every command gets `CLIENT_ERROR unauthenticated`.
 //!
+//! A memcached connection never tracks keys, but every write it makes
+//! (including an `mg` that vivifies or touches, and `flush_all`) reports
+//! what it changed (`Shared::key_modified`), so RESP clients tracking those
+//! keys are told.
+//!
 //! # Layout
 //!
 //! - `text.rs`: get/gets/gat/gats, storage commands, delete, incr/decr,
