@@ -59,6 +59,34 @@ impl Client {
         self.inner.set(key, value, flags, ttl, SetMode::Add).await
     }
 
+    /// Empties every server of every pool (`flush_all`). A server that is
+    /// down now is flushed before it serves again (its missed-write log
+    /// records the flush). For when what the cache holds can no longer be
+    /// trusted, e.g. the invalidator lost its replication slot.
+    pub async fn flush_all(&self) -> Result<(), ClientError> {
+        let inner = &self.inner;
+        let addresses: Vec<String> = {
+            let config = inner.config.read();
+            config
+                .cluster
+                .pools
+                .values()
+                .flatten()
+                .map(|member| member.address())
+                .collect()
+        };
+        for address in addresses {
+            let node = inner.node(&address);
+            let mut batch = Batch::default();
+            meta::flush(&mut batch);
+            if inner.call(&node, batch).await.is_err() {
+                tracing::warn!(node = %address, "flush_all: node unreachable; it is flushed when it returns");
+                node.missed.lock().record_flush();
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes `key`; true if it was there.
     pub async fn delete(&self, key: &[u8]) -> Result<bool, ClientError> {
         self.inner.delete(key).await

@@ -57,6 +57,13 @@ impl MissedWrites {
     }
 
     /// `key` no longer needs replaying (it was deleted on the node).
+    /// Records that the node missed a flush: it is flushed when it returns.
+    pub fn record_flush(&mut self) {
+        self.overflowed = true;
+        self.keys.clear();
+    }
+
+    /// Forgets `key` (a later write reached the node).
     pub fn forget(&mut self, key: &[u8]) {
         self.keys.remove(key);
     }

@@ -25,6 +25,15 @@
 //!
 //! The latency from commit to L2 delete is measured per change (commit
 //! timestamps come from the log itself) into a histogram.
+//!
+//! After an error the source is reopened (a restarted database, a dropped
+//! connection). A PostgreSQL slot that is gone — dropped, or invalidated
+//! because it held more WAL than `max_slot_wal_keep_size` allows — means
+//! changes were missed and nothing can say which: the invalidator then
+//! flushes the whole cluster (every L1 follows through tracking), drops
+//! what is left of the slot and creates it again. Set
+//! `max_slot_wal_keep_size` so that a stopped invalidator cannot fill the
+//! database's disk; the price of hitting it is that one cluster flush.
 
 pub mod outbox;
 pub mod postgres;
@@ -144,6 +153,37 @@ impl Source {
     }
 }
 
+impl Invalidator {
+    /// After a failed step: reopen a closed PostgreSQL connection, and
+    /// reset a lost slot (flush the cluster, recreate the slot).
+    async fn recover(&self) -> Result<(), InvalidatorError> {
+        let mut source = self.source.lock().await;
+        let Source::Slot(slot) = &*source else {
+            return Ok(());
+        };
+        if slot.is_closed() {
+            let reopened = SlotSource::connect(&self.address, slot.slot()).await?;
+            *source = Source::Slot(reopened);
+        }
+        let Source::Slot(slot) = &*source else {
+            return Ok(());
+        };
+        if !slot.is_intact().await? {
+            tracing::error!(
+                slot = slot.slot(),
+                "replication slot lost (dropped, or past max_slot_wal_keep_size): changes were missed; \
+                 flushing the cluster and recreating the slot"
+            );
+            self.client.flush_all().await?;
+            let _ = slot.drop_slot().await;
+            let recreated = SlotSource::connect(&self.address, slot.slot()).await?;
+            *source = Source::Slot(recreated);
+            self.stats.slot_resets.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
 /// Counters and the latency histogram.
 #[derive(Debug)]
 pub struct InvalidatorStats {
@@ -153,6 +193,8 @@ pub struct InvalidatorStats {
     pub batches: AtomicU64,
     /// Steps that failed (and were retried).
     pub errors: AtomicU64,
+    /// Times a lost slot was reset (cluster flushed, slot recreated).
+    pub slot_resets: AtomicU64,
     latency_us: Mutex<Histogram<u64>>,
 }
 
@@ -162,6 +204,7 @@ impl Default for InvalidatorStats {
             applied: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            slot_resets: AtomicU64::new(0),
             latency_us: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")),
         }
     }
@@ -187,7 +230,9 @@ impl InvalidatorStats {
 /// The invalidator: a source tailed into a cluster.
 #[derive(Debug)]
 pub struct Invalidator {
-    source: Source,
+    source: tokio::sync::Mutex<Source>,
+    /// The PostgreSQL URL, to reconnect.
+    address: String,
     client: Client,
     config: InvalidatorConfig,
     stats: Arc<InvalidatorStats>,
@@ -196,18 +241,18 @@ pub struct Invalidator {
 impl Invalidator {
     /// An invalidator applying `source`'s changes to `client`'s cluster.
     pub fn new(source: Source, client: Client, config: InvalidatorConfig) -> Self {
-        Invalidator {
-            source,
-            client,
-            config,
-            stats: Arc::default(),
-        }
+        Self::with_stats(source, client, config, Arc::default())
     }
 
     /// [`Self::new`], counting into `stats` (shared across restarts).
     pub fn with_stats(source: Source, client: Client, config: InvalidatorConfig, stats: Arc<InvalidatorStats>) -> Self {
+        let address = match &source {
+            Source::Slot(slot) => slot.url().to_owned(),
+            Source::Outbox(_) => String::new(),
+        };
         Invalidator {
-            source,
+            source: tokio::sync::Mutex::new(source),
+            address,
             client,
             config,
             stats,
@@ -222,7 +267,8 @@ impl Invalidator {
     /// One peek–apply–advance round; the number of changes applied, or
     /// `None` if the log was empty.
     pub async fn step(&self) -> Result<Option<usize>, InvalidatorError> {
-        let Some(batch) = self.source.peek(self.config.batch).await? else {
+        let source = self.source.lock().await;
+        let Some(batch) = source.peek(self.config.batch).await? else {
             return Ok(None);
         };
         // A transaction touching a key many times needs one delete.
@@ -240,7 +286,7 @@ impl Invalidator {
                 }
             }
         }
-        self.source.advance(&batch.position).await?;
+        source.advance(&batch.position).await?;
         self.stats
             .applied
             .fetch_add(batch.changes.len() as u64, Ordering::Relaxed);
@@ -270,6 +316,9 @@ impl Invalidator {
                 Err(error) => {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, "invalidator step failed; retrying");
+                    if let Err(error) = self.recover().await {
+                        tracing::warn!(%error, "invalidator cannot recover yet");
+                    }
                     self.config.retry_delay
                 }
             };

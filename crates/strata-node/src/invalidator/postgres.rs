@@ -79,6 +79,8 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(35);
 #[derive(Debug)]
 pub struct SlotSource {
     client: tokio_postgres::Client,
+    /// The URL it connected to (to reconnect).
+    url: String,
     slot: String,
     /// `host:port` for error messages.
     target: String,
@@ -132,12 +134,18 @@ impl SlotSource {
         });
         let source = SlotSource {
             client,
+            url: url.to_owned(),
             slot: slot.to_owned(),
             target,
         };
         source.check_wal_level().await?;
         source.ensure_slot().await?;
         Ok(source)
+    }
+
+    /// The URL it connected to.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The slot's name.
@@ -222,6 +230,36 @@ impl SlotSource {
             Ok(lag.unwrap_or(0).max(0))
         })
         .await
+    }
+
+    /// Whether the slot still exists and still has its WAL: `false` when it
+    /// was dropped, or invalidated by `max_slot_wal_keep_size` (its
+    /// `wal_status` is `lost`) — changes were then missed.
+    pub async fn is_intact(&self) -> Result<bool, OriginError> {
+        self.bounded("slot status", async {
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&self.slot],
+                )
+                .await
+                .map_err(|e| self.failed("slot status", &e))?;
+            Ok(match row {
+                Some(row) => {
+                    row.try_get::<_, String>(0)
+                        .map_err(|e| self.failed("slot status", &e))?
+                        != "lost"
+                }
+                None => false,
+            })
+        })
+        .await
+    }
+
+    /// Whether the connection is gone (the server restarted or went away).
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
     }
 
     /// Drops the slot (the server then frees the WAL it kept).

@@ -1,0 +1,146 @@
+//! The request node and the invalidator over a real, private PostgreSQL:
+//! log-tailing invalidation of writes made behind the node's back, a dead
+//! and restarted database, a lost replication slot.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use strata_node::invalidator::{Invalidator, InvalidatorConfig, Source};
+use strata_node::pgtest;
+use strata_node::{Node, NodeConfig, NodeError, Strategy};
+use strata_server::{Config, Server};
+use tokio_util::sync::CancellationToken;
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..1000 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invalidator_follows_the_log_through_restarts_and_a_lost_slot() {
+    let Some(pg) = pgtest::start_or_skip() else { return };
+    let server = Server::start(Config::default().on_free_ports()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("strata-pg-node-{}", std::process::id()));
+    let mut config = NodeConfig {
+        origin: pg.url(),
+        strategy: Strategy::CacheAside,
+        l2: vec![server.memcache_addr.to_string()],
+        tracking: vec![server.resp_addr.to_string()],
+        ..NodeConfig::default()
+    };
+    config.write_behind.dir = dir.join("journal");
+    let node = Node::start(config).await.unwrap();
+    let source = Source::open(&pg.url(), "strata_test").await.unwrap();
+    let invalidator = Arc::new(Invalidator::new(
+        source,
+        node.client().clone(),
+        InvalidatorConfig {
+            poll_interval: Duration::from_millis(5),
+            retry_delay: Duration::from_millis(50),
+            ..InvalidatorConfig::default()
+        },
+    ));
+    let stop = CancellationToken::new();
+    let running = {
+        let (invalidator, stop) = (Arc::clone(&invalidator), stop.clone());
+        tokio::spawn(async move { invalidator.run(stop).await })
+    };
+    let raw = {
+        let (client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+    };
+
+    // A write behind the node's back reaches L2 through the slot.
+    node.put("1", "one").await.unwrap();
+    assert_eq!(node.get("1").await.unwrap().unwrap().value, "one");
+    assert!(node.client().get(b"item:1").await.unwrap().is_some(), "cached");
+    raw.execute(
+        "UPDATE items SET value = 'uno', version = version + 1 WHERE id = '1'",
+        &[],
+    )
+    .await
+    .unwrap();
+    eventually("the invalidator to delete item:1", async || {
+        node.client().get(b"item:1").await.unwrap().is_none()
+    })
+    .await;
+    assert_eq!(node.get("1").await.unwrap().unwrap().value, "uno");
+
+    // An application names an extra key inside its transaction.
+    node.client().set(b"item:extra", b"x", None).await.unwrap();
+    raw.batch_execute("BEGIN; SELECT pg_logical_emit_message(true, 'strata.invalidate', 'item:extra'); COMMIT;")
+        .await
+        .unwrap();
+    eventually("the message's key to go", async || {
+        node.client().get(b"item:extra").await.unwrap().is_none()
+    })
+    .await;
+
+    // A dead database: reads of uncached rows and writes fail at once with
+    // a retryable error; cached rows are still served.
+    pg.stop();
+    assert!(node.get("1").await.unwrap().is_some(), "served from the cache");
+    let failed = node.put("2", "two").await.unwrap_err();
+    assert!(
+        matches!(failed, NodeError::Origin(_)) && failed.is_unavailable(),
+        "{failed}"
+    );
+    let failed = node.get("never-written").await.unwrap_err();
+    assert!(failed.is_unavailable(), "{failed}");
+
+    // Back: the node's pool and the invalidator's connection both recover,
+    // and nothing committed after the restart is missed.
+    pg.restart().unwrap();
+    eventually("the node to write again", async || node.put("2", "two").await.is_ok()).await;
+    assert_eq!(node.get("1").await.unwrap().unwrap().value, "uno");
+    assert!(node.client().get(b"item:1").await.unwrap().is_some());
+    let raw = {
+        let (client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+    };
+    raw.execute("UPDATE items SET value = 'eins' WHERE id = '1'", &[])
+        .await
+        .unwrap();
+    eventually("the restarted invalidator to delete item:1", async || {
+        node.client().get(b"item:1").await.unwrap().is_none()
+    })
+    .await;
+
+    // The slot is lost (dropped while no one reads it): the invalidator
+    // cannot know what it missed, so it flushes the cluster and starts over.
+    assert_eq!(node.get("1").await.unwrap().unwrap().value, "eins");
+    stop.cancel();
+    running.await.unwrap();
+    raw.execute("SELECT pg_drop_replication_slot('strata_test')", &[])
+        .await
+        .unwrap();
+    assert!(node.client().get(b"item:1").await.unwrap().is_some(), "still cached");
+    let stop = CancellationToken::new();
+    let running = {
+        let (invalidator, stop) = (Arc::clone(&invalidator), stop.clone());
+        tokio::spawn(async move { invalidator.run(stop).await })
+    };
+    eventually("the cluster flush", async || {
+        invalidator.stats().slot_resets.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    assert!(node.client().get(b"item:1").await.unwrap().is_none(), "flushed");
+    raw.execute("UPDATE items SET value = 'one again' WHERE id = '1'", &[])
+        .await
+        .unwrap();
+    assert_eq!(node.get("1").await.unwrap().unwrap().value, "one again");
+
+    stop.cancel();
+    running.await.unwrap();
+    node.shutdown().await;
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
+}
