@@ -357,10 +357,14 @@ pub async fn run_check(config: &CheckConfig, progress: &(dyn Fn(u64) + Sync)) ->
 /// Compares every row's caches with the origin, giving tracking pushes a
 /// bounded time to arrive: (L2 mismatches, L1 mismatches, lost writes).
 async fn settle(system: &System, acked: &[AtomicU64]) -> Result<(u64, u64, u64), String> {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Pushes get 2 s (well inside L1's 5 s TTL, so an L1 copy that no
+    // push removed is still there to count); transient errors get 5 s.
+    let started = Instant::now();
+    let pushes = started + Duration::from_secs(2);
+    let deadline = started + Duration::from_secs(5);
     loop {
         match compare(system, acked).await {
-            Ok(counts) if counts.1 == 0 || Instant::now() >= deadline => return Ok(counts),
+            Ok(counts) if counts.1 == 0 || Instant::now() >= pushes => return Ok(counts),
             Ok(_) => {}
             Err(error) if Instant::now() >= deadline => return Err(error),
             Err(error) => tracing::debug!(%error, "comparison failed; retrying"),
