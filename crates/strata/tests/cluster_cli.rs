@@ -226,12 +226,27 @@ fn the_proxy_routes_fails_over_reloads_and_exits_cleanly() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// One HTTP/1.1 request (connection: close); the whole response.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 /// A base port with the whole block `strata up` uses free (bound and
 /// released just before use).
 fn free_block() -> u16 {
     for attempt in 0..50u16 {
         let base = 20_000 + (std::process::id() as u16 % 200) * 100 + attempt * 7_919 % 20_000;
-        let offsets = [0u16, 1]
+        let offsets = [0u16, 1, 2]
             .into_iter()
             .chain((0..4).flat_map(|i| [10 + i, 30 + i, 50 + i]));
         let held: Vec<_> = offsets
@@ -247,11 +262,23 @@ fn free_block() -> u16 {
 #[test]
 fn up_starts_a_cluster_and_stops_it_on_sigterm() {
     let base = free_block();
-    let (mut up, first, mut stdout) = spawn(&["up", "--base-port", &base.to_string(), "--status-every", "1"]);
+    let dir = std::env::temp_dir().join(format!("strata-up-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let origin = dir.join("origin.db").display().to_string();
+    let (mut up, first, mut stdout) = spawn(&[
+        "up",
+        "--base-port",
+        &base.to_string(),
+        "--status-every",
+        "1",
+        "--origin",
+        &origin,
+    ]);
     assert!(first.contains("3-node cluster"), "{first}");
     let mut pids = Vec::new();
     let mut lines = Vec::new();
-    for _ in 0..6 {
+    // node, proxy, three servers, the gutter, the "try" line.
+    for _ in 0..7 {
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
         if let Some(pid) = line.split("pid ").nth(1) {
@@ -264,12 +291,23 @@ fn up_starts_a_cluster_and_stops_it_on_sigterm() {
     let _: () = redis::cmd("SET").arg("greeting").arg("hello").query(&mut conn).unwrap();
     let value: String = redis::cmd("GET").arg("greeting").query(&mut conn).unwrap();
     assert_eq!(value, "hello");
+    // The request node answers over HTTP on B+2, over the SQLite origin.
+    let node = format!("127.0.0.1:{}", base + 2);
+    let put = http(&node, "PUT", "/items/42", r#"{"value":"hello"}"#);
+    assert!(put.starts_with("HTTP/1.1 200"), "{put}");
+    let get = http(&node, "GET", "/items/42", "");
+    assert!(
+        get.contains(r#""value":"hello""#) && get.contains(r#""source":"origin""#),
+        "{get}"
+    );
     // A status line follows within a few seconds.
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert!(line.contains("ops/s") && line.contains("keys ["), "{line}");
+    assert!(line.contains("node: L1"), "{line}");
     up.signal("TERM");
     assert_eq!(up.exit_code(), Some(0));
+    std::fs::remove_dir_all(&dir).ok();
     for pid in pids {
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists(),
