@@ -38,7 +38,12 @@ fn config(strategy: Strategy, origin: String, dir: &std::path::Path) -> CheckCon
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarded_strategies_leave_nothing_stale_and_naive_does() {
     let dir = scratch("sqlite");
-    for strategy in [Strategy::CacheAside, Strategy::WriteThrough, Strategy::WriteBehind, Strategy::Naive] {
+    for strategy in [
+        Strategy::CacheAside,
+        Strategy::WriteThrough,
+        Strategy::WriteBehind,
+        Strategy::Naive,
+    ] {
         let origin = dir.join(format!("{strategy}.db")).display().to_string();
         let report = run_check(&config(strategy, origin, &dir), &|_| {}).await.unwrap();
         eprintln!("{report:?}");
@@ -59,7 +64,9 @@ async fn guarded_strategies_leave_nothing_stale_and_naive_does() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarded_strategies_are_consistent_on_postgres() {
-    let Some(pg) = strata_node::pgtest::start_or_skip() else { return };
+    let Some(pg) = strata_node::pgtest::start_or_skip() else {
+        return;
+    };
     let dir = scratch("pg");
     for strategy in [Strategy::CacheAside, Strategy::WriteThrough, Strategy::WriteBehind] {
         // One table per run would need one database per run; the rows'
