@@ -43,6 +43,9 @@ pub struct InvalidatorArgs {
     /// Milliseconds between polls of an empty log.
     #[arg(long, default_value_t = 20, value_name = "MS")]
     poll_ms: u64,
+    /// Serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: off).
+    #[arg(long, default_value_t = 7691, value_name = "PORT")]
+    metrics_port: u16,
     /// Seconds between status lines (0: none).
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     status_every: u64,
@@ -92,6 +95,27 @@ pub fn run(args: InvalidatorArgs) -> anyhow::Result<()> {
                 }
             })
         };
+        if args.metrics_port != 0 {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.metrics_port));
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot serve metrics on {addr} (--metrics-port 0 turns them off)"))?;
+            let stats = stats.clone();
+            let stop = shutdown.clone();
+            let router = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let stats = stats.clone();
+                    async move { stats.render() }
+                }),
+            );
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+            });
+            tracing::info!(%addr, "invalidator metrics at /metrics");
+        }
         tracing::info!(origin = %crate::node::redact(&args.origin), "strata invalidator tailing");
         let stop = shutdown.clone();
         tokio::spawn(async move {

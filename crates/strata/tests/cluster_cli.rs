@@ -315,3 +315,99 @@ fn up_starts_a_cluster_and_stops_it_on_sigterm() {
         );
     }
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the binary with `args`, without reading its output.
+fn start(args: &[&str]) -> Process {
+    Process(
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args)
+            .env("STRATA_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the strata binary runs"),
+    )
+}
+
+/// Polls (bounded) until `addr` accepts connections.
+fn wait_listening(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn node_and_invalidator_processes_serve_and_stop_cleanly() {
+    let (mut server, resp, memcache) = server();
+    let dir = std::env::temp_dir().join(format!("strata-node-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let origin = dir.join("origin.db").display().to_string();
+    let http_addr = format!("127.0.0.1:{}", free_port());
+    let mut node = start(&[
+        "node",
+        "--listen",
+        &http_addr,
+        "--origin",
+        &origin,
+        "--strategy",
+        "write-through",
+        "--l2",
+        &memcache,
+        "--tracking",
+        &resp,
+    ]);
+    wait_listening(&http_addr);
+    let metrics_port = free_port();
+    let mut invalidator = start(&[
+        "invalidator",
+        "--origin",
+        &origin,
+        "--l2",
+        &memcache,
+        "--metrics-port",
+        &metrics_port.to_string(),
+    ]);
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    wait_listening(&metrics_addr);
+
+    let put = http(&http_addr, "PUT", "/items/a", r#"{"value":"one"}"#);
+    assert!(
+        put.starts_with("HTTP/1.1 200") && put.contains(r#""version":1"#),
+        "{put}"
+    );
+    let get = http(&http_addr, "GET", "/items/a", "");
+    assert!(get.contains(r#""value":"one""#), "{get}");
+    let bad = http(&http_addr, "PUT", "/items/a", "{");
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    // The write's outbox row reaches the invalidator.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = http(&metrics_addr, "GET", "/metrics", "");
+        if metrics.contains("strata_invalidator_applied_total 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let metrics = http(&http_addr, "GET", "/metrics", "");
+    assert!(
+        metrics.contains("strata_node_writes_total 1\n"),
+        "the bad request changed nothing: {metrics}"
+    );
+
+    for process in [&mut node, &mut invalidator, &mut server] {
+        process.signal("TERM");
+        assert_eq!(process.exit_code(), Some(0));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -221,6 +221,39 @@ impl InvalidatorStats {
         self.latency_us.lock().len()
     }
 
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        use prometheus_client::metrics::counter::Counter;
+        use prometheus_client::metrics::gauge::Gauge;
+        let mut registry = prometheus_client::registry::Registry::with_prefix("strata_invalidator");
+        for (name, help, value) in [
+            ("applied", "Keys deleted in the cluster", &self.applied),
+            ("batches", "Batches applied", &self.batches),
+            ("errors", "Steps that failed and were retried", &self.errors),
+            (
+                "slot_resets",
+                "Lost slots reset (cluster flushed, slot recreated)",
+                &self.slot_resets,
+            ),
+        ] {
+            let counter = Counter::<u64>::default();
+            counter.inc_by(value.load(Ordering::Relaxed));
+            registry.register(name, help, counter);
+        }
+        for (name, q) in [
+            ("latency_p50_ms", 0.5),
+            ("latency_p99_ms", 0.99),
+            ("latency_max_ms", 1.0),
+        ] {
+            let gauge = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+            gauge.set(self.latency_ms(q));
+            registry.register(name, "Commit-to-delete latency since start", gauge);
+        }
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        text
+    }
+
     /// Forgets the latencies measured so far.
     pub fn reset_latency(&self) {
         self.latency_us.lock().reset();
