@@ -411,3 +411,109 @@ fn node_and_invalidator_processes_serve_and_stop_cleanly() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The value of `"field":"…"` in a JSON body, crudely (tests only).
+fn json_field(response: &str, field: &str) -> Option<String> {
+    let start = response.find(&format!("\"{field}\":\""))? + field.len() + 4;
+    let end = start + response[start..].find('"')?;
+    Some(response[start..end].to_owned())
+}
+
+#[test]
+fn write_behind_loses_no_acknowledged_write_to_kill_9() {
+    let (mut server, resp, memcache) = server();
+    let dir = std::env::temp_dir().join(format!("strata-wb-kill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let origin = dir.join("origin.db").display().to_string();
+    let journal = dir.join("journal").display().to_string();
+    let http_addr = format!("127.0.0.1:{}", free_port());
+    let args = [
+        "node",
+        "--listen",
+        &http_addr,
+        "--origin",
+        &origin,
+        "--strategy",
+        "write-behind",
+        "--journal-dir",
+        &journal,
+        "--l2",
+        &memcache,
+        "--tracking",
+        &resp,
+    ];
+    let mut acked: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut seq = 0u64;
+    for round in 0..3 {
+        let mut node = start(&args);
+        wait_listening(&http_addr);
+        // Write until a random-ish count, then SIGKILL with writes in flight
+        // from another thread.
+        let stop_at = 150 + round * 97;
+        let writer_addr = http_addr.clone();
+        let background = std::thread::spawn(move || {
+            for i in 0..10_000u64 {
+                let Ok(mut stream) = std::net::TcpStream::connect(&writer_addr) else {
+                    return;
+                };
+                use std::io::Write;
+                let body = format!(r#"{{"value":"bg{i}"}}"#);
+                if write!(
+                    stream,
+                    "PUT /items/bg HTTP/1.1\r\nhost: t\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        for _ in 0..stop_at {
+            seq += 1;
+            let key = format!("k{}", seq % 37);
+            let response = http(
+                &http_addr,
+                "PUT",
+                &format!("/items/{key}"),
+                &format!(r#"{{"value":"{seq}"}}"#),
+            );
+            assert!(response.starts_with("HTTP/1.1 202"), "{response}");
+            acked.insert(key, seq);
+        }
+        node.0.kill().unwrap();
+        node.0.wait().unwrap();
+        let _ = background.join();
+    }
+    // Restart once more: the journal replays; once flushed, every key reads
+    // its last acknowledged value from the origin (through the caches).
+    let mut node = start(&args);
+    wait_listening(&http_addr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = http(&http_addr, "GET", "/metrics", "");
+        if metrics.contains("strata_node_pending_writes 0\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "journal not flushed: {metrics}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (key, seq) in &acked {
+        let response = http(&http_addr, "GET", &format!("/items/{key}"), "");
+        assert_eq!(
+            json_field(&response, "value"),
+            Some(seq.to_string()),
+            "{key}: {response}"
+        );
+        assert_ne!(
+            json_field(&response, "source").as_deref(),
+            Some("journal"),
+            "{response}"
+        );
+    }
+    node.signal("TERM");
+    assert_eq!(node.exit_code(), Some(0));
+    server.signal("TERM");
+    assert_eq!(server.exit_code(), Some(0));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -115,15 +115,16 @@ impl Default for InvalidatorConfig {
 pub enum Source {
     /// SQLite's outbox table.
     Outbox(OutboxSource),
-    /// A PostgreSQL logical replication slot.
-    Slot(SlotSource),
+    /// A PostgreSQL logical replication slot (boxed: a client connection
+    /// is much larger than the outbox's handle).
+    Slot(Box<SlotSource>),
 }
 
 impl Source {
     /// Opens the source for the origin at `address` (as [`crate::origin::Origin::open`] takes it).
     pub async fn open(address: &str, slot: &str) -> Result<Source, OriginError> {
         if address.starts_with("postgres://") || address.starts_with("postgresql://") {
-            return Ok(Source::Slot(SlotSource::connect(address, slot).await?));
+            return Ok(Source::Slot(Box::new(SlotSource::connect(address, slot).await?)));
         }
         let path = address.strip_prefix("sqlite:").unwrap_or(address);
         Ok(Source::Outbox(OutboxSource::open(path).await?))
@@ -163,7 +164,7 @@ impl Invalidator {
         };
         if slot.is_closed() {
             let reopened = SlotSource::connect(&self.address, slot.slot()).await?;
-            *source = Source::Slot(reopened);
+            *source = Source::Slot(Box::new(reopened));
         }
         let Source::Slot(slot) = &*source else {
             return Ok(());
@@ -177,7 +178,7 @@ impl Invalidator {
             self.client.flush_all().await?;
             let _ = slot.drop_slot().await;
             let recreated = SlotSource::connect(&self.address, slot.slot()).await?;
-            *source = Source::Slot(recreated);
+            *source = Source::Slot(Box::new(recreated));
             self.stats.slot_resets.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
