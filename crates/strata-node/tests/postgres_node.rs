@@ -144,3 +144,59 @@ async fn the_invalidator_follows_the_log_through_restarts_and_a_lost_slot() {
     server.shutdown();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_behind_absorbs_an_origin_outage_up_to_its_limit_then_pushes_back() {
+    let Some(pg) = pgtest::start_or_skip() else { return };
+    let server = Server::start(Config::default().on_free_ports()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("strata-pg-wb-{}", std::process::id()));
+    let mut config = NodeConfig {
+        origin: pg.url(),
+        strategy: Strategy::WriteBehind,
+        l2: vec![server.memcache_addr.to_string()],
+        tracking: vec![server.resp_addr.to_string()],
+        ..NodeConfig::default()
+    };
+    config.write_behind.dir = dir.join("journal");
+    config.write_behind.limit_bytes = 8 * 1024;
+    config.write_behind.full_wait_ms = 200;
+    let node = Node::start(config).await.unwrap();
+    node.put("warm", "up").await.unwrap();
+    eventually("the first flush", async || node.pending_writes() == 0).await;
+
+    pg.stop();
+    let mut acked = std::collections::HashMap::new();
+    let mut refused = None;
+    for i in 0..10_000 {
+        let id = format!("r{}", i % 50);
+        match node.put(&id, &format!("value-{i}")).await {
+            Ok(_) => {
+                acked.insert(id, format!("value-{i}"));
+            }
+            Err(error) => {
+                refused = Some(error);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("a bounded journal refuses writes once full");
+    assert!(
+        matches!(refused, NodeError::Journal(_)) && refused.is_unavailable(),
+        "{refused}"
+    );
+    assert!(acked.len() > 10, "the journal absorbed the outage for a while");
+    // While the origin is down, this node still reads its own writes.
+    let (id, value) = acked.iter().next().unwrap();
+    assert_eq!(&node.get(id).await.unwrap().unwrap().value, value);
+
+    pg.restart().unwrap();
+    eventually("the backlog to flush", async || node.pending_writes() == 0).await;
+    for (id, value) in &acked {
+        let row = node.origin().get(id).await.unwrap().expect("flushed");
+        assert_eq!(&row.value, value, "{id}");
+    }
+    node.put("after", "ok").await.unwrap();
+    node.shutdown().await;
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
+}
