@@ -39,8 +39,9 @@ enum Command {
     /// Route Redis and memcached clients to a cluster of cache servers
     /// (ketama, gutter failover, warm-up), like twemproxy or mcrouter.
     Proxy(proxy::ProxyArgs),
-    /// Start a local cluster on loopback — servers, a gutter and a proxy —
-    /// and show its live status until Ctrl-C.
+    /// Start a local stack on loopback — servers, a gutter, a proxy, a
+    /// request node over SQLite (or PostgreSQL) and the invalidator — and
+    /// show its live status until Ctrl-C.
     Up(up::UpArgs),
     /// Serve an HTTP/JSON API over a database (SQLite or PostgreSQL) with a
     /// local cache in front of the cluster, kept consistent by leases,
