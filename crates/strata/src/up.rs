@@ -24,6 +24,10 @@ use tokio::net::TcpStream;
 Ports, from --base-port B (default 7500):
   proxy           RESP B, memcached B+1
   request node    HTTP B+2 (origin: --origin, a SQLite file by default; or --postgres URL)
+
+With --postgres the invalidator creates the logical replication slot strata_up (test_decoding)
+and resumes from it next time. A slot keeps WAL until it is read: when you stop using strata up
+on that database, drop it: SELECT pg_drop_replication_slot('strata_up');
   server i        memcached B+10+i, RESP B+30+i, metrics B+50+i   (i = 0..nodes-1)
   gutter          the next i after the servers
 
