@@ -2,7 +2,8 @@
 //!
 //! Measuring strata: the trace simulator behind `strata sim`, with Belady's
 //! offline bounds, synthetic workloads, reports and plots; and the load
-//! generator behind `strata bench`.
+//! generator behind `strata bench`; and the consistency checker and
+//! thundering-herd benchmark behind `strata check`.
 //!
 //! A simulation replays workloads (trace files, or generated ones) through
 //! every chosen algorithm at every chosen capacity, each run a cold cache,
@@ -43,6 +44,10 @@
 //! - [`progress`]: the terminal progress bar;
 //! - [`load`]: the load generator behind `strata bench` (both protocols,
 //!   hdrhistogram latencies, the server's CPU time and RSS);
+//! - [`check`]: `strata check`: a whole system (servers, nodes, the
+//!   invalidator) in process over a real origin, readers and writers with
+//!   injected faults, stale reads and what is left inconsistent; `herd`:
+//!   origin loads per invalidation of a hot row;
 //! - [`error`]: the crate's error type.
 
 pub mod algorithm;
