@@ -138,6 +138,15 @@ async fn the_invalidator_follows_the_log_through_restarts_and_a_lost_slot() {
         .unwrap();
     assert_eq!(node.get("1").await.unwrap().unwrap().value, "one again");
 
+    // A TRUNCATE names no key: the invalidator flushes the cluster.
+    assert!(node.client().get(b"item:1").await.unwrap().is_some(), "cached again");
+    raw.execute("TRUNCATE items", &[]).await.unwrap();
+    eventually("the TRUNCATE's flush", async || {
+        node.client().get(b"item:1").await.unwrap().is_none()
+    })
+    .await;
+    assert_eq!(node.get("1").await.unwrap(), None);
+
     stop.cancel();
     running.await.unwrap();
     node.shutdown().await;

@@ -74,6 +74,9 @@ pub enum Position {
 pub struct ChangeBatch {
     /// The changes.
     pub changes: Vec<Change>,
+    /// Flush the whole cluster first: a change named no key (PostgreSQL's
+    /// `TRUNCATE`).
+    pub flush_all: bool,
     /// Advance here after applying them.
     pub position: Position,
 }
@@ -139,6 +142,7 @@ impl Source {
                     .await?
                     .map(|batch| ChangeBatch {
                         changes: batch.changes,
+                        flush_all: batch.flush_all,
                         position: Position::Lsn(batch.upto_lsn),
                     }))
             }
@@ -305,6 +309,9 @@ impl Invalidator {
         let Some(batch) = source.peek(self.config.batch).await? else {
             return Ok(None);
         };
+        if batch.flush_all {
+            self.client.flush_all().await?;
+        }
         // A transaction touching a key many times needs one delete.
         let mut keys: Vec<&[u8]> = batch.changes.iter().map(|change| change.key.as_bytes()).collect();
         keys.sort_unstable();

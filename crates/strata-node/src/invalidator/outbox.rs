@@ -66,6 +66,7 @@ impl OutboxSource {
             }
             Ok(last.map(|seq| ChangeBatch {
                 changes,
+                flush_all: false,
                 position: Position::Outbox(seq),
             }))
         })

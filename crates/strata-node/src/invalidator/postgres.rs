@@ -44,7 +44,8 @@
 //! - `COMMIT <xid> (at <timestamp>)` sets the commit time of that
 //!   transaction's changes (`include-timestamp`).
 //! - A `TRUNCATE` of `items`, or a `DELETE` without key columns (`REPLICA
-//!   IDENTITY NOTHING`), names no key: logged as a warning.
+//!   IDENTITY NOTHING`), names no key: the batch then asks for the whole
+//!   cluster to be flushed ([`SlotBatch::flush_all`]), logged as a warning.
 //!
 //! A line about `items` that does not parse fails the peek rather than
 //! being skipped, so a parser gap shows at once instead of as stale reads;
@@ -98,6 +99,9 @@ pub struct SlotBatch {
     /// per transaction. May be empty when the transactions read touched
     /// nothing cached; advance anyway.
     pub changes: Vec<Change>,
+    /// A committed change named no key (a `TRUNCATE`, a keyless `DELETE`):
+    /// only flushing the whole cluster makes the cache safe again.
+    pub flush_all: bool,
     /// The LSN to [`advance`](SlotSource::advance) to once `changes` are
     /// applied (the end of the batch's last commit).
     pub upto_lsn: String,
@@ -444,16 +448,20 @@ pub(crate) fn decode_rows(rows: &[(String, String)]) -> Result<Option<SlotBatch>
     let mut changes = Vec::new();
     let mut pending: Vec<String> = Vec::new();
     let mut in_transaction = false;
+    let mut pending_flush = false;
+    let mut flush_all = false;
     let mut upto: Option<u64> = None;
     for (lsn_text, data) in rows {
         let lsn = parse_lsn(lsn_text).ok_or_else(|| format!("bad LSN {lsn_text:?} from the server"))?;
         match parse_line(data) {
             Line::Begin => {
                 pending.clear();
+                pending_flush = false;
                 in_transaction = true;
             }
             Line::Commit { committed_at_ms } => {
                 changes.extend(pending.drain(..).map(|key| Change { key, committed_at_ms }));
+                flush_all |= std::mem::take(&mut pending_flush);
                 in_transaction = false;
                 upto = upto.max(Some(lsn));
             }
@@ -475,7 +483,12 @@ pub(crate) fn decode_rows(rows: &[(String, String)]) -> Result<Option<SlotBatch>
                 }
             }
             Line::Unkeyed(why) => {
-                tracing::warn!(lsn = %lsn_text, "{why}: the cache may keep stale copies until they expire");
+                tracing::warn!(lsn = %lsn_text, "{why}: names no key; the cluster will be flushed");
+                if in_transaction {
+                    pending_flush = true;
+                } else {
+                    flush_all = true;
+                }
             }
             Line::Other => {}
             Line::Malformed(why) => {
@@ -487,6 +500,7 @@ pub(crate) fn decode_rows(rows: &[(String, String)]) -> Result<Option<SlotBatch>
     }
     Ok(upto.map(|upto| SlotBatch {
         changes,
+        flush_all,
         upto_lsn: format_lsn(upto),
     }))
 }
@@ -566,5 +580,28 @@ mod tests {
             ]))
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_committed_truncate_asks_for_a_flush_and_an_aborted_one_cannot_appear() {
+        let truncated = rows(&[
+            ("0/10", "BEGIN 800"),
+            ("0/18", "table public.items: TRUNCATE: (no-flags)"),
+            ("0/20", "COMMIT 800 (at 1970-01-01 00:00:01+00)"),
+        ]);
+        let batch = decode_rows(&truncated).unwrap().unwrap();
+        assert!(batch.flush_all && batch.changes.is_empty());
+        let plain = rows(&[
+            ("0/10", "BEGIN 801"),
+            ("0/18", "table public.items: INSERT: id[text]:'a' value[text]:'x'"),
+            ("0/20", "COMMIT 801 (at 1970-01-01 00:00:01+00)"),
+        ]);
+        assert!(!decode_rows(&plain).unwrap().unwrap().flush_all);
+        // A transaction cut at the end of the peek is not in the batch.
+        let cut = rows(&[
+            ("0/10", "BEGIN 802"),
+            ("0/18", "table public.items: TRUNCATE: (no-flags)"),
+        ]);
+        assert_eq!(decode_rows(&cut).unwrap(), None);
     }
 }
