@@ -51,13 +51,6 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn put(id: &str, value: &str) -> Write {
-    Write::Put {
-        id: id.into(),
-        value: value.into(),
-    }
-}
-
 fn seqs(entries: &[Entry]) -> Vec<u64> {
     entries.iter().map(|e| e.seq).collect()
 }
@@ -301,7 +294,7 @@ async fn torn_tail_is_truncated_and_its_seq_reused() {
     };
     let (journal, _) = Journal::open(config.clone()).unwrap();
     for i in 1..=5 {
-        journal.append(put(&format!("k{i}"), "value")).await.unwrap();
+        journal.append(Write::put(format!("k{i}"), "value")).await.unwrap();
     }
     drop(journal);
     let segment = segment_files(&dir.0).pop().unwrap();
@@ -326,11 +319,11 @@ async fn torn_tail_is_truncated_and_its_seq_reused() {
     let (journal, replay) = Journal::open(config.clone()).unwrap();
     assert_eq!(seqs(&replay), [1, 2, 3, 4]);
     assert_eq!(journal.last_seq(), 4);
-    assert_eq!(journal.append(put("k5", "again")).await.unwrap(), 5);
+    assert_eq!(journal.append(Write::put("k5", "again")).await.unwrap(), 5);
     drop(journal);
     let (_journal, replay) = Journal::open(config).unwrap();
     assert_eq!(seqs(&replay), [1, 2, 3, 4, 5]);
-    assert_eq!(replay[4].write, put("k5", "again"));
+    assert_eq!(replay[4].write, Write::put("k5", "again"));
 }
 
 #[tokio::test]
@@ -342,7 +335,7 @@ async fn damage_before_the_tail_is_an_error() {
     };
     let (journal, _) = Journal::open(config.clone()).unwrap();
     for i in 1..=12 {
-        journal.append(put(&format!("k{i}"), "some value")).await.unwrap();
+        journal.append(Write::put(format!("k{i}"), "some value")).await.unwrap();
     }
     drop(journal);
     let files = segment_files(&dir.0);
@@ -400,7 +393,7 @@ async fn mark_flushed_then_reopen_replays_only_the_unflushed() {
     };
     let (journal, _) = Journal::open(config.clone()).unwrap();
     for i in 1..=20 {
-        assert_eq!(journal.append(put(&format!("k{i}"), "v")).await.unwrap(), i);
+        assert_eq!(journal.append(Write::put(format!("k{i}"), "v")).await.unwrap(), i);
     }
     let before = segment_files(&dir.0).len();
     journal.mark_flushed(12).unwrap();
@@ -421,7 +414,7 @@ async fn mark_flushed_then_reopen_replays_only_the_unflushed() {
 
     let (journal, replay) = Journal::open(config).unwrap();
     assert_eq!(seqs(&replay), (13..=20).collect::<Vec<_>>());
-    assert_eq!(replay[0].write, put("k13", "v"));
+    assert_eq!(replay[0].write, Write::put("k13", "v"));
     assert_eq!(journal.flushed_seq(), 12);
     assert_eq!(journal.unflushed_entries(), 8);
 }
@@ -437,7 +430,7 @@ async fn seq_continues_after_restart_even_when_all_flushed() {
     assert!(replay.is_empty());
     assert_eq!(journal.last_seq(), 0);
     for i in 1..=9 {
-        assert_eq!(journal.append(put("k", &i.to_string())).await.unwrap(), i);
+        assert_eq!(journal.append(Write::put("k", i.to_string())).await.unwrap(), i);
     }
     journal.mark_flushed(9).unwrap();
     assert_eq!(journal.unflushed_bytes(), 0);
@@ -447,7 +440,7 @@ async fn seq_continues_after_restart_even_when_all_flushed() {
         let (journal, replay) = Journal::open(config.clone()).unwrap();
         assert!(replay.is_empty());
         assert_eq!(journal.last_seq(), 9 + restart);
-        assert_eq!(journal.append(put("k", "again")).await.unwrap(), 10 + restart);
+        assert_eq!(journal.append(Write::put("k", "again")).await.unwrap(), 10 + restart);
         journal.mark_flushed(10 + restart).unwrap();
     }
 }
@@ -467,12 +460,12 @@ async fn full_journal_waits_then_fails_and_takes_writes_once_flushed() {
     };
     let (journal, _) = Journal::open(config).unwrap();
     let journal = Arc::new(journal);
-    journal.append(put("k1", "0123456789")).await.unwrap();
-    journal.append(put("k2", "0123456789")).await.unwrap();
+    journal.append(Write::put("k1", "0123456789")).await.unwrap();
+    journal.append(Write::put("k2", "0123456789")).await.unwrap();
     assert_eq!(journal.unflushed_bytes(), 82);
 
     let started = tokio::time::Instant::now();
-    let error = journal.append(put("k3", "0123456789")).await.unwrap_err();
+    let error = journal.append(Write::put("k3", "0123456789")).await.unwrap_err();
     assert!(started.elapsed() >= full_wait, "failed after {:?}", started.elapsed());
     let JournalError::Full {
         unflushed_bytes,
@@ -486,7 +479,7 @@ async fn full_journal_waits_then_fails_and_takes_writes_once_flushed() {
 
     // Too large for the whole journal: refused at once, no waiting.
     let started = tokio::time::Instant::now();
-    let error = journal.append(put("big", &"x".repeat(100))).await.unwrap_err();
+    let error = journal.append(Write::put("big", "x".repeat(100))).await.unwrap_err();
     assert!(
         matches!(error, JournalError::TooLarge { limit_bytes: 100, .. }),
         "{error}"
@@ -497,7 +490,7 @@ async fn full_journal_waits_then_fails_and_takes_writes_once_flushed() {
     let started = tokio::time::Instant::now();
     let waiting = tokio::spawn({
         let journal = Arc::clone(&journal);
-        async move { journal.append(put("k3", "0123456789")).await }
+        async move { journal.append(Write::put("k3", "0123456789")).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiting.is_finished(), "append did not wait for room");
@@ -531,7 +524,7 @@ async fn wait_appended_wakes_the_flusher() {
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!flusher.is_finished());
-    journal.append(put("k", "v")).await.unwrap();
+    journal.append(Write::put("k", "v")).await.unwrap();
     let pending = tokio::time::timeout(Duration::from_secs(5), flusher)
         .await
         .unwrap()
@@ -673,7 +666,10 @@ fn throughput() {
                 tasks.spawn(async move {
                     let mut count = 0u64;
                     while tokio::time::Instant::now() < deadline {
-                        journal.append(put(&format!("t{task}-{count}"), &value)).await.unwrap();
+                        journal
+                            .append(Write::put(format!("t{task}-{count}"), &value))
+                            .await
+                            .unwrap();
                         count += 1;
                     }
                     count

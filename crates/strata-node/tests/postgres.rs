@@ -12,17 +12,6 @@ use strata_node::pgtest::{self, PgServer};
 /// The longest an operation on a dead database may take before erroring.
 const DEAD_BOUND: Duration = Duration::from_secs(12);
 
-fn put(id: &str, value: &str) -> Write {
-    Write::Put {
-        id: id.into(),
-        value: value.into(),
-    }
-}
-
-fn delete(id: &str) -> Write {
-    Write::Delete { id: id.into() }
-}
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -114,7 +103,13 @@ async fn apply_is_one_transaction() {
     origin.put("x", "1").await.unwrap();
 
     let applied = origin
-        .apply(&[put("y", "1"), put("x", "2"), delete("y"), delete("nope"), put("y", "3")])
+        .apply(&[
+            Write::put("y", "1"),
+            Write::put("x", "2"),
+            Write::delete("y"),
+            Write::delete("nope"),
+            Write::put("y", "3"),
+        ])
         .await
         .unwrap();
     let summary: Vec<String> = applied
@@ -133,7 +128,12 @@ async fn apply_is_one_transaction() {
     // PostgreSQL refuses NUL in text: the third write fails, so the whole
     // batch rolls back.
     let error = origin
-        .apply(&[put("x", "3"), delete("y"), put("z", "bad\0value"), put("w", "1")])
+        .apply(&[
+            Write::put("x", "3"),
+            Write::delete("y"),
+            Write::put("z", "bad\0value"),
+            Write::put("w", "1"),
+        ])
         .await
         .unwrap_err();
     let message = error.to_string();
@@ -215,14 +215,14 @@ async fn slot_delivers_commits_in_order_and_advance_consumes_them() {
     origin.put("a", "1").await.unwrap();
     origin.put("b", "1").await.unwrap();
     origin
-        .apply(&[put("c", "1"), delete("a"), put("c", "2")])
+        .apply(&[Write::put("c", "1"), Write::delete("a"), Write::put("c", "2")])
         .await
         .unwrap();
     origin.delete("b").await.unwrap();
     origin.delete("never-there").await.unwrap();
     // A failed batch commits nothing, so the slot shows nothing of it.
     origin
-        .apply(&[put("rolled", "back"), put("z", "\0")])
+        .apply(&[Write::put("rolled", "back"), Write::put("z", "\0")])
         .await
         .unwrap_err();
 

@@ -229,13 +229,6 @@ pub(super) fn decode_checkpoint(bytes: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn put(id: &str, value: &str) -> Write {
-        Write::Put {
-            id: id.into(),
-            value: value.into(),
-        }
-    }
-
     fn segment(first_seq: u64, writes: &[Write]) -> Vec<u8> {
         let mut out = Vec::new();
         for (seq, write) in (first_seq..).zip(writes) {
@@ -251,10 +244,10 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let writes = [
-            put("a", "1"),
+            Write::put("a", "1"),
             Write::Delete { id: "b".into() },
-            put("", ""),
-            put("ключ", "значение"),
+            Write::put("", ""),
+            Write::put("ключ", "значение"),
         ];
         let bytes = segment(7, &writes);
         let parsed = parse_segment(&bytes, 7).unwrap();
@@ -273,7 +266,10 @@ mod tests {
 
     #[test]
     fn every_truncation_is_a_torn_tail() {
-        let bytes = segment(1, &[put("a", "one"), put("b", "two"), put("c", "three")]);
+        let bytes = segment(
+            1,
+            &[Write::put("a", "one"), Write::put("b", "two"), Write::put("c", "three")],
+        );
         let whole = parse_segment(&bytes, 1).unwrap().records;
         for cut in 0..=bytes.len() {
             let parsed = parse_segment(&bytes[..cut], 1).unwrap();
@@ -294,14 +290,14 @@ mod tests {
 
     #[test]
     fn garbage_or_zeros_after_the_last_record_are_a_torn_tail() {
-        let mut bytes = segment(1, &[put("a", "one"), put("b", "two")]);
+        let mut bytes = segment(1, &[Write::put("a", "one"), Write::put("b", "two")]);
         let good = bytes.len() as u64;
         bytes.extend_from_slice(&[0; 100]);
         let parsed = parse_segment(&bytes, 1).unwrap();
         assert_eq!(seqs(&parsed), [1, 2]);
         assert_eq!(parsed.torn.map(|t| t.offset), Some(good));
         // A half-written record whose checksum fails.
-        let mut bytes = segment(1, &[put("a", "one"), put("b", "two")]);
+        let mut bytes = segment(1, &[Write::put("a", "one"), Write::put("b", "two")]);
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         let parsed = parse_segment(&bytes, 1).unwrap();
@@ -311,24 +307,27 @@ mod tests {
 
     #[test]
     fn damage_followed_by_a_valid_record_is_corruption() {
-        let mut bytes = segment(1, &[put("a", "one"), put("b", "two"), put("c", "three")]);
+        let mut bytes = segment(
+            1,
+            &[Write::put("a", "one"), Write::put("b", "two"), Write::put("c", "three")],
+        );
         bytes[HEADER_BYTES + SEQ_BYTES + 3] ^= 0x01;
         let damage = parse_segment(&bytes, 1).unwrap_err();
         assert_eq!(damage.offset, 0);
         assert!(damage.reason.contains("checksum"), "{}", damage.reason);
         // A damaged length field (reads as incomplete) is caught the same way.
-        let mut bytes = segment(1, &[put("a", "one"), put("b", "two")]);
+        let mut bytes = segment(1, &[Write::put("a", "one"), Write::put("b", "two")]);
         bytes[5] = 0x7f;
         assert!(parse_segment(&bytes, 1).is_err());
     }
 
     #[test]
     fn out_of_order_seq_is_corruption() {
-        let mut bytes = segment(1, &[put("a", "one")]);
-        bytes.extend(segment(3, &[put("b", "two")]));
+        let mut bytes = segment(1, &[Write::put("a", "one")]);
+        bytes.extend(segment(3, &[Write::put("b", "two")]));
         let damage = parse_segment(&bytes, 1).unwrap_err();
         assert!(damage.reason.contains("seq 3 where 2"), "{}", damage.reason);
-        assert!(parse_segment(&segment(5, &[put("a", "one")]), 4).is_err());
+        assert!(parse_segment(&segment(5, &[Write::put("a", "one")]), 4).is_err());
     }
 
     #[test]

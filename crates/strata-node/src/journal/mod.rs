@@ -543,13 +543,6 @@ mod tests {
     use super::files::list_segments;
     use super::*;
 
-    fn put(id: &str, value: &str) -> Write {
-        Write::Put {
-            id: id.into(),
-            value: value.into(),
-        }
-    }
-
     #[test]
     fn journal_is_send_and_sync() {
         fn shareable<T: Send + Sync + 'static>() {}
@@ -585,7 +578,7 @@ mod tests {
         let (journal, replay) = Journal::open(config.clone()).unwrap();
         assert!(replay.is_empty());
         for i in 0..10 {
-            let seq = journal.append(put(&format!("k{i}"), "value")).await.unwrap();
+            let seq = journal.append(Write::put(format!("k{i}"), "value")).await.unwrap();
             assert_eq!(seq, i + 1);
         }
         assert_eq!(journal.pending(3, 2).iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
@@ -602,6 +595,6 @@ mod tests {
             segments[0] <= 7 && segments.get(1).is_none_or(|&next| next > 7),
             "{segments:?}"
         );
-        assert_eq!(journal.append(put("next", "v")).await.unwrap(), 11);
+        assert_eq!(journal.append(Write::put("next", "v")).await.unwrap(), 11);
     }
 }

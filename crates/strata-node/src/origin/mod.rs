@@ -52,6 +52,19 @@ pub enum Write {
 }
 
 impl Write {
+    /// A put of `value` into row `id`.
+    pub fn put(id: impl Into<String>, value: impl Into<String>) -> Write {
+        Write::Put {
+            id: id.into(),
+            value: value.into(),
+        }
+    }
+
+    /// A delete of row `id`.
+    pub fn delete(id: impl Into<String>) -> Write {
+        Write::Delete { id: id.into() }
+    }
+
     /// The id of the row written.
     pub fn id(&self) -> &str {
         match self {
