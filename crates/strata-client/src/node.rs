@@ -50,6 +50,14 @@ pub enum NodeError {
         /// The timeout.
         timeout: Duration,
     },
+    /// The server refused the password (or wants one).
+    #[error("{addr}: authentication failed: {message}")]
+    Auth {
+        /// The node.
+        addr: String,
+        /// What the server said.
+        message: String,
+    },
     /// The reply could not be parsed.
     #[error("{addr}: garbled reply: {message}")]
     Protocol {
@@ -61,7 +69,7 @@ pub enum NodeError {
 }
 
 /// Connection settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct NodeSettings {
     /// Connections kept per node (each multiplexed: many callers at once).
     pub connections: usize,
@@ -73,6 +81,22 @@ pub struct NodeSettings {
     pub health: HealthPolicy,
     /// Keys remembered per down node (see `recovery.rs`).
     pub missed_writes_limit: usize,
+    /// The servers' `requirepass`: each new connection authenticates with
+    /// memcached's ASCII auth (`set` of `<user> <password>`) before use.
+    pub password: Option<std::sync::Arc<str>>,
+}
+
+impl std::fmt::Debug for NodeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSettings")
+            .field("connections", &self.connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("health", &self.health)
+            .field("missed_writes_limit", &self.missed_writes_limit)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl Default for NodeSettings {
@@ -83,6 +107,7 @@ impl Default for NodeSettings {
             request_timeout: Duration::from_secs(1),
             health: HealthPolicy::default(),
             missed_writes_limit: 100_000,
+            password: None,
         }
     }
 }
@@ -334,6 +359,27 @@ impl Node {
             }
         };
         let _ = stream.set_nodelay(true);
+        let mut stream = stream;
+        if let Some(password) = &self.settings.password {
+            let login = authenticate(&mut stream, password);
+            match tokio::time::timeout(self.settings.connect_timeout, login).await {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => {
+                    *slot = None;
+                    return Err(NodeError::Auth {
+                        addr: self.addr.clone(),
+                        message,
+                    });
+                }
+                Err(_) => {
+                    *slot = None;
+                    return Err(NodeError::Timeout {
+                        addr: self.addr.clone(),
+                        timeout: self.settings.connect_timeout,
+                    });
+                }
+            }
+        }
         let conn = Conn::start(stream, self.addr.clone());
         let sender = conn.jobs.clone();
         *slot = Some(conn);
@@ -394,5 +440,31 @@ impl Node {
                 *slot = None;
             }
         }
+    }
+}
+
+/// memcached's ASCII authentication: `set <key> 0 0 <len>` whose data is
+/// `<user> <password>`; the server answers `STORED`.
+async fn authenticate(stream: &mut TcpStream, password: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let data = format!("strata {password}");
+    let request = format!("set auth 0 0 {}\r\n{data}\r\n", data.len());
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    // One short line; read it byte by byte so nothing after it is consumed.
+    while !reply.ends_with(b"\r\n") {
+        if reply.len() > 512 || stream.read(&mut byte).await.map_err(|error| error.to_string())? == 0 {
+            return Err("connection closed during authentication".into());
+        }
+        reply.push(byte[0]);
+    }
+    if reply == b"STORED\r\n" {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&reply).trim_end().to_owned())
     }
 }

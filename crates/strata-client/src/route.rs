@@ -39,7 +39,7 @@ impl Inner {
         if let Some(node) = self.nodes.read().get(addr) {
             return Arc::clone(node);
         }
-        let settings = self.config.read().node;
+        let settings = self.config.read().node.clone();
         let mut nodes = self.nodes.write();
         Arc::clone(
             nodes

@@ -38,6 +38,7 @@
 //!         addrs: vec!["127.0.0.1:7379".into()],
 //!         prefixes: vec!["row:".into()],
 //!         reconnect_delay: Duration::from_millis(200),
+//!         password: None,
 //!     },
 //!     |invalidation| match invalidation {
 //!         Invalidation::Keys(keys) => { /* drop each key from L1 */ }
@@ -70,7 +71,7 @@ const HEARTBEAT_IDLE: Duration = Duration::from_secs(1);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where to subscribe, and to what.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TrackingConfig {
     /// RESP addresses (`host:port`) of the L2 servers: all of them, since
     /// any may hold a key this node caches.
@@ -79,6 +80,19 @@ pub struct TrackingConfig {
     pub prefixes: Vec<String>,
     /// Pause between reconnection attempts.
     pub reconnect_delay: Duration,
+    /// The servers' `requirepass`, sent with `HELLO 3 AUTH default …`.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for TrackingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackingConfig")
+            .field("addrs", &self.addrs)
+            .field("prefixes", &self.prefixes)
+            .field("reconnect_delay", &self.reconnect_delay)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// What the L1 cache must drop.
@@ -132,7 +146,7 @@ impl Tracker {
             stop: CancellationToken::new(),
         });
         let callback: Arc<Callback> = Arc::new(on_invalidate);
-        let subscribe = Arc::new(subscribe_command(&config.prefixes));
+        let subscribe = Arc::new(subscribe_command(&config.prefixes, config.password.as_deref()));
         for (index, addr) in config.addrs.iter().enumerate() {
             let task = Subscriber {
                 index,
@@ -168,10 +182,14 @@ impl Tracker {
     }
 }
 
-/// `HELLO 3` and `CLIENT TRACKING ON BCAST [PREFIX p]…`, pipelined.
-fn subscribe_command(prefixes: &[String]) -> Vec<u8> {
+/// `HELLO 3 [AUTH default <password>]` and `CLIENT TRACKING ON BCAST
+/// [PREFIX p]…`, pipelined.
+fn subscribe_command(prefixes: &[String], password: Option<&str>) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_command(&mut out, &["HELLO", "3"]);
+    match password {
+        Some(password) => encode_command(&mut out, &["HELLO", "3", "AUTH", "default", password]),
+        None => encode_command(&mut out, &["HELLO", "3"]),
+    }
     let mut tracking: Vec<&str> = vec!["CLIENT", "TRACKING", "ON", "BCAST"];
     for prefix in prefixes {
         tracking.push("PREFIX");
@@ -402,7 +420,7 @@ mod tests {
 
     #[test]
     fn the_subscription_is_one_pipelined_write() {
-        let bytes = subscribe_command(&["row:".into()]);
+        let bytes = subscribe_command(&["row:".into()], None);
         let text = String::from_utf8(bytes).unwrap();
         assert_eq!(
             text,

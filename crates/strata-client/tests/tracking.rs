@@ -31,6 +31,7 @@ fn track(addr: SocketAddr, prefixes: &[&str]) -> (Tracker, mpsc::UnboundedReceiv
             addrs: vec![addr.to_string()],
             prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
             reconnect_delay: Duration::from_millis(20),
+            password: None,
         },
         move |invalidation| {
             let _ = tx.send(invalidation);

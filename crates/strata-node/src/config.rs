@@ -6,6 +6,7 @@
 //! strategy = "cache-aside"             # write-through | write-behind | naive
 //! l2 = ["127.0.0.1:7311"]              # memcached-protocol addresses (the ring)
 //! tracking = ["127.0.0.1:7379"]        # RESP addresses of the same servers
+//! l2_password = "s3cret"               # their requirepass, if any
 //!
 //! [l1]
 //! max_bytes = 67108864
@@ -158,6 +159,17 @@ impl Default for WriteBehindSettings {
     }
 }
 
+/// A password: shown as `***` in logs and debug output.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// Everything the node can be told.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -174,6 +186,9 @@ pub struct NodeConfig {
     /// RESP addresses of the same servers, for near-cache invalidation
     /// (client tracking). Empty: L1 relies on its TTL alone.
     pub tracking: Vec<String>,
+    /// The L2 servers' `requirepass`, if they have one (memcached ASCII
+    /// auth on the data connections, `HELLO 3 AUTH` on tracking).
+    pub l2_password: Option<Secret>,
     /// L1.
     pub l1: L1Settings,
     /// L2.
@@ -195,6 +210,7 @@ impl Default for NodeConfig {
             strategy: Strategy::default(),
             l2: vec!["127.0.0.1:7311".into()],
             tracking: vec!["127.0.0.1:7379".into()],
+            l2_password: None,
             l1: L1Settings::default(),
             l2_settings: L2Settings::default(),
             write_behind: WriteBehindSettings::default(),

@@ -289,3 +289,40 @@ async fn a_write_on_one_node_drops_the_key_from_another_nodes_l1() {
     assert!(second.metrics().invalidations.get() >= 1);
     second.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_protected_cluster_is_used_with_its_password() {
+    let server = Server::start(Config {
+        requirepass: Some("s3cret".into()),
+        ..Config::default().on_free_ports()
+    })
+    .await
+    .unwrap();
+    let dir = scratch("auth");
+    let config = |password: Option<&str>| NodeConfig {
+        origin: dir.join("origin.db").display().to_string(),
+        l2: vec![server.memcache_addr.to_string()],
+        tracking: vec![server.resp_addr.to_string()],
+        l2_password: password.map(|p| strata_node::config::Secret(p.into())),
+        ..NodeConfig::default()
+    };
+    let node = Node::start(config(Some("s3cret"))).await.unwrap();
+    eventually("tracking authenticated and up", async || node.l1_usable()).await;
+    node.put("p", "v").await.unwrap();
+    assert_eq!(
+        node.get("p").await.unwrap().unwrap().source,
+        strata_node::ReadSource::Origin
+    );
+    assert!(node.client().get(b"item:p").await.unwrap().is_some(), "filled into L2");
+
+    // Without the password the cluster refuses; reads still answer, from
+    // the origin, and L1 stays off (no tracking).
+    let refused = Node::start(config(None)).await.unwrap();
+    assert!(refused.client().get(b"item:p").await.is_err());
+    assert_eq!(refused.get("p").await.unwrap().unwrap().value, "v");
+    assert!(!refused.l1_usable());
+    refused.shutdown().await;
+    node.shutdown().await;
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
+}

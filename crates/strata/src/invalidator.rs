@@ -34,6 +34,9 @@ pub struct InvalidatorArgs {
     /// memcached addresses of the cluster, comma-separated.
     #[arg(long, value_name = "ADDRS", value_delimiter = ',', default_value = "127.0.0.1:7311")]
     l2: Vec<String>,
+    /// The cluster's requirepass (or set STRATA_L2_PASSWORD).
+    #[arg(long, value_name = "PASSWORD")]
+    l2_password: Option<String>,
     /// PostgreSQL replication slot name.
     #[arg(long, value_name = "NAME", default_value = "strata_invalidator")]
     slot: String,
@@ -59,7 +62,13 @@ pub fn run(args: InvalidatorArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let cluster = ClusterConfig::from_nodes(&args.l2)?;
-        let client = Client::new(ClientConfig::new(cluster))?;
+        let mut client_config = ClientConfig::new(cluster);
+        client_config.node.password = args
+            .l2_password
+            .clone()
+            .or_else(|| std::env::var("STRATA_L2_PASSWORD").ok())
+            .map(|password| std::sync::Arc::from(password.as_str()));
+        let client = Client::new(client_config)?;
         let source = Source::open(&args.origin, &args.slot)
             .await
             .with_context(|| format!("opening the change log of {}", crate::node::redact(&args.origin)))?;

@@ -47,6 +47,10 @@ pub struct NodeArgs {
     /// comma-separated ("" for none: L1 relies on its TTL).
     #[arg(long, value_name = "ADDRS", value_delimiter = ',')]
     tracking: Option<Vec<String>>,
+    /// The L2 servers' requirepass (or set STRATA_L2_PASSWORD, which keeps
+    /// it out of the process list).
+    #[arg(long, value_name = "PASSWORD")]
+    l2_password: Option<String>,
     /// Write-behind's journal directory.
     #[arg(long, value_name = "DIR")]
     journal_dir: Option<PathBuf>,
@@ -72,6 +76,9 @@ pub fn configure(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(tracking) = args.tracking {
         config.tracking = tracking.into_iter().filter(|addr| !addr.is_empty()).collect();
+    }
+    if let Some(password) = args.l2_password.or_else(|| std::env::var("STRATA_L2_PASSWORD").ok()) {
+        config.l2_password = Some(strata_node::config::Secret(password));
     }
     if let Some(dir) = args.journal_dir {
         config.write_behind.dir = dir;
