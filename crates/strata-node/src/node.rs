@@ -14,7 +14,7 @@
 //! invalidator deletes the key again from the database's log.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use strata_client::tracking::{Invalidation, Tracker, TrackingConfig};
@@ -133,6 +133,9 @@ pub(crate) struct NodeInner {
     faults_on: AtomicBool,
     /// Delayed cache updates still to be sent.
     delayed_updates: AtomicUsize,
+    /// Bumped at every L1 flush (a tracking connection lost or regained):
+    /// a load that spans one may have missed a push, so it fills nothing.
+    l1_epoch: Arc<AtomicU64>,
 }
 
 const FROM_L2: u8 = 0;
@@ -167,9 +170,11 @@ impl Node {
             )
         });
         let naive = config.strategy == Strategy::Naive;
+        let l1_epoch = Arc::new(AtomicU64::new(0));
         let tracker = match (&l1, config.tracking.is_empty() || naive) {
             (Some(l1), false) => {
                 let l1 = Arc::clone(l1);
+                let epoch = Arc::clone(&l1_epoch);
                 let counters = Arc::clone(&metrics);
                 Some(Tracker::spawn(
                     TrackingConfig {
@@ -189,6 +194,9 @@ impl Node {
                         }
                         Invalidation::All => {
                             counters.l1_flushes.inc();
+                            // The epoch first: a load that began before
+                            // this flush must not fill L1 after it.
+                            epoch.fetch_add(1, Ordering::SeqCst);
                             l1.invalidate_all();
                         }
                     },
@@ -212,6 +220,7 @@ impl Node {
                 write_behind,
                 shutdown,
                 faults_on: AtomicBool::new(true),
+                l1_epoch,
                 delayed_updates: AtomicUsize::new(0),
             }),
         };
@@ -310,6 +319,7 @@ impl Node {
         }
         let key = cache_key(id);
         let from = AtomicU8::new(FROM_L2);
+        let epoch = inner.l1_epoch.load(Ordering::SeqCst);
         let found = match inner.l1.as_ref().filter(|_| self.l1_usable()) {
             Some(l1) => {
                 if let Some(bytes) = l1.get(&key) {
@@ -317,7 +327,17 @@ impl Node {
                     return Ok(decode(id, &bytes).map(|row| self.read_item(row, ReadSource::L1)));
                 }
                 inner.metrics.l1_misses.inc();
-                match l1.get_or_load_async(&key, || self.load_l2(id, &key, &from)).await {
+                let load = || async {
+                    let loaded = self.load_l2(id, &key, &from).await;
+                    // Tracking was lost (or regained) while this load ran: a
+                    // push may have been missed, so the value must not go
+                    // into L1. Invalidating our own flight stops its fill.
+                    if inner.l1_epoch.load(Ordering::SeqCst) != epoch || !self.l1_usable() {
+                        l1.invalidate(&key);
+                    }
+                    loaded
+                };
+                match l1.get_or_load_async(&key, load).await {
                     Ok(bytes) => Some(bytes),
                     Err(error) => match &*error {
                         LoadError::Absent => None,
