@@ -245,7 +245,8 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
 /// released just before use).
 fn free_block() -> u16 {
     for attempt in 0..50u16 {
-        let base = 20_000 + (std::process::id() as u16 % 200) * 100 + attempt * 7_919 % 20_000;
+        // In u32: attempt * 7_919 overflows u16 from the ninth attempt.
+        let base = (20_000 + (std::process::id() % 200) * 100 + u32::from(attempt) * 7_919 % 20_000) as u16;
         let offsets = [0u16, 1, 2]
             .into_iter()
             .chain((0..4).flat_map(|i| [10 + i, 30 + i, 50 + i]));
