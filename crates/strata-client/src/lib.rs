@@ -338,6 +338,12 @@ impl Client {
         self.inner.main.snapshot()
     }
 
+    /// Whether any node is marked down now (so some keys are being served
+    /// by a stand-in). Cheap: no allocation.
+    pub fn any_down(&self) -> bool {
+        self.inner.nodes.read().values().any(|node| node.health.is_down())
+    }
+
     /// Addresses of the nodes currently marked down.
     pub fn down_nodes(&self) -> Vec<String> {
         let nodes = self.inner.nodes.read();

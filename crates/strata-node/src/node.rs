@@ -250,10 +250,16 @@ impl Node {
         &self.inner.metrics
     }
 
-    /// Whether L1 may be used now: it exists, and if tracking is
-    /// configured every tracking connection is up.
+    /// Whether L1 may be used now: it exists; if tracking is configured,
+    /// every tracking connection is up; and no cache server is marked down.
+    /// While one is, its keys are read from a stand-in, and a later write
+    /// that goes to the owner (from a client that sees it up again) finds
+    /// nothing there to change — no push — so an L1 copy of the stand-in's
+    /// value could outlive the write.
     pub fn l1_usable(&self) -> bool {
-        self.inner.l1.is_some() && self.inner.tracker.as_ref().is_none_or(Tracker::is_healthy)
+        self.inner.l1.is_some()
+            && self.inner.tracker.as_ref().is_none_or(Tracker::is_healthy)
+            && (self.inner.tracker.is_none() || !self.inner.client.any_down())
     }
 
     /// Whether the node is healthy: origin answers; tracking (if any) is up.
@@ -329,9 +335,11 @@ impl Node {
                 inner.metrics.l1_misses.inc();
                 let load = || async {
                     let loaded = self.load_l2(id, &key, &from).await;
-                    // Tracking was lost (or regained) while this load ran: a
-                    // push may have been missed, so the value must not go
-                    // into L1. Invalidating our own flight stops its fill.
+                    // Tracking was lost (or regained), or a server marked
+                    // down, while this load ran: a push may have been
+                    // missed, or the value came from a stand-in, so it must
+                    // not go into L1. Invalidating our own flight stops its
+                    // fill.
                     if inner.l1_epoch.load(Ordering::SeqCst) != epoch || !self.l1_usable() {
                         l1.invalidate(&key);
                     }

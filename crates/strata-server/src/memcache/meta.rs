@@ -272,6 +272,12 @@ pub(super) fn md(shared: &Shared, meta: &Meta<'_>, out: &mut Vec<u8>) {
             MetaCode::Hd
         }
         Err(StoreError::NotFound) => {
+            // Trackers are told even so: a delete is a writer saying the
+            // key changed, and a near cache may hold a copy this server no
+            // longer has (evicted since, or read from a stand-in while this
+            // server was down). Unlike Redis, which tells only of actual
+            // modifications; the extra message costs a tracker nothing.
+            shared.key_modified(&meta.key, NO_CLIENT);
             McCounters::bump(&counters.delete_misses);
             MetaCode::Nf
         }

@@ -25,9 +25,8 @@ pub(super) fn execute(shared: &Shared, request: &Request<'_>, out: &mut Vec<u8>)
         Request::Store(store) => store_item(shared, store, out),
         Request::Delete { key, noreply } => {
             let deleted = shared.store.delete(key);
-            if deleted {
-                shared.key_modified(key, NO_CLIENT);
-            }
+            // Told even when absent: see `meta::md`.
+            shared.key_modified(key, NO_CLIENT);
             let counters = &shared.memcache;
             McCounters::bump(if deleted {
                 &counters.delete_hits
