@@ -1,6 +1,6 @@
 //! The consistency checker and the thundering-herd benchmark, small: every
 //! guarded strategy must leave nothing inconsistent after quiescence with
-//! faults injected, the naive mode must show the races, and a hot key's
+//! faults injected, the naive mode must show stale reads, and a hot key's
 //! invalidation must cost one origin load with leases and single-flight.
 
 use std::time::Duration;
@@ -50,9 +50,10 @@ async fn guarded_strategies_leave_nothing_stale_and_naive_does() {
         assert_eq!(report.writes, 6_000, "every write acknowledged: {report:?}");
         assert_eq!(report.lost_writes, 0, "{report:?}");
         if strategy == Strategy::Naive {
-            // No tracking: L1 copies outlive the writes (until their TTL),
-            // and without leases stale fills survive in L2.
-            assert!(report.l1_inconsistent + report.l2_inconsistent > 0, "{report:?}");
+            // The races exist: without tracking, leases or the invalidator
+            // reads go stale. (What they leave after quiescence — stale L1
+            // copies, stale fills in L2 — shows reliably at scale, in
+            // BENCHMARKS §9; in a run this small it can happen to be none.)
             assert!(report.stale_reads > 0, "{report:?}");
         } else {
             assert!(report.is_consistent(), "{report:?}");
