@@ -452,20 +452,22 @@ fn write_behind_loses_no_acknowledged_write_to_kill_9() {
         // from another thread.
         let stop_at = 150 + round * 97;
         let writer_addr = http_addr.clone();
+        // One keep-alive connection, requests pipelined and replies never
+        // read: bounded in count, and no storm of short connections (whose
+        // TIME_WAIT sockets would starve other tests of ports). It blocks
+        // once the buffers fill, and ends when the node is killed.
         let background = std::thread::spawn(move || {
+            use std::io::Write;
+            let Ok(mut stream) = std::net::TcpStream::connect(&writer_addr) else {
+                return;
+            };
             for i in 0..10_000u64 {
-                let Ok(mut stream) = std::net::TcpStream::connect(&writer_addr) else {
-                    return;
-                };
-                use std::io::Write;
                 let body = format!(r#"{{"value":"bg{i}"}}"#);
-                if write!(
-                    stream,
-                    "PUT /items/bg HTTP/1.1\r\nhost: t\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                let request = format!(
+                    "PUT /items/bg HTTP/1.1\r\nhost: t\r\ncontent-length: {}\r\n\r\n{body}",
                     body.len()
-                )
-                .is_err()
-                {
+                );
+                if stream.write_all(request.as_bytes()).is_err() {
                     return;
                 }
             }
