@@ -61,6 +61,7 @@ pub fn run(args: InvalidatorArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        let signals = crate::signals::stop();
         let cluster = ClusterConfig::from_nodes(&args.l2)?;
         let mut client_config = ClientConfig::new(cluster);
         client_config.node.password = args
@@ -128,7 +129,7 @@ pub fn run(args: InvalidatorArgs) -> anyhow::Result<()> {
         tracing::info!(origin = %crate::node::redact(&args.origin), "strata invalidator tailing");
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            crate::signals::stop().await;
+            signals.await;
             stop.cancel();
         });
         invalidator.run(shutdown).await;

@@ -95,6 +95,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        let stop = crate::signals::stop();
         let listen = config.listen;
         let strategy = config.strategy;
         let origin = config.origin.clone();
@@ -103,7 +104,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(%listen, %strategy, origin = %redact(&origin), "strata node serving");
-        strata_node::http::serve(node.clone(), listener, crate::signals::stop())
+        strata_node::http::serve(node.clone(), listener, stop)
             .await
             .context("serving HTTP")?;
         tracing::info!("strata node stopping");

@@ -105,6 +105,10 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let runtime = runtime.enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
         let client = Client::new(config)?;
+        let stop = crate::signals::stop_or_reload(|| match client.reload(&args.config) {
+            Ok(epoch) => tracing::info!(epoch, "SIGHUP: cluster file reloaded"),
+            Err(error) => tracing::warn!(%error, "SIGHUP: cluster file not reloaded"),
+        });
         let running = proxy::start(
             client.clone(),
             ProxyConfig {
@@ -123,11 +127,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
             client.ring().members().len()
         );
         let _watch = client.watch(args.config.clone(), Duration::from_secs(1));
-        crate::signals::stop_or_reload(|| match client.reload(&args.config) {
-            Ok(epoch) => tracing::info!(epoch, "SIGHUP: cluster file reloaded"),
-            Err(error) => tracing::warn!(%error, "SIGHUP: cluster file not reloaded"),
-        })
-        .await;
+        stop.await;
         tracing::info!("shutting down: no new connections; finishing requests in flight");
         running.shutdown();
         if tokio::time::timeout(Duration::from_secs(10), running.wait())

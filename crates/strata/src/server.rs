@@ -131,12 +131,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let runtime = runtime.enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
+        let stop = crate::signals::stop();
         let server = Server::start(config).await?;
         println!(
             "strata server: RESP on {}, memcached on {}, metrics on http://{}/metrics (Ctrl-C to stop)",
             server.resp_addr, server.memcache_addr, server.admin_addr
         );
-        crate::signals::stop().await;
+        stop.await;
         tracing::info!("shutting down: no new connections; finishing requests in flight");
         server.shutdown();
         if tokio::time::timeout(Duration::from_secs(10), server.wait())

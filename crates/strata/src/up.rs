@@ -218,6 +218,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        let stop = crate::signals::stop();
         for ((node, _), (_, child)) in nodes.iter().zip(children.0.iter_mut()) {
             wait_ready(node.memcache, child, &node.name).await?;
         }
@@ -264,7 +265,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         );
         let _ = std::io::stdout().flush();
 
-        status_loop(&nodes, &client, &request_node.0, args.status_every).await;
+        status_loop(&nodes, &client, &request_node.0, args.status_every, stop).await;
         println!();
         println!("strata up: stopping");
         request_node.1.cancel();
@@ -325,9 +326,14 @@ async fn start_invalidator(origin: &str, client: &Client) -> anyhow::Result<toki
     Ok(stop)
 }
 
-async fn status_loop(nodes: &[(Node, u16)], client: &Client, request_node: &strata_node::Node, every: u64) {
+async fn status_loop(
+    nodes: &[(Node, u16)],
+    client: &Client,
+    request_node: &strata_node::Node,
+    every: u64,
+    stop: impl std::future::Future<Output = ()>,
+) {
     let terminal = std::io::stdout().is_terminal();
-    let stop = crate::signals::stop();
     tokio::pin!(stop);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     let mut last: Option<(Instant, u64, u64, u64)> = None;
