@@ -41,4 +41,13 @@ pub mod pgtest;
 mod writebehind;
 
 pub use config::{NodeConfig, Strategy};
+
+/// Wall-clock milliseconds since the Unix epoch: the origin's
+/// `updated_at`, and commit-to-delete latency against the log's commit
+/// timestamps (both wall-clock by nature; nothing here waits on it).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
 pub use node::{MAX_ID_BYTES, MAX_VALUE_BYTES, Node, NodeError, ReadItem, ReadSource, WriteAck};

@@ -112,8 +112,15 @@ async fn cache_aside_reads_through_and_invalidates_on_write() {
     let (status, metrics) = http(stack.http, "GET", "/metrics", None).await;
     assert_eq!(status, 200);
     assert!(metrics.contains("strata_node_origin_loads_total"), "{metrics}");
-    let (status, _) = http(stack.http, "GET", "/healthz", None).await;
-    assert!(status == 200 || status == 503);
+    eventually("tracking up", async || stack.node.l1_usable()).await;
+    let (status, body) = http(stack.http, "GET", "/healthz", None).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    // A dead tracking connection makes the node unhealthy (L1 bypassed).
+    stack.server.shutdown();
+    eventually("the node to notice", async || {
+        http(stack.http, "GET", "/healthz", None).await.0 == 503
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,10 +114,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
         Some(url) => Some(url.to_owned()),
         None => None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::runtime(None)?;
     let result = runtime.block_on(async {
         if args.herd {
             return herd(&args, postgres_url.as_deref(), &scratch.0).await;

@@ -56,10 +56,7 @@ pub struct InvalidatorArgs {
 
 /// Runs the invalidator until Ctrl-C or SIGTERM.
 pub fn run(args: InvalidatorArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::runtime(None)?;
     runtime.block_on(async {
         let signals = crate::signals::stop();
         let cluster = ClusterConfig::from_nodes(&args.l2)?;

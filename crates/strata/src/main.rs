@@ -56,6 +56,17 @@ enum Command {
     Check(check::CheckArgs),
 }
 
+/// The multi-threaded runtime every long-running subcommand runs on
+/// (`threads`: worker count, default one per core).
+pub(crate) fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads.max(1));
+    }
+    builder.enable_all().build().context("starting the async runtime")
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -90,10 +90,7 @@ pub fn configure(args: NodeArgs) -> anyhow::Result<NodeConfig> {
 /// Runs the node until Ctrl-C or SIGTERM.
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let config = configure(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::runtime(None)?;
     runtime.block_on(async {
         let stop = crate::signals::stop();
         let listen = config.listen;

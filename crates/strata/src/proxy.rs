@@ -98,11 +98,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.warmup),
         Duration::from_millis(args.timeout_ms),
     );
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = args.threads {
-        runtime.worker_threads(threads.max(1));
-    }
-    let runtime = runtime.enable_all().build().context("starting the async runtime")?;
+    let runtime = crate::runtime(args.threads)?;
     runtime.block_on(async move {
         let client = Client::new(config)?;
         let stop = crate::signals::stop_or_reload(|| match client.reload(&args.config) {

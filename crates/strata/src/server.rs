@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use strata_server::{ByteSize, Config, Server};
 
@@ -125,11 +124,7 @@ impl ServerArgs {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = config.threads {
-        runtime.worker_threads(threads.max(1));
-    }
-    let runtime = runtime.enable_all().build().context("starting the async runtime")?;
+    let runtime = crate::runtime(config.threads)?;
     runtime.block_on(async move {
         let stop = crate::signals::stop();
         let server = Server::start(config).await?;

@@ -213,10 +213,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         Duration::from_millis(500),
     );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::runtime(None)?;
     runtime.block_on(async {
         let stop = crate::signals::stop();
         for ((node, _), (_, child)) in nodes.iter().zip(children.0.iter_mut()) {

@@ -317,7 +317,7 @@ impl Invalidator {
         keys.sort_unstable();
         keys.dedup();
         self.client.delete_many(&keys).await?;
-        let now_ms = now_ms();
+        let now_ms = crate::now_ms();
         {
             let mut latency = self.stats.latency_us.lock();
             for change in &batch.changes {
@@ -369,10 +369,4 @@ impl Invalidator {
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }

@@ -84,12 +84,6 @@ pub(crate) fn connect(path: &str, flags: OpenFlags) -> Result<Connection, rusqli
     Ok(connection)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
-}
-
 impl SqliteOrigin {
     /// Opens (creating) the database file at `path` and its schema.
     pub async fn open(path: &str) -> Result<Self, OriginError> {
@@ -174,7 +168,9 @@ impl SqliteOrigin {
                                      version = items.version + 1, updated_at = excluded.updated_at
                                  RETURNING version, updated_at",
                             )?
-                            .query_row(params![id, value, now_ms()], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                            .query_row(params![id, value, crate::now_ms()], |row| {
+                                Ok((row.get(0)?, row.get(1)?))
+                            })?;
                         Applied::Put(Row {
                             id,
                             value,
