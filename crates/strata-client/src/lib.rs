@@ -44,9 +44,10 @@
 //!   and the probe that brings a node back;
 //! - `ops.rs`: get, set, delete, touch, and their multi-key forms;
 //! - `lease.rs`: `get_or_fill`, the lease protocol;
-//! - `warmup.rs`: reading the previous owner after a topology change;
-//! - [`proxy`]: `strata proxy`, the same client behind RESP and memcached
-//!   front doors.
+//! - `warmup.rs`: reading the previous owner after a topology change.
+//!
+//! The proxy (`strata proxy`) is this client behind RESP and memcached
+//! front doors, in the `strata-proxy` crate.
 //!
 //! # Failure handling
 //!
@@ -68,7 +69,6 @@ mod lease;
 mod meta;
 mod node;
 mod ops;
-pub mod proxy;
 mod recovery;
 mod route;
 pub mod tracking;

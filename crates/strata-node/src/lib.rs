@@ -36,7 +36,7 @@ pub mod journal;
 pub mod metrics;
 mod node;
 pub mod origin;
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod pgtest;
 mod writebehind;
 

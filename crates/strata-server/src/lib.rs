@@ -36,7 +36,7 @@ pub mod config;
 
 mod admin;
 mod conn;
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod fuzzing;
 mod glob;
 mod memcache;

@@ -1,5 +1,5 @@
 //! `strata bench`: flags in, a load run against a cache server out. The
-//! generator is `strata_bench::load`.
+//! generator is `strata_load`.
 
 use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use strata_bench::load::{self, LoadSpec, ValueSize, Wire};
+use strata_load::{self as load, LoadSpec, ValueSize, Wire};
 
 /// Flags of `strata bench`.
 #[derive(Debug, Args)]

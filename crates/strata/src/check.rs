@@ -1,5 +1,5 @@
 //! `strata check`: the consistency checker, and (`--herd`) the
-//! thundering-herd benchmark. The machinery is `strata_bench::check`.
+//! thundering-herd benchmark. The machinery is `strata_check`.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use strata_bench::check::herd::{HerdConfig, run_herd};
-use strata_bench::check::{CheckConfig, CheckReport, run_check};
+use strata_check::herd::{HerdConfig, run_herd};
+use strata_check::{CheckConfig, CheckReport, run_check};
 use strata_node::Strategy;
 
 /// Flags of `strata check`.
@@ -106,7 +106,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     let mut private_pg = None;
     let postgres_url = match args.postgres.as_deref() {
         Some("auto") => {
-            let server = strata_node::pgtest::PgServer::start().map_err(|error| anyhow::anyhow!("{error}"))?;
+            let server = strata_check::PgServer::start().map_err(|error| anyhow::anyhow!("{error}"))?;
             let url = server.url();
             private_pg = Some(server);
             Some(url)

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use strata_client::proxy::{self, ProxyConfig};
 use strata_client::{Client, ClientConfig, Failover};
+use strata_proxy::{self as proxy, ProxyConfig};
 use strata_ring::ClusterConfig;
 
 /// Default RESP port of the proxy.

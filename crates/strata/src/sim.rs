@@ -1,14 +1,14 @@
-//! `strata sim`: flags in, report out. The engine is `strata_bench`.
+//! `strata sim`: flags in, report out. The engine is `strata_sim`.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use strata_bench::engine::total_work;
-use strata_bench::progress::Bar;
-use strata_bench::synthetic::DEFAULT_SPEC;
-use strata_bench::{Algorithm, Capacity, Format, Plan, SizeMode, SyntheticSpec, plot, report, simulate, trace};
+use strata_sim::engine::total_work;
+use strata_sim::progress::Bar;
+use strata_sim::synthetic::DEFAULT_SPEC;
+use strata_sim::{Algorithm, Capacity, Format, Plan, SizeMode, SyntheticSpec, plot, report, simulate, trace};
 
 /// The long help's epilogue: the grammars and what `opt` and `belady` mean.
 fn after_help() -> String {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use strata_client::Client;
-use strata_client::proxy::{self, ProxyConfig};
+use strata_proxy::{self as proxy, ProxyConfig};
 use strata_ring::{ClusterConfig, Member, Scheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -225,7 +225,7 @@ fn results_do_not_depend_on_the_number_of_threads() {
 
 #[test]
 fn public_trace_matches_the_reference_table() {
-    let Some(path) = strata_bench::trace::trace_for_test("lirs_cs.txt.gz") else {
+    let Some(path) = strata_sim::trace::trace_for_test("lirs_cs.txt.gz") else {
         return;
     };
     let output = strata(&[

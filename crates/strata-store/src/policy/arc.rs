@@ -23,7 +23,7 @@
 //!   was cross-checked against it), including a real-valued `p`: libCacheSim
 //!   switched from an integer `p` to a float because that is what reproduces
 //!   the paper. With it, count mode reproduces the paper's `arc_OLTP` numbers
-//!   and the reference table exactly (see `strata-bench/tests`).
+//!   and the reference table exactly (see `strata-sim/tests`).
 //! - The adaptation happens in [`EvictionPolicy::on_miss`], before the
 //!   caller calls `evict`, because REPLACE must know whether the incoming key
 //!   came from B2. The policy remembers that one pending miss; `on_insert`
@@ -42,7 +42,7 @@
 //!   weight. In count mode the two are the same test; in byte mode we
 //!   reproduce libCacheSim's own expected miss counts on cloudPhysicsIO at
 //!   seven of eight sizes, and miss 37 fewer of 113,872 requests at 256 MiB
-//!   (checked in `strata-bench/tests/reference_table.rs`).
+//!   (checked in `strata-sim/tests/reference_table.rs`).
 //! - Ghosts live in [`Ghosts`]: 30 to 46 bytes per remembered key whatever
 //!   the item's size. The paper's bounds keep B1 + B2 ≤ c entries in count
 //!   mode; in byte mode, where a small ghost can be traded for a heavy one,

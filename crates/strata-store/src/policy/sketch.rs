@@ -38,7 +38,7 @@
 //!
 //! Numbers are the adaptive policy's mean shortfall against the best
 //! classical policy over the 108 reference trace/size rows (hit-ratio
-//! points; `cargo run --release -p strata-bench --example tune_default`).
+//! points; `cargo run --release -p strata-sim --example tune_default`).
 //! Counters are the scarce resource: the table is sized for the resident
 //! entries, but a sample of ten times that many requests carries many more
 //! distinct keys, and every collision blurs the comparison TinyLFU makes.

@@ -29,7 +29,7 @@
 //!
 //! All numbers are the mean shortfall, in hit-ratio points, against the best
 //! classical policy of the reference table over its 108 trace/size rows
-//! (`cargo run --release -p strata-bench --example tune_default`; OPT and
+//! (`cargo run --release -p strata-sim --example tune_default`; OPT and
 //! Belady are not candidates for "best"). The known design
 //! ([`WTinyLfuConfig::caffeine`]: 1% initial window, hill climber, strict
 //! admission, 8-byte sketch, random admission of warm candidates) scores

@@ -17,10 +17,10 @@
 //! window on `lirs_sprite` (82.31), so the guard catches a regression to
 //! either.
 //! Each trace is skipped, loudly, when the public traces are not present
-//! (see `strata_bench::trace::trace_for_test`).
+//! (see `strata_sim::trace::trace_for_test`).
 
-use strata_bench::reference;
-use strata_bench::trace::{self, SizeMode};
+use strata_sim::reference;
+use strata_sim::trace::{self, SizeMode};
 use strata_store::{PolicyKind, Replayer};
 
 /// How far below the best classical policy the adaptive policy may fall.

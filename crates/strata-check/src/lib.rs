@@ -1,3 +1,5 @@
+//! # strata-check
+//!
 //! `strata check`: a consistency checker in the spirit of Meta's Polaris.
 //!
 //! It starts a whole system in this process — cache servers, request nodes
@@ -28,6 +30,9 @@
 
 mod cluster;
 pub mod herd;
+
+/// A private PostgreSQL server for `strata check --postgres auto`.
+pub use strata_node::pgtest::PgServer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use strata_bench::trace::{self, SizeMode, Trace};
+use strata_sim::trace::{self, SizeMode, Trace};
 use strata_store::{PolicyKind, Replayer};
 
 /// Columns asserted exactly, and the policy that must reproduce each.

@@ -2,7 +2,7 @@
 //! policies and compares each with the best classical policy and with OPT.
 //!
 //! ```text
-//! cargo run --release -p strata-bench --example tune_default -- [options] [POLICY...]
+//! cargo run --release -p strata-sim --example tune_default -- [options] [POLICY...]
 //! ```
 //!
 //! A POLICY is a policy name (`adaptive`, `wtinylfu`, `lru`, …, or
@@ -30,8 +30,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use strata_bench::reference::{self, OPT_COLUMN, ReferenceTable};
-use strata_bench::trace::{self, SizeMode, Trace};
+use strata_sim::reference::{self, OPT_COLUMN, ReferenceTable};
+use strata_sim::trace::{self, SizeMode, Trace};
 use strata_store::{Adaptation, ClimberConfig, EvictionPolicy, MarginalConfig, PolicyKind, Replayer, WTinyLfuConfig};
 
 /// One policy to run: a label and how to build it.

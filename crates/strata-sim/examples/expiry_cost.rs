@@ -1,7 +1,7 @@
 //! Active expiry: how fast the timer wheel reclaims expired items nobody
 //! reads again, and how much work one call does.
 //!
-//! `cargo run --release -p strata-bench --example expiry_cost [-- ITEMS]`
+//! `cargo run --release -p strata-sim --example expiry_cost [-- ITEMS]`
 //!
 //! Inserts ITEMS (default 1,000,000) items of 16-byte keys and 32-byte values
 //! with TTLs spread uniformly over 1..=60 s, on a manual clock; then moves

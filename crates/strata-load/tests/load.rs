@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use indicatif::ProgressBar;
-use strata_bench::load::{self, LoadError, LoadSpec, ValueSize, Wire};
+use strata_load::{self as load, LoadError, LoadSpec, ValueSize, Wire};
 use strata_server::{Config, Server};
 
 async fn server() -> strata_server::RunningServer {

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use strata_bench::check::herd::{HerdConfig, run_herd};
-use strata_bench::check::{CheckConfig, run_check};
+use strata_check::herd::{HerdConfig, run_herd};
+use strata_check::{CheckConfig, run_check};
 use strata_node::Strategy;
 
 fn scratch(name: &str) -> std::path::PathBuf {

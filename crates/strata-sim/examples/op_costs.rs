@@ -1,6 +1,6 @@
 //! Cost per operation of the store's main paths, single thread.
 //!
-//! `cargo run --release -p strata-bench --example op_costs [POLICY [PHASE [N]]]`
+//! `cargo run --release -p strata-sim --example op_costs [POLICY [PHASE [N]]]`
 //! prints ns per op for each phase (hit, miss, overwrite, insert with
 //! eviction). With a PHASE (`setup`, `hit`, `miss`, `overwrite`, `insert`),
 //! runs only the setup and that phase: run it under

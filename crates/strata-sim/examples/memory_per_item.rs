@@ -2,7 +2,7 @@
 //! 32-byte values into one engine and reports the growth of resident memory
 //! (RSS, from /proc/self/statm) divided by N.
 //!
-//! `cargo run --release -p strata-bench --example memory_per_item -- strata 1000000`
+//! `cargo run --release -p strata-sim --example memory_per_item -- strata 1000000`
 //! Engines: strata, strata-lru, moka, quick_cache. Run each in its own
 //! process (scripts/bench-memory does) so one engine's freed memory does not
 //! flatter the next.

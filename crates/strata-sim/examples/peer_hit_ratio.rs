@@ -2,13 +2,13 @@
 //! to moka and quick_cache, on every trace and size of the reference table,
 //! each driven the same way: read; on a miss, insert.
 //!
-//! `cargo run --release -p strata-bench --example peer_hit_ratio [-- --markdown]`
+//! `cargo run --release -p strata-sim --example peer_hit_ratio [-- --markdown]`
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use strata_bench::reference::{self, ReferenceTable};
-use strata_bench::trace::{self, SizeMode, Trace};
+use strata_sim::reference::{self, ReferenceTable};
+use strata_sim::trace::{self, SizeMode, Trace};
 use strata_store::LocalCache;
 
 fn replay(trace: &Trace, size: u64) -> [f64; 3] {

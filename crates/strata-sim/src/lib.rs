@@ -1,9 +1,10 @@
-//! # strata-bench
+//! # strata-sim
 //!
-//! Measuring strata: the trace simulator behind `strata sim`, with Belady's
-//! offline bounds, synthetic workloads, reports and plots; and the load
-//! generator behind `strata bench`; and the consistency checker and
-//! thundering-herd benchmark behind `strata check`.
+//! The trace simulator behind `strata sim`: strata's eviction policies
+//! against Belady's offline bounds, on trace files or synthetic workloads,
+//! with reports and plots. (The load generator behind `strata bench` is
+//! `strata-load`; the consistency checker behind `strata check` is
+//! `strata-check`.)
 //!
 //! A simulation replays workloads (trace files, or generated ones) through
 //! every chosen algorithm at every chosen capacity, each run a cold cache,
@@ -13,7 +14,7 @@
 //! future of the trace.
 //!
 //! ```
-//! use strata_bench::{Algorithm, Capacity, Plan, SizeMode, SyntheticSpec, simulate};
+//! use strata_sim::{Algorithm, Capacity, Plan, SizeMode, SyntheticSpec, simulate};
 //!
 //! let spec: SyntheticSpec = "zipf:0.9,keys=1000,requests=20000,seed=7".parse()?;
 //! let trace = spec.generate(SizeMode::Count);
@@ -26,7 +27,7 @@
 //! let report = simulate(&[trace], &plan, &())?;
 //! let opt = report.workloads[0].get(Algorithm::Opt, 100).unwrap();
 //! assert!(opt.hit_ratio > 0.3);
-//! # Ok::<(), strata_bench::Error>(())
+//! # Ok::<(), strata_sim::Error>(())
 //! ```
 //!
 //! # Layout
@@ -42,20 +43,12 @@
 //! - [`report`]: table, CSV and JSON output;
 //! - [`plot`]: hit ratio against capacity as SVG;
 //! - [`progress`]: the terminal progress bar;
-//! - [`load`]: the load generator behind `strata bench` (both protocols,
-//!   hdrhistogram latencies, the server's CPU time and RSS);
-//! - [`check`]: `strata check`: a whole system (servers, nodes, the
-//!   invalidator) in process over a real origin, readers and writers with
-//!   injected faults, stale reads and what is left inconsistent; `herd`:
-//!   origin loads per invalidation of a hot row;
 //! - [`error`]: the crate's error type.
 
 pub mod algorithm;
 pub mod capacity;
-pub mod check;
 pub mod engine;
 pub mod error;
-pub mod load;
 pub mod oracle;
 pub mod plot;
 pub mod progress;

@@ -12,7 +12,7 @@
 //! table reports min and median ops/s, the hit ratio and the ratio of
 //! strata's median to each peer's.
 //!
-//! `cargo bench -p strata-bench --bench local_cache` (add `-- --ops N` or
+//! `cargo bench -p strata-sim --bench local_cache` (add `-- --ops N` or
 //! `-- --runs N` to change the size).
 
 use std::sync::Arc;

@@ -1,4 +1,6 @@
-//! `strata proxy`: the client's routing, failover, warm-up and batching
+//! # strata-proxy
+//!
+//! `strata proxy`: the cluster client's routing, failover, warm-up and batching
 //! behind two front doors — RESP and memcached's text protocol — for
 //! applications in any language, in the spirit of twemproxy and mcrouter.
 //!
@@ -27,7 +29,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::Client;
+use strata_client::Client;
 
 /// Largest read buffer a proxy connection holds: one maximal request (the
 /// parsers bound every request) plus a read.

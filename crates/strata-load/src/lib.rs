@@ -1,3 +1,5 @@
+//! # strata-load
+//!
 //! The load generator behind `strata bench`: many connections driving a
 //! cache server with a GET/SET mix over either protocol, measuring
 //! throughput, latency percentiles (hdrhistogram) and, when told the

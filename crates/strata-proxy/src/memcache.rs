@@ -176,7 +176,7 @@ fn refusal(error: strata_proto::memcache::RequestError) -> Command<'static> {
 /// Runs one command; true to close.
 async fn execute(command: &Command<'_>, out: &mut Vec<u8>, shared: &ProxyShared) -> bool {
     let client = &shared.client;
-    let failed = |out: &mut Vec<u8>, error: crate::ClientError| {
+    let failed = |out: &mut Vec<u8>, error: strata_client::ClientError| {
         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
         encode_server_error(out, format!("cluster: {error}").as_bytes());
     };

@@ -1,4 +1,4 @@
-//! The one error type of `strata-bench`.
+//! The one error type of `strata-sim`.
 //!
 //! Every message is a single line that names what was wrong with which input
 //! (a file and line, a flag's token, a workload spec), because `strata sim`

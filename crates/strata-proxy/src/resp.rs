@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strata_proto::resp::{Args, Encoder, Limits, MAX_COMMAND_NAME_LEN, Protocol, parse_request, uppercase_command};
 
 use super::{Outcome, ProxyShared};
-use crate::ClientError;
+use strata_client::ClientError;
 
 /// One RESP connection's state.
 #[derive(Default)]
