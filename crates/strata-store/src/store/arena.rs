@@ -97,6 +97,23 @@ struct Page {
 
 const NOT_PARTIAL: u32 = u32::MAX;
 
+impl Page {
+    /// Debug builds check what the arena's soundness rests on: a locator of
+    /// a small-class page names a chunk boundary the page has handed out,
+    /// wholly inside the page. (Liveness — not freed since — is the
+    /// caller's promise: a shard holds a `Loc` only while its record lives.)
+    fn debug_check(&self, offset: usize, size: usize) {
+        debug_assert!(self.live > 0, "locator into a page with no live chunk");
+        debug_assert!(offset + size <= PAGE_BYTES, "chunk at {offset} (+{size}) past the page end");
+        debug_assert_eq!(offset % size, 0, "offset {offset} is not a chunk boundary of class {size}");
+        debug_assert!(
+            offset < usize::from(self.bump) * 8,
+            "offset {offset} never handed out (bump at {})",
+            usize::from(self.bump) * 8
+        );
+    }
+}
+
 /// A shard's arena.
 #[derive(Debug, Default)]
 pub(crate) struct Arena {
@@ -257,6 +274,7 @@ impl Arena {
             self.spare_numbers.push(page_no);
             return;
         }
+        page.debug_check(usize::from(offset) * 8, class_sizes()[usize::from(page.class)] as usize);
         // SAFETY: the chunk at `offset` is inside this page and no longer
         // holds a record; its first two bytes now link the free list.
         unsafe {
@@ -303,14 +321,15 @@ impl Arena {
         let page = &self.pages[(loc >> OFFSET_BITS) as usize];
         let base = page.base.expect("locator of a live page").as_ptr();
         if page.class == LARGE {
+            debug_assert_eq!(loc & OFFSET_MASK, 0, "a large record's locator has no offset");
             return (base, page.large_bytes as usize);
         }
         let offset = (loc & OFFSET_MASK) as usize * 8;
-        // SAFETY: offsets handed out by `alloc` are inside the page.
-        (
-            unsafe { base.add(offset) },
-            class_sizes()[usize::from(page.class)] as usize,
-        )
+        let size = class_sizes()[usize::from(page.class)] as usize;
+        page.debug_check(offset, size);
+        // SAFETY: offsets handed out by `alloc` are inside the page (checked
+        // above in debug builds).
+        (unsafe { base.add(offset) }, size)
     }
 
     /// Frees everything.
