@@ -53,7 +53,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a load run failed.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub enum Error {
     /// A connection could not be opened.
     #[error("cannot connect to {addr}: {source}")]
     Connect {
@@ -190,7 +190,7 @@ impl LoadSpec {
         }
     }
 
-    fn validate(&self) -> Result<(), LoadError> {
+    fn validate(&self) -> Result<(), Error> {
         let problem = if self.connections == 0 {
             "connections must be at least 1"
         } else if self.pipeline == 0 {
@@ -206,7 +206,7 @@ impl LoadSpec {
         } else {
             return Ok(());
         };
-        Err(LoadError::Invalid(problem.to_owned()))
+        Err(Error::Invalid(problem.to_owned()))
     }
 }
 
@@ -320,13 +320,11 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(spec: &LoadSpec) -> Result<Self, LoadError> {
-        let stream = TcpStream::connect(spec.addr)
-            .await
-            .map_err(|source| LoadError::Connect {
-                addr: spec.addr,
-                source,
-            })?;
+    async fn open(spec: &LoadSpec) -> Result<Self, Error> {
+        let stream = TcpStream::connect(spec.addr).await.map_err(|source| Error::Connect {
+            addr: spec.addr,
+            source,
+        })?;
         let _ = stream.set_nodelay(true);
         let mut connection = Connection {
             stream,
@@ -341,15 +339,15 @@ impl Connection {
             let mut tally = Tally::new();
             connection.round_trip(1, &mut tally).await?;
             if tally.stored != 1 {
-                return Err(LoadError::Auth { addr: spec.addr });
+                return Err(Error::Auth { addr: spec.addr });
             }
         }
         Ok(connection)
     }
 
     /// Sends `out` and reads `replies` replies into `tally`.
-    async fn round_trip(&mut self, replies: usize, tally: &mut Tally) -> Result<(), LoadError> {
-        let io = |source| LoadError::Io {
+    async fn round_trip(&mut self, replies: usize, tally: &mut Tally) -> Result<(), Error> {
+        let io = |source| Error::Io {
             addr: self.addr,
             source,
         };
@@ -383,12 +381,12 @@ impl Connection {
             let read = match read {
                 Ok(Ok(0)) | Err(_) => {
                     self.input.truncate(len);
-                    return Err(LoadError::Closed { addr: self.addr });
+                    return Err(Error::Closed { addr: self.addr });
                 }
                 Ok(Ok(read)) => read,
                 Ok(Err(source)) => {
                     self.input.truncate(len);
-                    return Err(LoadError::Io {
+                    return Err(Error::Io {
                         addr: self.addr,
                         source,
                     });
@@ -428,7 +426,7 @@ fn value_bytes(max: usize) -> Vec<u8> {
     (0..max).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
-async fn prefill(connection: &mut Connection, spec: &LoadSpec, index: usize, values: &[u8]) -> Result<u64, LoadError> {
+async fn prefill(connection: &mut Connection, spec: &LoadSpec, index: usize, values: &[u8]) -> Result<u64, Error> {
     let mut rng = SmallRng::seed_from_u64(spec.seed ^ 0x5EED_0000 ^ index as u64);
     let mut tally = Tally::new();
     let mut key = [0u8; KEY_LEN];
@@ -455,7 +453,7 @@ async fn measure(
     budget: &AtomicU64,
     deadline: Instant,
     progress: &ProgressBar,
-) -> Result<Tally, LoadError> {
+) -> Result<Tally, Error> {
     let mut rng = SmallRng::seed_from_u64(spec.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index as u64);
     let mut tally = Tally::new();
     let mut key = [0u8; KEY_LEN];
@@ -498,11 +496,11 @@ async fn sample_rss(watched: Watched, interval: Duration, stop: Arc<AtomicBool>)
 
 /// Runs `spec` on the current tokio runtime. `progress` counts measured
 /// requests (pass [`ProgressBar::hidden`] for none).
-pub async fn run(spec: LoadSpec, progress: ProgressBar) -> Result<LoadReport, LoadError> {
+pub async fn run(spec: LoadSpec, progress: ProgressBar) -> Result<LoadReport, Error> {
     spec.validate()?;
     let watched = spec
         .server_pid
-        .map(|pid| Watched::new(pid).map_err(|source| LoadError::Watch { pid, source }))
+        .map(|pid| Watched::new(pid).map_err(|source| Error::Watch { pid, source }))
         .transpose()?;
     let mut connections = Vec::with_capacity(spec.connections);
     for _ in 0..spec.connections {
@@ -517,14 +515,13 @@ pub async fn run(spec: LoadSpec, progress: ProgressBar) -> Result<LoadReport, Lo
             let (spec, values) = (Arc::clone(&spec), Arc::clone(&values));
             tasks.spawn(async move {
                 let errors = prefill(&mut connection, &spec, index, &values).await?;
-                Ok::<_, LoadError>((index, connection, errors))
+                Ok::<_, Error>((index, connection, errors))
             });
         }
         let mut opened = Vec::with_capacity(spec.connections);
         let mut errors = 0;
         while let Some(joined) = tasks.join_next().await {
-            let (index, connection, failed) =
-                joined.map_err(|e| LoadError::Invalid(format!("prefill task: {e}")))??;
+            let (index, connection, failed) = joined.map_err(|e| Error::Invalid(format!("prefill task: {e}")))??;
             opened.push((index, connection));
             errors += failed;
         }
@@ -538,7 +535,7 @@ pub async fn run(spec: LoadSpec, progress: ProgressBar) -> Result<LoadReport, Lo
     let stop_sampling = Arc::new(AtomicBool::new(false));
     let usage_start = match &watched {
         Some(watched) => Some((
-            watched.cpu_time().map_err(|source| LoadError::Watch {
+            watched.cpu_time().map_err(|source| Error::Watch {
                 pid: watched.pid(),
                 source,
             })?,
@@ -569,7 +566,7 @@ pub async fn run(spec: LoadSpec, progress: ProgressBar) -> Result<LoadReport, Lo
         match joined {
             Ok(Ok(tally)) => total.merge(&tally),
             Ok(Err(error)) => failure = failure.or(Some(error)),
-            Err(error) => failure = failure.or(Some(LoadError::Invalid(format!("load task: {error}")))),
+            Err(error) => failure = failure.or(Some(Error::Invalid(format!("load task: {error}")))),
         }
     }
     let elapsed = started.elapsed();
@@ -584,7 +581,7 @@ pub async fn run(spec: LoadSpec, progress: ProgressBar) -> Result<LoadReport, Lo
     let ops_per_second = requests as f64 / elapsed_seconds.max(1e-9);
     let server = match (watched, usage_start) {
         (Some(watched), Some((cpu_start, rss_start))) => {
-            let cpu_end = watched.cpu_time().map_err(|source| LoadError::Watch {
+            let cpu_end = watched.cpu_time().map_err(|source| Error::Watch {
                 pid: watched.pid(),
                 source,
             })?;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use indicatif::ProgressBar;
-use strata_load::{self as load, LoadError, LoadSpec, ValueSize, Wire};
+use strata_load::{self as load, Error, LoadSpec, ValueSize, Wire};
 use strata_server::{Config, Server};
 
 async fn server() -> strata_server::RunningServer {
@@ -102,5 +102,5 @@ async fn a_dead_server_is_a_clear_error() {
     let error = load::run(small(addr, Wire::Resp), ProgressBar::hidden())
         .await
         .expect_err("nothing listens");
-    assert!(matches!(error, LoadError::Connect { .. }), "{error}");
+    assert!(matches!(error, Error::Connect { .. }), "{error}");
 }

@@ -22,16 +22,16 @@ use crate::trace::SizeMode;
 
 /// One capacity: absolute, or relative to a workload's footprint.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Capacity {
+pub enum CapacitySpec {
     /// A number of weight units.
     Units(u64),
     /// A percentage (above 0) of the footprint.
     Percent(f64),
 }
 
-impl Capacity {
+impl CapacitySpec {
     /// Parses one token in `mode`.
-    pub fn parse(token: &str, mode: SizeMode) -> Result<Capacity, Error> {
+    pub fn parse(token: &str, mode: SizeMode) -> Result<CapacitySpec, Error> {
         let err = |reason: &str| Error::Capacity {
             token: token.to_owned(),
             reason: reason.to_owned(),
@@ -48,7 +48,7 @@ impl Capacity {
             if !(percent.is_finite() && percent > 0.0) {
                 return Err(err("a percentage must be above 0"));
             }
-            return Ok(Capacity::Percent(percent));
+            return Ok(CapacitySpec::Percent(percent));
         }
         let split = text
             .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
@@ -74,29 +74,29 @@ impl Capacity {
         if units == 0 {
             return Err(err("a capacity must be at least 1"));
         }
-        Ok(Capacity::Units(units))
+        Ok(CapacitySpec::Units(units))
     }
 
     /// Parses a comma-separated list of tokens.
-    pub fn parse_list(text: &str, mode: SizeMode) -> Result<Vec<Capacity>, Error> {
-        text.split(',').map(|token| Capacity::parse(token, mode)).collect()
+    pub fn parse_list(text: &str, mode: SizeMode) -> Result<Vec<CapacitySpec>, Error> {
+        text.split(',').map(|token| CapacitySpec::parse(token, mode)).collect()
     }
 
     /// The capacity in weight units for a workload whose footprint is
     /// `footprint` units; a percentage rounds to the nearest unit, at least 1.
     pub fn resolve(self, footprint: u64) -> u64 {
         match self {
-            Capacity::Units(units) => units,
-            Capacity::Percent(percent) => ((footprint as f64 * percent / 100.0).round() as u64).max(1),
+            CapacitySpec::Units(units) => units,
+            CapacitySpec::Percent(percent) => ((footprint as f64 * percent / 100.0).round() as u64).max(1),
         }
     }
 }
 
-impl fmt::Display for Capacity {
+impl fmt::Display for CapacitySpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Capacity::Units(units) => write!(f, "{units}"),
-            Capacity::Percent(percent) => write!(f, "{percent}%"),
+            CapacitySpec::Units(units) => write!(f, "{units}"),
+            CapacitySpec::Percent(percent) => write!(f, "{percent}%"),
         }
     }
 }
@@ -127,8 +127,8 @@ mod tests {
     use super::*;
 
     fn units(token: &str, mode: SizeMode) -> u64 {
-        match Capacity::parse(token, mode).unwrap() {
-            Capacity::Units(units) => units,
+        match CapacitySpec::parse(token, mode).unwrap() {
+            CapacitySpec::Units(units) => units,
             other => panic!("{token}: {other:?}"),
         }
     }
@@ -146,21 +146,21 @@ mod tests {
 
     #[test]
     fn percentages_resolve_against_the_footprint() {
-        let five = Capacity::parse("5%", SizeMode::Count).unwrap();
-        assert_eq!(five, Capacity::Percent(5.0));
+        let five = CapacitySpec::parse("5%", SizeMode::Count).unwrap();
+        assert_eq!(five, CapacitySpec::Percent(5.0));
         assert_eq!(five.resolve(1000), 50);
-        assert_eq!(Capacity::parse("0.01%", SizeMode::Count).unwrap().resolve(10), 1);
-        assert_eq!(Capacity::parse_list("1%,2000", SizeMode::Count).unwrap().len(), 2);
+        assert_eq!(CapacitySpec::parse("0.01%", SizeMode::Count).unwrap().resolve(10), 1);
+        assert_eq!(CapacitySpec::parse_list("1%,2000", SizeMode::Count).unwrap().len(), 2);
     }
 
     #[test]
     fn rejects_zero_garbage_and_byte_suffixes_on_entries() {
         for token in ["0", "", "-5", "abc", "0%", "-1%", "1.5", "10MB", "0.0001k", "nan%"] {
-            let err = Capacity::parse(token, SizeMode::Count);
+            let err = CapacitySpec::parse(token, SizeMode::Count);
             assert!(err.is_err(), "{token:?} accepted");
         }
-        let message = Capacity::parse("0", SizeMode::Bytes).unwrap_err().to_string();
+        let message = CapacitySpec::parse("0", SizeMode::Bytes).unwrap_err().to_string();
         assert_eq!(message, "invalid capacity \"0\": a capacity must be at least 1");
-        assert!(Capacity::parse("12X", SizeMode::Bytes).is_err());
+        assert!(CapacitySpec::parse("12X", SizeMode::Bytes).is_err());
     }
 }

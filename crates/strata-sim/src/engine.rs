@@ -16,7 +16,7 @@ use strata_store::Replayer;
 
 use crate::Error;
 use crate::algorithm::Algorithm;
-use crate::capacity::Capacity;
+use crate::capacity::CapacitySpec;
 use crate::oracle::{Belady, NextUse, Opt};
 use crate::trace::{Request, SizeMode, Trace};
 
@@ -29,7 +29,7 @@ pub struct Plan {
     /// Policies and offline algorithms, in report order.
     pub algorithms: Vec<Algorithm>,
     /// Capacities; percentages resolve per workload.
-    pub capacities: Vec<Capacity>,
+    pub capacities: Vec<CapacitySpec>,
     /// Whether capacities count entries or bytes.
     pub mode: SizeMode,
     /// Worker threads; 0 means one per available core.
@@ -288,7 +288,7 @@ fn replay(requests: &[Request], progress: &dyn Progress, mut access: impl FnMut(
 /// Resolves `capacities` against a footprint: the distinct capacities in
 /// weight units, ascending, each with the first capacity as given that
 /// resolved to it.
-fn resolve(capacities: &[Capacity], footprint: u64) -> (Vec<u64>, Vec<String>) {
+fn resolve(capacities: &[CapacitySpec], footprint: u64) -> (Vec<u64>, Vec<String>) {
     let mut resolved: Vec<(u64, usize)> = capacities
         .iter()
         .enumerate()
@@ -334,7 +334,11 @@ mod tests {
         ];
         let plan = |threads| Plan {
             algorithms: vec![Algorithm::Policy(PolicyKind::Lru), Algorithm::Opt, Algorithm::Belady],
-            capacities: vec![Capacity::Units(2), Capacity::Percent(50.0), Capacity::Units(2)],
+            capacities: vec![
+                CapacitySpec::Units(2),
+                CapacitySpec::Percent(50.0),
+                CapacitySpec::Units(2),
+            ],
             mode: SizeMode::Count,
             threads,
         };
@@ -364,10 +368,10 @@ mod tests {
         let plan = Plan {
             algorithms: Algorithm::parse_list("lru,fifo,opt,belady").unwrap(),
             capacities: vec![
-                Capacity::Units(1),
-                Capacity::Units(5),
-                Capacity::Units(20),
-                Capacity::Units(100),
+                CapacitySpec::Units(1),
+                CapacitySpec::Units(5),
+                CapacitySpec::Units(20),
+                CapacitySpec::Units(100),
             ],
             mode: SizeMode::Count,
             threads: 2,
@@ -387,7 +391,7 @@ mod tests {
     fn empty_plans_are_errors() {
         let plan = Plan {
             algorithms: vec![],
-            capacities: vec![Capacity::Units(1)],
+            capacities: vec![CapacitySpec::Units(1)],
             mode: SizeMode::Count,
             threads: 1,
         };

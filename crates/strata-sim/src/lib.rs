@@ -14,13 +14,13 @@
 //! future of the trace.
 //!
 //! ```
-//! use strata_sim::{Algorithm, Capacity, Plan, SizeMode, SyntheticSpec, simulate};
+//! use strata_sim::{Algorithm, CapacitySpec, Plan, SizeMode, SyntheticSpec, simulate};
 //!
 //! let spec: SyntheticSpec = "zipf:0.9,keys=1000,requests=20000,seed=7".parse()?;
 //! let trace = spec.generate(SizeMode::Count);
 //! let plan = Plan {
 //!     algorithms: Algorithm::parse_list("lru,opt")?,
-//!     capacities: Capacity::parse_list("100,10%", SizeMode::Count)?,
+//!     capacities: CapacitySpec::parse_list("100,10%", SizeMode::Count)?,
 //!     mode: SizeMode::Count,
 //!     threads: 0,
 //! };
@@ -58,7 +58,7 @@ pub mod synthetic;
 pub mod trace;
 
 pub use algorithm::Algorithm;
-pub use capacity::Capacity;
+pub use capacity::CapacitySpec;
 pub use engine::{Measurement, Plan, Progress, Report, WorkloadReport, simulate};
 pub use error::Error;
 pub use report::Format;

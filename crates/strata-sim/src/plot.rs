@@ -257,7 +257,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capacity::Capacity;
+    use crate::capacity::CapacitySpec;
     use crate::engine::{Plan, simulate};
     use crate::synthetic::SyntheticSpec;
 
@@ -276,8 +276,8 @@ mod tests {
             .map(|spec| spec.parse::<SyntheticSpec>().unwrap().generate(SizeMode::Count))
             .collect();
         for capacities in [
-            vec![Capacity::Units(10), Capacity::Units(400)],
-            vec![Capacity::Units(50)],
+            vec![CapacitySpec::Units(10), CapacitySpec::Units(400)],
+            vec![CapacitySpec::Units(50)],
         ] {
             let plan = Plan {
                 algorithms: Algorithm::parse_list("lru,fifo,opt,belady").unwrap(),

@@ -237,7 +237,7 @@ fn csv_field(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::algorithm::Algorithm;
-    use crate::capacity::Capacity;
+    use crate::capacity::CapacitySpec;
     use crate::engine::{Plan, simulate};
     use crate::trace::{Request, Trace};
 
@@ -252,7 +252,7 @@ mod tests {
         };
         let plan = Plan {
             algorithms: Algorithm::parse_list("lru,opt").unwrap(),
-            capacities: vec![Capacity::Units(2048), Capacity::Units(3000)],
+            capacities: vec![CapacitySpec::Units(2048), CapacitySpec::Units(3000)],
             mode,
             threads: 1,
         };

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use strata_sim::report::percent_2dp;
 use strata_sim::trace::{self, SizeMode, Trace, trace_for_test};
-use strata_sim::{Algorithm, Capacity, Measurement, Plan, simulate};
+use strata_sim::{Algorithm, CapacitySpec, Measurement, Plan, simulate};
 
 /// Traces already loaded, by file name and byte mode.
 type Loaded = Mutex<HashMap<(String, bool), Arc<Trace>>>;
@@ -37,7 +37,7 @@ fn load(file: &str, mode: SizeMode) -> Option<Arc<Trace>> {
 fn run(trace: &Trace, policies: &str, capacities: &[u64], mode: SizeMode) -> strata_sim::WorkloadReport {
     let plan = Plan {
         algorithms: Algorithm::parse_list(policies).unwrap(),
-        capacities: capacities.iter().map(|&c| Capacity::Units(c)).collect(),
+        capacities: capacities.iter().map(|&c| CapacitySpec::Units(c)).collect(),
         mode,
         threads: 0,
     };

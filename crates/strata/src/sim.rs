@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use strata_sim::engine::total_work;
 use strata_sim::progress::Bar;
 use strata_sim::synthetic::DEFAULT_SPEC;
-use strata_sim::{Algorithm, Capacity, Format, Plan, SizeMode, SyntheticSpec, plot, report, simulate, trace};
+use strata_sim::{Algorithm, CapacitySpec, Format, Plan, SizeMode, SyntheticSpec, plot, report, simulate, trace};
 
 /// The long help's epilogue: the grammars and what `opt` and `belady` mean.
 fn after_help() -> String {
@@ -134,7 +134,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         );
     }
     let algorithms = Algorithm::parse_list(&args.policy)?;
-    let capacities = Capacity::parse_list(&args.capacity, mode)?;
+    let capacities = CapacitySpec::parse_list(&args.capacity, mode)?;
     let specs = if args.traces.is_empty() && args.synthetic.is_empty() {
         eprintln!("strata sim: no --trace or --synthetic given; simulating the built-in workload {DEFAULT_SPEC}");
         vec![DEFAULT_SPEC.parse::<SyntheticSpec>()?]

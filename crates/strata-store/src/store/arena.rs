@@ -104,8 +104,15 @@ impl Page {
     /// caller's promise: a shard holds a `Loc` only while its record lives.)
     fn debug_check(&self, offset: usize, size: usize) {
         debug_assert!(self.live > 0, "locator into a page with no live chunk");
-        debug_assert!(offset + size <= PAGE_BYTES, "chunk at {offset} (+{size}) past the page end");
-        debug_assert_eq!(offset % size, 0, "offset {offset} is not a chunk boundary of class {size}");
+        debug_assert!(
+            offset + size <= PAGE_BYTES,
+            "chunk at {offset} (+{size}) past the page end"
+        );
+        debug_assert_eq!(
+            offset % size,
+            0,
+            "offset {offset} is not a chunk boundary of class {size}"
+        );
         debug_assert!(
             offset < usize::from(self.bump) * 8,
             "offset {offset} never handed out (bump at {})",
