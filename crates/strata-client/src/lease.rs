@@ -25,9 +25,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::meta::{self, SetMode};
-use crate::node::Batch;
 use crate::ops::first;
 use crate::route::Role;
+use crate::server_pool::Batch;
 use crate::{Client, ClientError, Stats};
 
 /// CAS values at or above this are origin versions set by

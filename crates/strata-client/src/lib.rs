@@ -31,7 +31,7 @@
 //!
 //! # Layout
 //!
-//! - `node.rs`: one server: multiplexed connections (a writer and a reader
+//! - `server_pool.rs`: the connection pool to one cache server: multiplexed connections (a writer and a reader
 //!   task each), batches, timeouts;
 //! - `health.rs`: the TKO state machine (up, down, due a probe);
 //! - `recovery.rs`: the writes a down node missed, replayed before it
@@ -67,10 +67,10 @@
 mod health;
 mod lease;
 mod meta;
-mod node;
 mod ops;
 mod recovery;
 mod route;
+mod server_pool;
 pub mod tracking;
 mod warmup;
 
@@ -87,7 +87,7 @@ use tokio::time::Instant;
 pub use health::HealthPolicy;
 pub use lease::{Fill, VERSION_CAS_BASE, Versioned};
 pub use meta::MAX_KEY_BYTES;
-pub use node::{NodeError, NodeSettings};
+pub use server_pool::{PoolError, PoolSettings};
 pub use tracking::{Invalidation, Tracker, TrackingConfig};
 
 /// Why a call failed.
@@ -168,7 +168,7 @@ pub struct ClientConfig {
     /// Pools and the placement scheme.
     pub cluster: ClusterConfig,
     /// Connections, timeouts, TKO.
-    pub node: NodeSettings,
+    pub node: PoolSettings,
     /// Where a down node's keys go.
     pub failover: Failover,
     /// TTL cap of writes to a failover target.
@@ -191,7 +191,7 @@ impl ClientConfig {
         };
         ClientConfig {
             cluster,
-            node: NodeSettings::default(),
+            node: PoolSettings::default(),
             failover,
             gutter_ttl: Duration::from_secs(60),
             warmup: Duration::from_secs(60),
@@ -289,10 +289,10 @@ struct Inner {
     main: Ring,
     gutter: Ring,
     previous: Mutex<Option<Previous>>,
-    nodes: RwLock<HashMap<String, Arc<node::Node>>>,
+    nodes: RwLock<HashMap<String, Arc<server_pool::ServerPool>>>,
     /// The main ring's members as nodes, by index, for the epoch given:
     /// routing then costs no address formatting or map look-up.
-    main_nodes: RwLock<(u64, Vec<Arc<node::Node>>)>,
+    main_nodes: RwLock<(u64, Vec<Arc<server_pool::ServerPool>>)>,
     stats: Stats,
 }
 
@@ -361,7 +361,7 @@ impl Client {
     /// again). Returns the addresses that are back. Operators call this
     /// after fixing a node; tests call it instead of waiting.
     pub async fn probe_down_nodes(&self) -> Vec<String> {
-        let down: Vec<Arc<node::Node>> = {
+        let down: Vec<Arc<server_pool::ServerPool>> = {
             let nodes = self.inner.nodes.read();
             nodes.values().filter(|n| n.health.is_down()).cloned().collect()
         };

@@ -4,7 +4,7 @@ use strata_proto::memcache::client::{MetaArg, encode_md, encode_mg, encode_mn, e
 use strata_proto::memcache::{MetaCode, ReplyKind, Response};
 
 use crate::ClientError;
-use crate::node::Batch;
+use crate::server_pool::Batch;
 
 /// memcached's key limit, in bytes on the wire.
 pub const MAX_KEY_BYTES: usize = 250;

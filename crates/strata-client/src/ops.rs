@@ -12,8 +12,8 @@ use futures_util::future::join_all;
 use strata_proto::memcache::Response;
 
 use crate::meta::{self, SetMode};
-use crate::node::Batch;
 use crate::route::{Role, Route};
+use crate::server_pool::Batch;
 use crate::{Client, ClientError, Inner, Item, Stats};
 
 impl Client {

@@ -8,8 +8,8 @@ use tokio::time::Instant;
 use crate::health::Admit;
 use strata_proto::memcache::Response;
 
-use crate::node::{Batch, Node, NodeError};
 use crate::recovery::Replay;
+use crate::server_pool::{Batch, PoolError, ServerPool};
 use crate::{ClientError, Failover, Inner, Stats, meta};
 
 /// What role the chosen node plays for the key.
@@ -26,16 +26,16 @@ pub(crate) enum Role {
 #[derive(Clone, Debug)]
 pub(crate) struct Route {
     /// Where to send the request.
-    pub(crate) node: Arc<Node>,
+    pub(crate) node: Arc<ServerPool>,
     /// Owner or stand-in.
     pub(crate) role: Role,
     /// The key's owner (the same node when `role` is `Owner`).
-    pub(crate) owner: Arc<Node>,
+    pub(crate) owner: Arc<ServerPool>,
 }
 
 impl Inner {
     /// The node object for `addr`, made on first use.
-    pub(crate) fn node(&self, addr: &str) -> Arc<Node> {
+    pub(crate) fn node(&self, addr: &str) -> Arc<ServerPool> {
         if let Some(node) = self.nodes.read().get(addr) {
             return Arc::clone(node);
         }
@@ -44,12 +44,12 @@ impl Inner {
         Arc::clone(
             nodes
                 .entry(addr.to_owned())
-                .or_insert_with(|| Arc::new(Node::new(addr.to_owned(), settings))),
+                .or_insert_with(|| Arc::new(ServerPool::new(addr.to_owned(), settings))),
         )
     }
 
     /// The key's owner on the main ring.
-    pub(crate) fn owner(&self, key: &[u8]) -> Result<Arc<Node>, ClientError> {
+    pub(crate) fn owner(&self, key: &[u8]) -> Result<Arc<ServerPool>, ClientError> {
         let snapshot = self.main.snapshot();
         let (index, member) = snapshot
             .owner(key)
@@ -62,7 +62,7 @@ impl Inner {
                 }
             }
         }
-        let nodes: Vec<Arc<Node>> = snapshot.members().iter().map(|m| self.node(&m.address())).collect();
+        let nodes: Vec<Arc<ServerPool>> = snapshot.members().iter().map(|m| self.node(&m.address())).collect();
         let node = nodes
             .get(index)
             .cloned()
@@ -89,7 +89,7 @@ impl Inner {
     }
 
     /// The stand-in for `key` while `owner` is unusable.
-    pub(crate) fn standby(self: &Arc<Self>, key: &[u8], owner: Arc<Node>) -> Result<Route, ClientError> {
+    pub(crate) fn standby(self: &Arc<Self>, key: &[u8], owner: Arc<ServerPool>) -> Result<Route, ClientError> {
         let failover = self.config.read().failover;
         let node = match failover {
             Failover::Gutter => {
@@ -132,7 +132,7 @@ impl Inner {
     }
 
     /// Reports a request's outcome on `node` to its health.
-    pub(crate) fn report(&self, node: &Node, ok: bool) {
+    pub(crate) fn report(&self, node: &ServerPool, ok: bool) {
         if ok {
             node.health.success();
         } else {
@@ -146,7 +146,7 @@ impl Inner {
     }
 
     /// Sends `batch` to `node` and reports the outcome to its health.
-    pub(crate) async fn call(&self, node: &Node, batch: Batch) -> Result<Vec<Response>, NodeError> {
+    pub(crate) async fn call(&self, node: &ServerPool, batch: Batch) -> Result<Vec<Response>, PoolError> {
         let outcome = node.exec(batch).await;
         self.report(node, outcome.is_ok());
         outcome
@@ -176,7 +176,7 @@ impl Inner {
     }
 
     /// Probes `node` in the background; see [`probe`].
-    fn spawn_probe(self: &Arc<Self>, node: Arc<Node>) {
+    fn spawn_probe(self: &Arc<Self>, node: Arc<ServerPool>) {
         let inner = Arc::clone(self);
         tokio::spawn(async move { inner.probe(node).await });
     }
@@ -184,7 +184,7 @@ impl Inner {
     /// Health-checks a down node; if it answers, deletes on it every key
     /// written elsewhere while it was down (or flushes it, past the log's
     /// limit), and only then puts it back into service.
-    pub(crate) async fn probe(&self, node: Arc<Node>) {
+    pub(crate) async fn probe(&self, node: Arc<ServerPool>) {
         let mut batch = Batch::default();
         meta::noop(&mut batch);
         if node.exec(batch).await.is_err() {
@@ -254,7 +254,7 @@ impl Inner {
     /// the owner's recovery deletes it there. If the owner is not (or no
     /// longer) down, also deletes it there now, best effort, and forgets it
     /// once that worked: an owner that never goes down is never probed.
-    pub(crate) async fn note_diverted(&self, owner: &Node, key: &[u8]) {
+    pub(crate) async fn note_diverted(&self, owner: &ServerPool, key: &[u8]) {
         owner.missed.lock().record(key);
         if owner.health.is_down() {
             return;

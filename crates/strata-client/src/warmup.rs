@@ -19,14 +19,14 @@ use tokio::time::Instant;
 
 use crate::health::Admit;
 use crate::meta::{self, SetMode};
-use crate::node::{Batch, Node};
 use crate::ops::first;
+use crate::server_pool::{Batch, ServerPool};
 use crate::{Inner, Item, Stats};
 
 impl Inner {
     /// The key's owner in the previous epoch, if the grace period runs and
     /// it differs from `current` and is usable.
-    fn previous_owner(&self, key: &[u8], current: &str) -> Option<Arc<Node>> {
+    fn previous_owner(&self, key: &[u8], current: &str) -> Option<Arc<ServerPool>> {
         let previous = {
             let mut guard = self.previous.lock();
             match &*guard {
@@ -49,7 +49,7 @@ impl Inner {
 
     /// On a miss at `owner`: the value from the previous owner, copied to
     /// `owner`, or `None`.
-    pub(crate) async fn warm(&self, key: &[u8], owner: &Node) -> Option<Item> {
+    pub(crate) async fn warm(&self, key: &[u8], owner: &ServerPool) -> Option<Item> {
         let source = self.previous_owner(key, owner.addr())?;
         let mut batch = Batch::default();
         meta::get(&mut batch, key);
@@ -70,7 +70,7 @@ impl Inner {
     /// After a write or delete of `key` (owned by `owner`) during the grace
     /// period: deletes it on its previous owner, best effort, so warm-up
     /// cannot copy it back. Outside the grace period this costs one lock.
-    pub(crate) async fn forget_previous(&self, key: &[u8], owner: &Node) {
+    pub(crate) async fn forget_previous(&self, key: &[u8], owner: &ServerPool) {
         let Some(previous) = self.previous_owner(key, owner.addr()) else {
             return;
         };

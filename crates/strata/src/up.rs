@@ -92,7 +92,8 @@ impl Drop for Children {
     }
 }
 
-struct Node {
+/// One cache server of the local stack.
+struct CacheServer {
     name: String,
     memcache: SocketAddr,
     resp: SocketAddr,
@@ -164,7 +165,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             format!("server {i}")
         };
         nodes.push((
-            Node {
+            CacheServer {
                 name,
                 memcache: SocketAddr::from((localhost, port(base, 10 + i)?)),
                 resp: SocketAddr::from((localhost, port(base, 30 + i)?)),
@@ -284,7 +285,7 @@ async fn start_request_node(
     args: &UpArgs,
     origin: &str,
     addr: SocketAddr,
-    main: &[(Node, u16)],
+    main: &[(CacheServer, u16)],
 ) -> anyhow::Result<(strata_node::Node, tokio_util::sync::CancellationToken)> {
     let mut config = strata_node::NodeConfig {
         listen: addr,
@@ -324,7 +325,7 @@ async fn start_invalidator(origin: &str, client: &Client) -> anyhow::Result<toki
 }
 
 async fn status_loop(
-    nodes: &[(Node, u16)],
+    nodes: &[(CacheServer, u16)],
     client: &Client,
     request_node: &strata_node::Node,
     every: u64,

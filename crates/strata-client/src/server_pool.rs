@@ -33,7 +33,7 @@ use crate::recovery::MissedWrites;
 
 /// Why a request to a node failed.
 #[derive(Debug, thiserror::Error)]
-pub enum NodeError {
+pub enum PoolError {
     /// Connecting, writing or reading failed.
     #[error("{addr}: {source}")]
     Io {
@@ -70,7 +70,7 @@ pub enum NodeError {
 
 /// Connection settings.
 #[derive(Clone)]
-pub struct NodeSettings {
+pub struct PoolSettings {
     /// Connections kept per node (each multiplexed: many callers at once).
     pub connections: usize,
     /// Time allowed to connect.
@@ -86,9 +86,9 @@ pub struct NodeSettings {
     pub password: Option<std::sync::Arc<str>>,
 }
 
-impl std::fmt::Debug for NodeSettings {
+impl std::fmt::Debug for PoolSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeSettings")
+        f.debug_struct("PoolSettings")
             .field("connections", &self.connections)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
@@ -99,9 +99,9 @@ impl std::fmt::Debug for NodeSettings {
     }
 }
 
-impl Default for NodeSettings {
+impl Default for PoolSettings {
     fn default() -> Self {
-        NodeSettings {
+        PoolSettings {
             connections: 2,
             connect_timeout: Duration::from_millis(500),
             request_timeout: Duration::from_secs(1),
@@ -271,10 +271,10 @@ impl Conn {
     }
 }
 
-/// A cache server.
-pub struct Node {
+/// The connection pool to one cache server (a member of the ring).
+pub struct ServerPool {
     addr: String,
-    settings: NodeSettings,
+    settings: PoolSettings,
     slots: Vec<Mutex<Option<Conn>>>,
     next_slot: AtomicUsize,
     /// Up, down, or due a probe.
@@ -283,19 +283,19 @@ pub struct Node {
     pub missed: parking_lot::Mutex<MissedWrites>,
 }
 
-impl std::fmt::Debug for Node {
+impl std::fmt::Debug for ServerPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
+        f.debug_struct("ServerPool")
             .field("addr", &self.addr)
             .field("down", &self.health.is_down())
             .finish_non_exhaustive()
     }
 }
 
-impl Node {
+impl ServerPool {
     /// A node at `addr` (`host:port`); connects lazily.
-    pub fn new(addr: String, settings: NodeSettings) -> Self {
-        Node {
+    pub fn new(addr: String, settings: PoolSettings) -> Self {
+        ServerPool {
             slots: (0..settings.connections.max(1)).map(|_| Mutex::new(None)).collect(),
             next_slot: AtomicUsize::new(0),
             health: Health::new(settings.health),
@@ -316,7 +316,7 @@ impl Node {
     /// A pooled connection may have died while idle (the server restarted,
     /// a proxy cut it): if a reused connection fails before answering, the
     /// batch is sent once more on a fresh one. Only then is it a failure.
-    pub async fn exec(&self, batch: Batch) -> Result<Vec<Response>, NodeError> {
+    pub async fn exec(&self, batch: Batch) -> Result<Vec<Response>, PoolError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -325,7 +325,7 @@ impl Node {
         let index = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let (sender, reused) = self.connection(index).await?;
         match self.send(index, &sender, bytes.clone(), Arc::clone(&kinds)).await {
-            Err(NodeError::Io { .. }) if reused => {
+            Err(PoolError::Io { .. }) if reused => {
                 let (sender, _) = self.connection(index).await?;
                 self.send(index, &sender, bytes, kinds).await
             }
@@ -335,7 +335,7 @@ impl Node {
 
     /// The live connection of slot `index`, connecting if needed; and
     /// whether it already existed.
-    async fn connection(&self, index: usize) -> Result<(mpsc::Sender<Job>, bool), NodeError> {
+    async fn connection(&self, index: usize) -> Result<(mpsc::Sender<Job>, bool), PoolError> {
         let mut slot = self.slots[index].lock().await;
         if let Some(conn) = slot.as_ref().filter(|conn| conn.is_alive()) {
             return Ok((conn.jobs.clone(), true));
@@ -345,14 +345,14 @@ impl Node {
             Ok(Ok(stream)) => stream,
             Ok(Err(source)) => {
                 *slot = None;
-                return Err(NodeError::Io {
+                return Err(PoolError::Io {
                     addr: self.addr.clone(),
                     source,
                 });
             }
             Err(_) => {
                 *slot = None;
-                return Err(NodeError::Timeout {
+                return Err(PoolError::Timeout {
                     addr: self.addr.clone(),
                     timeout: self.settings.connect_timeout,
                 });
@@ -366,14 +366,14 @@ impl Node {
                 Ok(Ok(())) => {}
                 Ok(Err(message)) => {
                     *slot = None;
-                    return Err(NodeError::Auth {
+                    return Err(PoolError::Auth {
                         addr: self.addr.clone(),
                         message,
                     });
                 }
                 Err(_) => {
                     *slot = None;
-                    return Err(NodeError::Timeout {
+                    return Err(PoolError::Timeout {
                         addr: self.addr.clone(),
                         timeout: self.settings.connect_timeout,
                     });
@@ -392,10 +392,10 @@ impl Node {
         sender: &mpsc::Sender<Job>,
         bytes: Bytes,
         kinds: Arc<[ReplyKind]>,
-    ) -> Result<Vec<Response>, NodeError> {
+    ) -> Result<Vec<Response>, PoolError> {
         let (reply, answer) = oneshot::channel();
         let job = Job { bytes, kinds, reply };
-        let closed = || NodeError::Io {
+        let closed = || PoolError::Io {
             addr: self.addr.clone(),
             source: std::io::ErrorKind::ConnectionAborted.into(),
         };
@@ -403,7 +403,7 @@ impl Node {
             sender.send(job).await.map_err(|_| closed())?;
             match answer.await {
                 Ok(Ok(replies)) => Ok(replies),
-                Ok(Err(message)) => Err(NodeError::Protocol {
+                Ok(Err(message)) => Err(PoolError::Protocol {
                     addr: self.addr.clone(),
                     message,
                 }),
@@ -412,7 +412,7 @@ impl Node {
         })
         .await;
         let result = outcome.unwrap_or_else(|_| {
-            Err(NodeError::Timeout {
+            Err(PoolError::Timeout {
                 addr: self.addr.clone(),
                 timeout: self.settings.request_timeout,
             })
