@@ -114,10 +114,10 @@ pub enum ClientError {
     Loader(String),
 }
 
-/// A value with memcached's client flags (opaque to the cache; clients
-/// use them for the serialization format).
+/// A value as fetched from a cache server, with memcached's client flags
+/// (opaque to the cache; clients use them for the serialization format).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Item {
+pub struct Fetched {
     /// The data.
     pub value: Vec<u8>,
     /// The flags stored with it.

@@ -185,9 +185,9 @@ pub struct Hit {
     pub stale: bool,
 }
 
-impl From<Hit> for crate::Item {
+impl From<Hit> for crate::Fetched {
     fn from(hit: Hit) -> Self {
-        crate::Item {
+        crate::Fetched {
             value: hit.value,
             flags: hit.flags,
             cas: hit.cas.unwrap_or(0),

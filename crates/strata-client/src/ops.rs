@@ -14,7 +14,7 @@ use strata_proto::memcache::Response;
 use crate::meta::{self, SetMode};
 use crate::route::{Role, Route};
 use crate::server_pool::Batch;
-use crate::{Client, ClientError, Inner, Item, Stats};
+use crate::{Client, ClientError, Fetched, Inner, Stats};
 
 impl Client {
     /// The value of `key`, or `None`.
@@ -23,7 +23,7 @@ impl Client {
     }
 
     /// The value of `key` with its client flags, or `None`.
-    pub async fn get_item(&self, key: &[u8]) -> Result<Option<Item>, ClientError> {
+    pub async fn get_item(&self, key: &[u8]) -> Result<Option<Fetched>, ClientError> {
         self.inner.get(key).await
     }
 
@@ -118,10 +118,10 @@ impl Client {
     }
 
     /// [`Self::get_many`] with client flags.
-    pub async fn get_many_items<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Item>>, ClientError> {
+    pub async fn get_many_items<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Fetched>>, ClientError> {
         let inner = &self.inner;
         let groups = inner.group_by_route(keys.iter().map(AsRef::as_ref))?;
-        let mut results: Vec<Option<Item>> = vec![None; keys.len()];
+        let mut results: Vec<Option<Fetched>> = vec![None; keys.len()];
         let calls = groups.into_iter().map(|(route, positions)| async move {
             let mut batch = Batch::default();
             for &position in &positions {
@@ -213,7 +213,7 @@ pub(crate) fn first(replies: Vec<Response>) -> Result<Response, ClientError> {
 }
 
 impl Inner {
-    pub(crate) async fn get(self: &Arc<Self>, key: &[u8]) -> Result<Option<Item>, ClientError> {
+    pub(crate) async fn get(self: &Arc<Self>, key: &[u8]) -> Result<Option<Fetched>, ClientError> {
         meta::check_key(key)?;
         Stats::bump(&self.stats.gets);
         let route = self.route(key)?;
@@ -228,9 +228,9 @@ impl Inner {
 
     /// The item in an `mg` reply for `key` from `route`; a miss at the
     /// owner tries warm-up. Counts the hit.
-    async fn read_get(&self, key: &[u8], route: &Route, reply: Response) -> Result<Option<Item>, ClientError> {
+    async fn read_get(&self, key: &[u8], route: &Route, reply: Response) -> Result<Option<Fetched>, ClientError> {
         let item = match meta::read_get(reply)? {
-            Some(hit) => Some(Item::from(hit)),
+            Some(hit) => Some(Fetched::from(hit)),
             None if route.role == Role::Owner => self.warm(key, &route.node).await,
             None => None,
         };

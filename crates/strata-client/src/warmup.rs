@@ -21,7 +21,7 @@ use crate::health::Admit;
 use crate::meta::{self, SetMode};
 use crate::ops::first;
 use crate::server_pool::{Batch, ServerPool};
-use crate::{Inner, Item, Stats};
+use crate::{Fetched, Inner, Stats};
 
 impl Inner {
     /// The key's owner in the previous epoch, if the grace period runs and
@@ -49,7 +49,7 @@ impl Inner {
 
     /// On a miss at `owner`: the value from the previous owner, copied to
     /// `owner`, or `None`.
-    pub(crate) async fn warm(&self, key: &[u8], owner: &ServerPool) -> Option<Item> {
+    pub(crate) async fn warm(&self, key: &[u8], owner: &ServerPool) -> Option<Fetched> {
         let source = self.previous_owner(key, owner.addr())?;
         let mut batch = Batch::default();
         meta::get(&mut batch, key);
@@ -64,7 +64,7 @@ impl Inner {
         meta::set(&mut batch, key, &hit.value, hit.flags, ttl, SetMode::Add);
         let _ = self.call(owner, batch).await;
         Stats::bump(&self.stats.warmup_hits);
-        Some(Item::from(hit))
+        Some(Fetched::from(hit))
     }
 
     /// After a write or delete of `key` (owned by `owner`) during the grace
