@@ -24,7 +24,6 @@
 //! output and one input buffer per connection, requests encoded in place,
 //! replies scanned without copying ([`wire`]).
 
-pub mod process;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -39,7 +38,7 @@ use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub use process::Watched;
+pub use strata_session::process::Watched;
 pub use wire::{Outcome, Wire};
 
 /// Length of every generated key: `key:` and 12 digits.

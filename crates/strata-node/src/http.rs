@@ -15,7 +15,7 @@
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -128,13 +128,5 @@ async fn health(State(node): State<Node>) -> Response {
 }
 
 async fn metrics(State(node): State<Node>) -> Response {
-    let text = node.metrics().render(node.pending_writes() as i64, node.l1_usable());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    strata_session::admin::metrics_response(node.metrics().render(node.pending_writes() as i64, node.l1_usable()))
 }

@@ -1,6 +1,5 @@
 //! The node's counters and their Prometheus exposition.
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -42,7 +41,7 @@ pub struct NodeMetrics {
 
 impl NodeMetrics {
     /// The Prometheus text exposition, with the gauges given.
-    pub fn render(&self, pending_writes: i64, l1_usable: bool) -> String {
+    pub fn render(&self, pending_writes: i64, l1_usable: bool) -> Result<String, std::fmt::Error> {
         let mut registry = Registry::with_prefix("strata_node");
         let counters: [(&str, &str, &Counter); 15] = [
             ("l1_hits", "Reads answered by L1", &self.l1_hits),
@@ -90,8 +89,6 @@ impl NodeMetrics {
         let usable = Gauge::<i64>::default();
         usable.set(i64::from(l1_usable));
         registry.register("l1_usable", "1 while L1 is in use (tracking up)", usable);
-        let mut text = String::new();
-        let _ = encode(&mut text, &registry);
-        text
+        strata_session::admin::encode(&registry)
     }
 }

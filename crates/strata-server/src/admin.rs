@@ -3,11 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use prometheus_client::registry::Registry;
+use strata_session::admin;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -18,34 +15,10 @@ pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown
     let mut registry = Registry::default();
     registry.register_collector(Box::new(PrometheusCollector(metrics)));
     let registry = Arc::new(registry);
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let registry = registry.clone();
-                async move { render(&registry) }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }));
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-    if let Err(error) = served {
-        tracing::warn!(%error, "admin endpoint stopped");
-    }
-}
-
-fn render(registry: &Registry) -> axum::response::Response {
-    let mut text = String::with_capacity(8 * 1024);
-    match prometheus_client::encoding::text::encode(&mut text, registry) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed\n").into_response(),
-    }
+    admin::serve(
+        listener,
+        admin::metrics_router(move || admin::encode(&registry)),
+        shutdown,
+    )
+    .await;
 }

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+pub use strata_session::process::resident_bytes;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -341,19 +342,6 @@ impl Collector for PrometheusCollector {
         )?;
         Ok(())
     }
-}
-
-/// Resident memory of this process in bytes (0 where /proc is missing).
-pub fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|statm| {
-            statm
-                .split_whitespace()
-                .nth(1)
-                .and_then(|pages| pages.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
 }
 
 #[cfg(test)]

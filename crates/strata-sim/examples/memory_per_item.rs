@@ -10,13 +10,9 @@
 use std::time::Instant;
 
 fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|f| f.parse().ok())
-        .expect("statm field");
-    pages * 4096
+    strata_session::process::Watched::this()
+        .resident_bytes()
+        .expect("Linux /proc")
 }
 
 fn key(i: u64) -> [u8; 16] {

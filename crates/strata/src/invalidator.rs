@@ -108,19 +108,8 @@ pub fn run(args: InvalidatorArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot serve metrics on {addr} (--metrics-port 0 turns them off)"))?;
             let stats = stats.clone();
-            let stop = shutdown.clone();
-            let router = axum::Router::new().route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let stats = stats.clone();
-                    async move { stats.render() }
-                }),
-            );
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
-            });
+            let router = strata_session::admin::metrics_router(move || stats.render());
+            tokio::spawn(strata_session::admin::serve(listener, router, shutdown.clone()));
             tracing::info!(%addr, "invalidator metrics at /metrics");
         }
         tracing::info!(origin = %crate::node::redact(&args.origin), "strata invalidator tailing");

@@ -227,7 +227,7 @@ impl InvalidatorStats {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
         use prometheus_client::metrics::counter::Counter;
         use prometheus_client::metrics::gauge::Gauge;
         let mut registry = prometheus_client::registry::Registry::with_prefix("strata_invalidator");
@@ -254,9 +254,7 @@ impl InvalidatorStats {
             gauge.set(self.latency_ms(q));
             registry.register(name, "Commit-to-delete latency since start", gauge);
         }
-        let mut text = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
-        text
+        strata_session::admin::encode(&registry)
     }
 
     /// Forgets the latencies measured so far.

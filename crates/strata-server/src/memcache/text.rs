@@ -241,7 +241,8 @@ fn stats(shared: &Shared, args: Option<&[u8]>, out: &mut Vec<u8>) {
                     .map(|(_, c, _)| c)
                     .sum()
             };
-            let (user, system) = cpu_seconds();
+            let cpu = strata_session::process::cpu_times();
+            let (user, system) = (cpu.user.as_secs_f64(), cpu.system.as_secs_f64());
             let fields: Vec<(&[u8], String)> = vec![
                 (b"pid", std::process::id().to_string()),
                 (b"uptime", metrics.uptime_secs().to_string()),
@@ -314,13 +315,4 @@ fn stats(shared: &Shared, args: Option<&[u8]>, out: &mut Vec<u8>) {
 
 fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
-}
-
-/// CPU seconds used by this process: (user, system).
-fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
-    (ticks(11), ticks(12))
 }

@@ -208,17 +208,6 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// CPU seconds used by this process: (system, user), from /proc.
-fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
-    (ticks(12), ticks(11))
-}
-
 /// INFO [section …]
 pub(super) fn info(ctx: &mut Ctx<'_>) -> Flow {
     let requested: Vec<String> = ctx
@@ -330,7 +319,8 @@ pub(super) fn info(ctx: &mut Ctx<'_>) -> Flow {
         t.push_str("role:master\r\nconnected_slaves:0\r\n");
     });
     section("CPU", &|t| {
-        let (sys, user) = cpu_seconds();
+        let cpu = strata_session::process::cpu_times();
+        let (sys, user) = (cpu.system.as_secs_f64(), cpu.user.as_secs_f64());
         let _ = write!(t, "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n");
     });
     section("Commandstats", &|t| {

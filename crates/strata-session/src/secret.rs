@@ -1,0 +1,79 @@
+//! A password, or anything else that must not reach a log: one type for
+//! every place strata holds one (the server's `requirepass`, the cluster
+//! client's and the tracker's server password, the request node's L2
+//! password), so none of them can leak through a derived `Debug`.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A secret string: `Debug` and `Display` show `***`; [`Secret::expose`]
+/// is the one way to read it. Cheap to clone (shared).
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(from = "String")]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<Arc<str>>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that must send or compare it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Holder {
+        password: Option<Secret>,
+    }
+
+    #[test]
+    fn never_shown_but_readable() {
+        let secret = Secret::from("s3cret");
+        assert_eq!(format!("{secret:?} {secret}"), "*** ***");
+        assert_eq!(secret.expose(), "s3cret");
+        let holder = Holder { password: Some(secret) };
+        assert!(!format!("{holder:?}").contains("s3cret"));
+        let parsed: Holder = toml_like("s3cret");
+        assert_eq!(parsed.password.map(|p| p.expose().to_owned()).as_deref(), Some("s3cret"));
+    }
+
+    /// Deserializes a `Holder` through serde's value deserializer.
+    fn toml_like(password: &str) -> Holder {
+        use serde::Deserialize;
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{Error, MapDeserializer};
+        let map = [("password", password)].into_iter().map(|(k, v)| (k, v.into_deserializer()));
+        Holder::deserialize(MapDeserializer::<_, Error>::new(map)).unwrap()
+    }
+}
