@@ -83,7 +83,7 @@ pub struct PoolSettings {
     pub missed_writes_limit: usize,
     /// The servers' `requirepass`: each new connection authenticates with
     /// memcached's ASCII auth (`set` of `<user> <password>`) before use.
-    pub password: Option<std::sync::Arc<str>>,
+    pub password: Option<strata_session::Secret>,
 }
 
 impl std::fmt::Debug for PoolSettings {
@@ -94,7 +94,7 @@ impl std::fmt::Debug for PoolSettings {
             .field("request_timeout", &self.request_timeout)
             .field("health", &self.health)
             .field("missed_writes_limit", &self.missed_writes_limit)
-            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("password", &self.password)
             .finish()
     }
 }
@@ -361,7 +361,7 @@ impl ServerPool {
         let _ = stream.set_nodelay(true);
         let mut stream = stream;
         if let Some(password) = &self.settings.password {
-            let login = authenticate(&mut stream, password);
+            let login = authenticate(&mut stream, password.expose());
             match tokio::time::timeout(self.settings.connect_timeout, login).await {
                 Ok(Ok(())) => {}
                 Ok(Err(message)) => {

@@ -81,7 +81,7 @@ pub struct TrackingConfig {
     /// Pause between reconnection attempts.
     pub reconnect_delay: Duration,
     /// The servers' `requirepass`, sent with `HELLO 3 AUTH default …`.
-    pub password: Option<String>,
+    pub password: Option<strata_session::Secret>,
 }
 
 impl std::fmt::Debug for TrackingConfig {
@@ -90,7 +90,7 @@ impl std::fmt::Debug for TrackingConfig {
             .field("addrs", &self.addrs)
             .field("prefixes", &self.prefixes)
             .field("reconnect_delay", &self.reconnect_delay)
-            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("password", &self.password)
             .finish()
     }
 }
@@ -146,7 +146,10 @@ impl Tracker {
             stop: CancellationToken::new(),
         });
         let callback: Arc<Callback> = Arc::new(on_invalidate);
-        let subscribe = Arc::new(subscribe_command(&config.prefixes, config.password.as_deref()));
+        let subscribe = Arc::new(subscribe_command(
+            &config.prefixes,
+            config.password.as_ref().map(|p| p.expose()),
+        ));
         for (index, addr) in config.addrs.iter().enumerate() {
             let task = Subscriber {
                 index,

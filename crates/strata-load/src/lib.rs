@@ -163,7 +163,7 @@ pub struct LoadSpec {
     pub rss_interval: Duration,
     /// RESP `AUTH` password.
     #[serde(skip)]
-    pub password: Option<String>,
+    pub password: Option<strata_session::Secret>,
 }
 
 impl LoadSpec {
@@ -334,7 +334,7 @@ impl Connection {
             start: 0,
         };
         if let (Some(password), Wire::Resp) = (&spec.password, spec.wire) {
-            strata_proto::resp::encode_command(&mut connection.out, &[&b"AUTH"[..], password.as_bytes()]);
+            strata_proto::resp::encode_command(&mut connection.out, &[&b"AUTH"[..], password.expose().as_bytes()]);
             let mut tally = Tally::new();
             connection.round_trip(1, &mut tally).await?;
             if tally.stored != 1 {

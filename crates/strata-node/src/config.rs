@@ -159,16 +159,7 @@ impl Default for WriteBehindSettings {
     }
 }
 
-/// A password: shown as `***` in logs and debug output.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use strata_session::Secret;
 
 /// Everything the node can be told.
 #[derive(Clone, Debug, Deserialize)]

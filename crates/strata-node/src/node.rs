@@ -149,10 +149,7 @@ impl Node {
         let origin = Origin::open(&config.origin).await?;
         let cluster = ClusterConfig::from_nodes(&config.l2).map_err(|error| NodeError::Start(error.to_string()))?;
         let mut client_config = ClientConfig::new(cluster);
-        client_config.node.password = config
-            .l2_password
-            .as_ref()
-            .map(|secret| std::sync::Arc::from(secret.0.as_str()));
+        client_config.node.password = config.l2_password.as_ref().cloned();
         client_config.lease = LeaseSettings {
             lease_ttl: Duration::from_secs(config.l2_settings.lease_ttl_secs.max(1)),
             max_wait: Duration::from_millis(config.l2_settings.lease_wait_ms),
@@ -181,7 +178,7 @@ impl Node {
                         addrs: config.tracking.clone(),
                         prefixes: vec![crate::item::KEY_PREFIX.to_owned()],
                         reconnect_delay: Duration::from_millis(200),
-                        password: config.l2_password.as_ref().map(|secret| secret.0.clone()),
+                        password: config.l2_password.clone(),
                     },
                     move |invalidation| match invalidation {
                         Invalidation::Keys(keys) => {

@@ -310,7 +310,7 @@ async fn a_password_protected_cluster_is_used_with_its_password() {
         origin: dir.join("origin.db").display().to_string(),
         l2: vec![server.memcache_addr.to_string()],
         tracking: vec![server.resp_addr.to_string()],
-        l2_password: password.map(|p| strata_node::config::Secret(p.into())),
+        l2_password: password.map(strata_node::config::Secret::from),
         ..NodeConfig::default()
     };
     let node = Node::start(config(Some("s3cret"))).await.unwrap();

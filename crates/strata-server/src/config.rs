@@ -48,7 +48,7 @@ pub struct Config {
     pub timeout: u64,
     /// Password required by `AUTH` (RESP) and by memcached's ASCII
     /// authentication (a first `set` whose data is `<user> <password>`).
-    pub requirepass: Option<String>,
+    pub requirepass: Option<strata_session::Secret>,
     /// Active expiry effort, 1–10 (Redis's `active-expire-effort`): how many
     /// expired items each background pass may reclaim per shard, in units of
     /// 256, and how often passes run.
@@ -279,7 +279,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.maxmemory, ByteSize(128 << 20));
         assert_eq!(config.policy().unwrap(), PolicyKind::Lru);
-        assert_eq!(config.requirepass.as_deref(), Some("s3cret"));
+        assert_eq!(config.requirepass.as_ref().map(|p| p.expose()), Some("s3cret"));
         assert_eq!(config.resp_port, 0);
         assert_eq!(config.memcache_port, DEFAULT_MEMCACHE_PORT);
         config.validate().unwrap();

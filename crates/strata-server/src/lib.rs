@@ -164,7 +164,7 @@ impl Shared {
     }
 
     /// The password clients must present, if any.
-    pub(crate) fn requirepass(&self) -> Option<String> {
+    pub(crate) fn requirepass(&self) -> Option<strata_session::Secret> {
         self.config.read().requirepass.clone()
     }
 

@@ -22,6 +22,14 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `given` is this secret, compared in time that depends only
+    /// on the lengths (a password check must not leak how many leading
+    /// bytes were right).
+    pub fn matches(&self, given: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -62,9 +70,16 @@ mod tests {
         let secret = Secret::from("s3cret");
         assert_eq!(format!("{secret:?} {secret}"), "*** ***");
         assert_eq!(secret.expose(), "s3cret");
+        assert!(secret.matches(b"s3cret"));
+        assert!(!secret.matches(b"s3cres"));
+        assert!(!secret.matches(b"s3cret!"));
+        assert!(!secret.matches(b""));
         let holder = Holder { password: Some(secret) };
         assert!(!format!("{holder:?}").contains("s3cret"));
         let parsed: Holder = toml::from_str("password = \"s3cret\"").unwrap();
-        assert_eq!(parsed.password.map(|p| p.expose().to_owned()).as_deref(), Some("s3cret"));
+        assert_eq!(
+            parsed.password.map(|p| p.expose().to_owned()).as_deref(),
+            Some("s3cret")
+        );
     }
 }

@@ -145,7 +145,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         prefill: !args.no_prefill,
         seed: args.seed,
         server_pid: args.server_pid,
-        password: args.password,
+        password: args.password.map(Into::into),
         ..LoadSpec::standard(resolve(&args.addr)?, wire)
     };
     let target = if std::io::stderr().is_terminal() {

@@ -65,7 +65,7 @@ pub fn run(args: InvalidatorArgs) -> anyhow::Result<()> {
             .l2_password
             .clone()
             .or_else(|| std::env::var("STRATA_L2_PASSWORD").ok())
-            .map(|password| std::sync::Arc::from(password.as_str()));
+            .map(strata_session::Secret::from);
         let client = Client::new(client_config)?;
         let source = Source::open(&args.origin, &args.slot)
             .await

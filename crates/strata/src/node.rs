@@ -78,7 +78,7 @@ pub fn configure(args: NodeArgs) -> anyhow::Result<NodeConfig> {
         config.tracking = tracking.into_iter().filter(|addr| !addr.is_empty()).collect();
     }
     if let Some(password) = args.l2_password.or_else(|| std::env::var("STRATA_L2_PASSWORD").ok()) {
-        config.l2_password = Some(strata_node::config::Secret(password));
+        config.l2_password = Some(password.into());
     }
     if let Some(dir) = args.journal_dir {
         config.write_behind.dir = dir;

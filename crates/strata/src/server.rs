@@ -108,7 +108,7 @@ impl ServerArgs {
             config.resp_port = port;
         }
         if let Some(password) = &self.requirepass {
-            config.requirepass = Some(password.clone());
+            config.requirepass = Some(password.as_str().into());
         }
         if self.shards.is_some() {
             config.shards = self.shards;

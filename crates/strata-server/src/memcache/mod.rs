@@ -158,14 +158,7 @@ impl McSession {
                     .map(|at| &store.data[at + 1..]);
                 let expected = self.shared.requirepass();
                 let ok = match (password, expected) {
-                    (Some(given), Some(expected)) => {
-                        given.len() == expected.len()
-                            && given
-                                .iter()
-                                .zip(expected.as_bytes())
-                                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                                == 0
-                    }
+                    (Some(given), Some(expected)) => expected.matches(given),
                     _ => false,
                 };
                 if ok {

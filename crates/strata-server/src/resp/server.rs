@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use strata_proto::resp::Protocol;
+use strata_session::Secret;
 use strata_store::Capacity;
 
 use super::{COMMANDS, Ctx, Flow, parse_int};
@@ -35,11 +36,6 @@ pub(super) fn echo(ctx: &mut Ctx<'_>) -> Flow {
     Flow::Continue
 }
 
-/// Compares secrets in time independent of where they differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Checks `user`/`password` against `requirepass`. `Err` is the reply.
 fn check_password(ctx: &Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(), &'static [u8]> {
     let Some(expected) = ctx.shared.requirepass() else {
@@ -48,7 +44,7 @@ fn check_password(ctx: &Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(), &'s
                      Are you sure your configuration is correct?",
         );
     };
-    if user.eq_ignore_ascii_case(b"default") && same_secret(password, expected.as_bytes()) {
+    if user.eq_ignore_ascii_case(b"default") && expected.matches(password) {
         Ok(())
     } else {
         Err(b"WRONGPASS invalid username-password pair or user is disabled.")
@@ -384,7 +380,14 @@ fn config_values(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("proto-max-bulk-len", config.max_item_size.to_string()),
         ("maxclients", config.max_connections.to_string()),
         ("timeout", config.timeout.to_string()),
-        ("requirepass", config.requirepass.clone().unwrap_or_default()),
+        (
+            "requirepass",
+            config
+                .requirepass
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
+        ),
         ("active-expire-effort", config.active_expire_effort.to_string()),
         ("lease-ms", config.lease_ms.to_string()),
         ("tracking-table-max-keys", ctx.shared.tracking.max_keys().to_string()),
@@ -469,7 +472,7 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), String> {
             ctx.shared.config.write().maxmemory_policy = text;
         }
         "timeout" => ctx.shared.config.write().timeout = number()?,
-        "requirepass" => ctx.shared.config.write().requirepass = (!text.is_empty()).then_some(text),
+        "requirepass" => ctx.shared.config.write().requirepass = (!text.is_empty()).then(|| Secret::from(text)),
         "active-expire-effort" => match number()? {
             effort @ 1..=10 => ctx.shared.config.write().active_expire_effort = effort as u8,
             _ => return Err(failed("argument must be between 1 and 10 inclusive")),
