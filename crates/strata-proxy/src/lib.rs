@@ -4,7 +4,10 @@
 //! behind two front doors — RESP and memcached's text protocol — for
 //! applications in any language, in the spirit of twemproxy and mcrouter.
 //!
-//! Each connection reads into one buffer, parses every complete request in
+//! Both front doors run on `strata-session`'s accept and connection loops
+//! (connection limit with the server's refusals, backoff on accept errors,
+//! optional idle timeout, bounded read buffer). Each connection reads into
+//! one buffer, parses every complete request in
 //! it (the same bounded parsers the server uses, so the same bad input is
 //! refused the same way), executes them in order through one shared
 //! [`Client`], and answers with one write. Runs of reads in a pipeline are
@@ -23,16 +26,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
+
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use strata_client::Client;
+use strata_session::{Gate, Limits, NoInbox};
+
+/// What a session did with its input.
+pub(crate) use strata_session::Outcome;
 
 /// Largest read buffer a proxy connection holds: one maximal request (the
-/// parsers bound every request) plus a read.
+/// parsers bound every request) plus a read; more if the largest value
+/// accepted needs it.
 const MAX_BUFFER: usize = 2 * 1024 * 1024;
 
 /// Where and how the proxy listens.
@@ -46,6 +55,9 @@ pub struct ProxyConfig {
     pub max_connections: usize,
     /// Largest value accepted, bytes.
     pub max_value_bytes: usize,
+    /// Close a client connection idle this long (`None`: never, as the
+    /// server's default).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Counters of the proxy's front doors.
@@ -113,6 +125,10 @@ pub async fn start(client: Client, config: ProxyConfig) -> std::io::Result<Runni
     });
     let shutdown = CancellationToken::new();
     let permits = Arc::new(Semaphore::new(config.max_connections));
+    let limits = Limits {
+        idle_timeout: config.idle_timeout,
+        max_buffer: MAX_BUFFER.max(config.max_value_bytes + 128 * 1024),
+    };
     let mut tasks = JoinSet::new();
     for (listener, door) in [(resp, Door::Resp), (memcache, Door::Memcache)] {
         tasks.spawn(accept_loop(
@@ -120,6 +136,7 @@ pub async fn start(client: Client, config: ProxyConfig) -> std::io::Result<Runni
             door,
             Arc::clone(&shared),
             Arc::clone(&permits),
+            limits.clone(),
             shutdown.clone(),
         ));
     }
@@ -133,76 +150,68 @@ pub async fn start(client: Client, config: ProxyConfig) -> std::io::Result<Runni
     })
 }
 
+/// Accepts and serves one front door's connections (the session layer's
+/// accept and connection loops) until shutdown.
 async fn accept_loop(
     listener: TcpListener,
     door: Door,
     shared: Arc<ProxyShared>,
-    permits: Arc<Semaphore>,
+    gate: Arc<Semaphore>,
+    limits: Limits,
     shutdown: CancellationToken,
 ) {
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((mut stream, _)) = accepted else { continue };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            let refusal: &[u8] = match door {
-                Door::Resp => b"-ERR max number of clients reached\r\n",
-                Door::Memcache => b"SERVER_ERROR too many open connections\r\n",
-            };
-            let _ = stream.write_all(refusal).await;
-            continue;
-        };
+    let refusal: &'static [u8] = match door {
+        Door::Resp => b"-ERR max number of clients reached\r\n",
+        Door::Memcache => b"SERVER_ERROR too many open connections\r\n",
+    };
+    let gate = Gate {
+        connections: gate,
+        refusal,
+    };
+    let handle = |stream: TcpStream| {
         shared.stats.connections.fetch_add(1, Ordering::Relaxed);
-        let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
-        connections.spawn(async move {
-            serve(stream, door, &shared, shutdown).await;
-            drop(permit);
-        });
-        while connections.try_join_next().is_some() {}
-    }
-    while connections.join_next().await.is_some() {}
-}
-
-async fn serve(mut stream: TcpStream, door: Door, shared: &ProxyShared, shutdown: CancellationToken) {
-    let _ = stream.set_nodelay(true);
-    let mut input: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut resp_session = resp::Session::default();
-    let mut mc_session = memcache::Session::new(shared.max_value_bytes);
-    let mut chunk = vec![0u8; 16 * 1024];
-    loop {
-        let read = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            read = stream.read(&mut chunk) => read,
-        };
-        match read {
-            Ok(0) | Err(_) => break,
-            Ok(n) => input.extend_from_slice(&chunk[..n]),
-        }
-        let outcome = match door {
-            Door::Resp => resp_session.process(&input, &mut out, shared).await,
-            Door::Memcache => mc_session.process(&input, &mut out, shared).await,
-        };
-        input.drain(..outcome.consumed);
-        if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
-                break;
+        let (shared, limits, shutdown) = (Arc::clone(&shared), limits.clone(), shutdown.clone());
+        async move {
+            match door {
+                Door::Resp => {
+                    let front = Front {
+                        session: resp::Session::default(),
+                        shared,
+                    };
+                    strata_session::serve(stream, front, limits, shutdown).await;
+                }
+                Door::Memcache => {
+                    let front = Front {
+                        session: memcache::Session::new(shared.max_value_bytes),
+                        shared,
+                    };
+                    strata_session::serve(stream, front, limits, shutdown).await;
+                }
             }
-            out.clear();
         }
-        if outcome.close || input.len() > MAX_BUFFER {
-            break;
-        }
-    }
-    let _ = stream.shutdown().await;
+    };
+    strata_session::accept_loop(listener, gate, shutdown.clone(), || {}, handle).await;
 }
 
-/// What a session did with its input.
-pub(crate) struct Outcome {
-    pub(crate) consumed: usize,
-    pub(crate) close: bool,
+/// One front door's session with what it shares, as the connection loop
+/// runs it.
+struct Front<S> {
+    session: S,
+    shared: Arc<ProxyShared>,
+}
+
+impl strata_session::Session for Front<resp::Session> {
+    type Inbox = NoInbox;
+
+    async fn process(&mut self, input: &[u8], out: &mut Vec<u8>) -> Outcome {
+        self.session.process(input, out, &self.shared).await
+    }
+}
+
+impl strata_session::Session for Front<memcache::Session> {
+    type Inbox = NoInbox;
+
+    async fn process(&mut self, input: &[u8], out: &mut Vec<u8>) -> Outcome {
+        self.session.process(input, out, &self.shared).await
+    }
 }

@@ -9,9 +9,10 @@
 //! # Layout
 //!
 //! - [`config`]: settings, their defaults and the TOML file.
-//! - `conn.rs`: the connection loop both protocols share (one read buffer,
-//!   parse every complete request, one batched write; pushes written
-//!   between batches).
+//! - `conn.rs`: the protocols' session trait and its adapter onto
+//!   `strata-session`, whose accept and connection loops every port shares
+//!   (one read buffer, parse every complete request, one batched write;
+//!   pushes written between batches).
 //! - `resp/`: the RESP session and its commands, one file per group.
 //! - `push.rs`: the pushes a RESP connection is sent unasked, each
 //!   connection's byte-bounded queue of them, and the registry of
@@ -297,6 +298,8 @@ enum Kind {
     Memcache,
 }
 
+/// Accepts and serves one protocol's connections (the session layer's
+/// accept and connection loops) until shutdown.
 async fn accept_loop(
     listener: TcpListener,
     kind: Kind,
@@ -304,69 +307,46 @@ async fn accept_loop(
     connections: Arc<Semaphore>,
     shutdown: CancellationToken,
 ) {
-    let mut clients = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-            // Reap finished connection tasks so the set does not grow.
-            Some(_) = clients.join_next(), if !clients.is_empty() => continue,
-        };
-        let (stream, _) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors and the like: back off briefly.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            shared.metrics.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            clients.spawn(refuse(stream, kind));
-            continue;
-        };
+    let refusal: &'static [u8] = match kind {
+        Kind::Resp => b"-ERR max number of clients reached\r\n",
+        Kind::Memcache => b"SERVER_ERROR too many open connections\r\n",
+    };
+    let gate = strata_session::Gate { connections, refusal };
+    let metrics = Arc::clone(&shared.metrics);
+    let on_refused = move || {
+        metrics.rejected_connections.fetch_add(1, Ordering::Relaxed);
+    };
+    let handle = |stream: TcpStream| {
         shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
         shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-        let (shared, shutdown) = (shared.clone(), shutdown.clone());
-        clients.spawn(async move {
+        let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
+        async move {
             let limits = {
                 let config = shared.config.read();
-                conn::Limits {
+                strata_session::Limits {
                     idle_timeout: (config.timeout > 0).then(|| Duration::from_secs(config.timeout)),
                     max_buffer: max_request_bytes(&config) + 64 * 1024,
                 }
             };
-            let metrics = shared.metrics.clone();
+            let metrics = Arc::clone(&shared.metrics);
             match kind {
                 Kind::Resp => {
-                    let session = resp::RespSession::new(shared.clone());
+                    let session = resp::RespSession::new(Arc::clone(&shared));
                     let stats = metrics.local(metrics::Protocol::Resp);
-                    conn::serve(stream, session, limits, stats, &metrics, shutdown).await;
+                    let served = conn::Served::new(session, stats, Arc::clone(&metrics));
+                    strata_session::serve(stream, served, limits, shutdown).await;
                 }
                 Kind::Memcache => {
-                    let session = memcache::McSession::new(shared.clone());
+                    let session = memcache::McSession::new(Arc::clone(&shared));
                     let stats = metrics.local(metrics::Protocol::Memcache);
-                    conn::serve(stream, session, limits, stats, &metrics, shutdown).await;
+                    let served = conn::Served::new(session, stats, Arc::clone(&metrics));
+                    strata_session::serve(stream, served, limits, shutdown).await;
                 }
             }
             metrics.connections.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        });
-    }
-    // Stop accepting; let every connection finish what it has read.
-    while clients.join_next().await.is_some() {}
-}
-
-async fn refuse(mut stream: TcpStream, kind: Kind) {
-    use tokio::io::AsyncWriteExt;
-    let message: &[u8] = match kind {
-        Kind::Resp => b"-ERR max number of clients reached\r\n",
-        Kind::Memcache => b"SERVER_ERROR too many open connections\r\n",
+        }
     };
-    let _ = stream.write_all(message).await;
-    let _ = stream.shutdown().await;
+    strata_session::accept_loop(listener, gate, shutdown.clone(), on_refused, handle).await;
 }
 
 /// The largest request a connection may buffer: one maximal item plus

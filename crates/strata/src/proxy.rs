@@ -112,6 +112,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
                 memcache: SocketAddr::new(args.bind, args.memcache_port),
                 max_connections: args.max_connections,
                 max_value_bytes: 1024 * 1024,
+                idle_timeout: None,
             },
         )
         .await

@@ -228,6 +228,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 memcache: proxy_memcache,
                 max_connections: 10_000,
                 max_value_bytes: 1024 * 1024,
+                idle_timeout: None,
             },
         )
         .await

@@ -1,0 +1,158 @@
+//! The connection loop.
+
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Inbox, Session};
+
+/// Pushes written in one go at most, and the output size after which the
+/// loop writes before taking more, so a flood of pushes is written in
+/// bounded slices.
+const PUSH_BATCH: usize = 1024;
+const PUSH_BATCH_BYTES: usize = 64 * 1024;
+
+/// Initial size of the read and write buffers, and what they shrink back
+/// to after growing past [`SHRINK_ABOVE`].
+const INITIAL_BUFFER: usize = 16 * 1024;
+const SHRINK_ABOVE: usize = 4 * 1024 * 1024;
+
+/// Settings of the connection loop.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Close a connection idle this long (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// Largest read buffer a connection may hold; past it the connection
+    /// is closed.
+    pub max_buffer: usize,
+}
+
+/// What woke the loop.
+enum Event<P> {
+    Read(std::io::Result<usize>),
+    Push(P),
+}
+
+/// Serves one connection until the client leaves, the session asks to
+/// close, the connection idles out, its buffer passes the limit, a writer
+/// cuts it off for not reading its pushes, or `shutdown`.
+pub async fn serve<T, S>(mut stream: T, mut session: S, limits: Limits, shutdown: CancellationToken)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    S: Session,
+{
+    let mut input = BytesMut::with_capacity(INITIAL_BUFFER);
+    let mut out = Vec::with_capacity(INITIAL_BUFFER);
+    let mut inbox = session.take_inbox();
+    let kill = inbox.as_ref().map(Inbox::kill_token);
+    let mut pushes = Vec::new();
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = cancelled(kill.as_ref()) => break,
+            read = read_some(&mut stream, &mut input, limits.idle_timeout) => Event::Read(read),
+            Some(push) = next_push(inbox.as_mut()) => Event::Push(push),
+        };
+        let mut close = false;
+        match event {
+            Event::Read(Ok(0) | Err(_)) => break,
+            Event::Read(Ok(_)) => {
+                let outcome = session.process(&input, &mut out).await;
+                input.advance(outcome.consumed);
+                session.batch_done();
+                close = outcome.close;
+            }
+            Event::Push(push) => pushes.push(push),
+        }
+        // Pushes queued meanwhile (some by this very batch) go after its
+        // replies.
+        if let Some(inbox) = inbox.as_mut() {
+            while pushes.len() < PUSH_BATCH
+                && out.len() < PUSH_BATCH_BYTES
+                && let Some(push) = inbox.try_recv()
+            {
+                pushes.push(push);
+            }
+            if !pushes.is_empty() {
+                session.write_pushes(&mut pushes, &mut out);
+            }
+        }
+        if !out.is_empty() {
+            if !write_all(&mut stream, &out, kill.as_ref()).await {
+                break;
+            }
+            out.clear();
+            // Give back memory after an unusually large reply.
+            if out.capacity() > SHRINK_ABOVE {
+                out = Vec::with_capacity(INITIAL_BUFFER);
+            }
+        }
+        if close {
+            break;
+        }
+        if input.len() > limits.max_buffer {
+            // The parsers bound every request, so this means a bug; refuse
+            // rather than grow without bound.
+            tracing::warn!(
+                buffered = input.len(),
+                "closing a connection whose input exceeds the buffer limit"
+            );
+            break;
+        }
+        if input.is_empty() && input.capacity() > SHRINK_ABOVE {
+            input = BytesMut::with_capacity(INITIAL_BUFFER);
+        }
+    }
+    session.batch_done();
+    let _ = stream.shutdown().await;
+}
+
+/// Resolves when `kill` is cancelled; never without one.
+async fn cancelled(kill: Option<&CancellationToken>) {
+    match kill {
+        Some(kill) => kill.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next push; never without a queue.
+async fn next_push<I: Inbox>(inbox: Option<&mut I>) -> Option<I::Push> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes `out`, giving up if the connection is cut off meanwhile (its
+/// client may never read). False if the connection is done.
+async fn write_all<T: AsyncWrite + Unpin>(stream: &mut T, out: &[u8], kill: Option<&CancellationToken>) -> bool {
+    match kill {
+        Some(kill) => tokio::select! {
+            biased;
+            _ = kill.cancelled() => false,
+            written = stream.write_all(out) => written.is_ok(),
+        },
+        None => stream.write_all(out).await.is_ok(),
+    }
+}
+
+/// Reads what is available into `input`; `Ok(0)` (as at end of stream)
+/// once the connection has been idle for `idle`.
+async fn read_some<T: AsyncRead + Unpin>(
+    stream: &mut T,
+    input: &mut BytesMut,
+    idle: Option<Duration>,
+) -> std::io::Result<usize> {
+    if input.capacity() - input.len() < 4096 {
+        input.reserve(INITIAL_BUFFER);
+    }
+    match idle {
+        Some(timeout) => tokio::time::timeout(timeout, stream.read_buf(input))
+            .await
+            .unwrap_or(Ok(0)),
+        None => stream.read_buf(input).await,
+    }
+}

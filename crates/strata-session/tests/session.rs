@@ -1,0 +1,194 @@
+//! The accept and connection loops against a toy line protocol: each
+//! complete line `x\n` is answered `+x\n`; `quit\n` closes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use strata_session::{Gate, Limits, NoInbox, Outcome, Session, accept_loop, serve};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+struct Lines {
+    batches: Arc<AtomicUsize>,
+}
+
+impl Session for Lines {
+    type Inbox = NoInbox;
+
+    fn process(&mut self, input: &[u8], out: &mut Vec<u8>) -> impl Future<Output = Outcome> + Send {
+        let mut consumed = 0;
+        let mut close = false;
+        while let Some(end) = input[consumed..].iter().position(|&b| b == b'\n') {
+            let line = &input[consumed..consumed + end];
+            consumed += end + 1;
+            if line == b"quit" {
+                close = true;
+                break;
+            }
+            out.push(b'+');
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        std::future::ready(Outcome { consumed, close })
+    }
+
+    fn batch_done(&mut self) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn limits(idle_timeout: Option<Duration>, max_buffer: usize) -> Limits {
+    Limits {
+        idle_timeout,
+        max_buffer,
+    }
+}
+
+/// A session served over an in-memory pipe; the other end for the test.
+fn pipe(limits: Limits) -> (DuplexStream, tokio::task::JoinHandle<()>) {
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let task = tokio::spawn(serve(server, Lines::default(), limits, CancellationToken::new()));
+    (client, task)
+}
+
+async fn read_to_end(stream: &mut DuplexStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).await.unwrap();
+    all
+}
+
+#[tokio::test]
+async fn a_request_split_across_reads_is_answered_once_complete() {
+    let (mut client, task) = pipe(limits(None, 1024));
+    client.write_all(b"he").await.unwrap();
+    tokio::task::yield_now().await;
+    client.write_all(b"llo\nwor").await.unwrap();
+    let mut reply = [0u8; 7];
+    client.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"+hello\n");
+    client.write_all(b"ld\nquit\nignored\n").await.unwrap();
+    assert_eq!(read_to_end(&mut client).await, b"+world\n");
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_is_closed_after_the_timeout() {
+    let started = tokio::time::Instant::now();
+    let (mut client, task) = pipe(limits(Some(Duration::from_secs(30)), 1024));
+    client.write_all(b"a\n").await.unwrap();
+    // Paused time: the runtime jumps the clock once everything waits.
+    assert_eq!(read_to_end(&mut client).await, b"+a\n");
+    let idle = started.elapsed();
+    assert!(idle >= Duration::from_secs(30), "closed after {idle:?}");
+    assert!(idle < Duration::from_secs(31), "closed after {idle:?}");
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_timeout_an_idle_connection_stays_open() {
+    let (mut client, task) = pipe(limits(None, 1024));
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    client.write_all(b"still here\n").await.unwrap();
+    let mut reply = [0u8; 12];
+    client.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"+still here\n");
+    drop(client);
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_input_past_the_buffer_limit_closes_the_connection() {
+    let (mut client, task) = pipe(limits(None, 64));
+    client.write_all(b"ok\n").await.unwrap();
+    client.write_all(&[b'x'; 200]).await.unwrap();
+    // The complete request before the oversized one is still answered.
+    assert_eq!(read_to_end(&mut client).await, b"+ok\n");
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_stops_a_connection() {
+    let (client, server) = tokio::io::duplex(1024);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(serve(server, Lines::default(), limits(None, 1024), shutdown.clone()));
+    shutdown.cancel();
+    task.await.unwrap();
+    drop(client);
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_refused_with_the_message() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let gate = Gate {
+        connections: Arc::new(Semaphore::new(1)),
+        refusal: b"-ERR max number of clients reached\r\n",
+    };
+    let on_refused = {
+        let refused = Arc::clone(&refused);
+        move || {
+            refused.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let handle = {
+        let shutdown = shutdown.clone();
+        move |stream: TcpStream| serve(stream, Lines::default(), limits(None, 1024), shutdown.clone())
+    };
+    let acceptor = tokio::spawn(accept_loop(listener, gate, shutdown.clone(), on_refused, handle));
+
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first.write_all(b"one\n").await.unwrap();
+    let mut reply = [0u8; 5];
+    first.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"+one\n");
+
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let mut refusal = Vec::new();
+    second.read_to_end(&mut refusal).await.unwrap();
+    assert_eq!(refusal, b"-ERR max number of clients reached\r\n");
+    assert_eq!(refused.load(Ordering::Relaxed), 1);
+
+    // The first client leaves; its permit frees a place.
+    first.write_all(b"quit\n").await.unwrap();
+    let mut rest = Vec::new();
+    first.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+    let mut third = loop {
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        third.write_all(b"three\n").await.unwrap();
+        let mut reply = [0u8; 7];
+        match third.read_exact(&mut reply).await {
+            Ok(_) if &reply == b"+three\n" => break third,
+            // The permit is released just after the close is seen.
+            _ => tokio::task::yield_now().await,
+        }
+    };
+
+    // Shutdown stops accepting and waits for open connections to end.
+    shutdown.cancel();
+    let mut end = Vec::new();
+    third.read_to_end(&mut end).await.unwrap();
+    acceptor.await.unwrap();
+}
+
+#[tokio::test]
+async fn batch_done_runs_after_every_batch_and_at_the_end() {
+    let (mut client, server) = tokio::io::duplex(1024);
+    let session = Lines::default();
+    let batches = Arc::clone(&session.batches);
+    let task = tokio::spawn(serve(server, session, limits(None, 1024), CancellationToken::new()));
+    client.write_all(b"a\nb\n").await.unwrap();
+    let mut reply = [0u8; 6];
+    client.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"+a\n+b\n");
+    drop(client);
+    task.await.unwrap();
+    assert!(batches.load(Ordering::Relaxed) >= 2);
+}
