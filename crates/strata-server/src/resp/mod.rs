@@ -15,7 +15,7 @@
 //!
 //! - `strings.rs`: the string commands (GET, SET, INCR, APPEND, LCS, …).
 //! - `keys.rs`: the generic keyspace (DEL, EXPIRE, TTL, RENAME, SCAN, …).
-//! - `server.rs`: connection and server commands (HELLO, AUTH, INFO,
+//! - `info.rs`: connection and server commands (HELLO, AUTH, INFO,
 //!   CONFIG, CLIENT, COMMAND, …).
 //! - `tracking.rs`: CLIENT TRACKING, CACHING, GETREDIR, TRACKINGINFO.
 //! - `pubsub.rs`: SUBSCRIBE, PSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH,
@@ -28,10 +28,10 @@
 //! ([`TRACKED_READS`]). A session also encodes the pushes queued for its
 //! connection (invalidations, pub/sub messages) in its current protocol.
 
+mod info;
 mod keys;
 mod lease;
 mod pubsub;
-mod server;
 mod strings;
 mod tracking;
 
@@ -246,18 +246,18 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!("flushdb", -1, ["write"], 0, 0, 0, keys::flush),
     cmd!("flushall", -1, ["write"], 0, 0, 0, keys::flush),
     // connection and server
-    cmd!("ping", -1, ["fast"], 0, 0, 0, server::ping),
-    cmd!("echo", 2, ["fast"], 0, 0, 0, server::echo),
-    cmd!("hello", -1, ["fast", "no-auth"], 0, 0, 0, server::hello, no_auth),
-    cmd!("auth", -2, ["fast", "no-auth"], 0, 0, 0, server::auth, no_auth),
-    cmd!("select", 2, ["fast"], 0, 0, 0, server::select),
-    cmd!("quit", -1, ["fast", "no-auth"], 0, 0, 0, server::quit, no_auth),
-    cmd!("reset", 1, ["fast", "no-auth"], 0, 0, 0, server::reset, no_auth),
-    cmd!("info", -1, [], 0, 0, 0, server::info),
-    cmd!("config", -2, ["admin"], 0, 0, 0, server::config),
-    cmd!("client", -2, [], 0, 0, 0, server::client),
-    cmd!("command", -1, [], 0, 0, 0, server::command),
-    cmd!("time", 1, ["fast"], 0, 0, 0, server::time),
+    cmd!("ping", -1, ["fast"], 0, 0, 0, info::ping),
+    cmd!("echo", 2, ["fast"], 0, 0, 0, info::echo),
+    cmd!("hello", -1, ["fast", "no-auth"], 0, 0, 0, info::hello, no_auth),
+    cmd!("auth", -2, ["fast", "no-auth"], 0, 0, 0, info::auth, no_auth),
+    cmd!("select", 2, ["fast"], 0, 0, 0, info::select),
+    cmd!("quit", -1, ["fast", "no-auth"], 0, 0, 0, info::quit, no_auth),
+    cmd!("reset", 1, ["fast", "no-auth"], 0, 0, 0, info::reset, no_auth),
+    cmd!("info", -1, [], 0, 0, 0, info::info),
+    cmd!("config", -2, ["admin"], 0, 0, 0, info::config),
+    cmd!("client", -2, [], 0, 0, 0, info::client),
+    cmd!("command", -1, [], 0, 0, 0, info::command),
+    cmd!("time", 1, ["fast"], 0, 0, 0, info::time),
     // pub/sub
     cmd!(
         "subscribe",
