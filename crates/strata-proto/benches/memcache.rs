@@ -11,7 +11,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use strata_proto::memcache::reply::{encode_end, encode_value};
+use strata_proto::memcache::encode::{encode_end, encode_value};
 use strata_proto::memcache::{
     Limits, MetaCode, MetaReply, Parsed, ReplyKind, ResponseDecoder, ResponseLimits, parse_request,
 };

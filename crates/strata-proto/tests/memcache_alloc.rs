@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use strata_proto::memcache::reply::{encode_end, encode_status, encode_value};
+use strata_proto::memcache::encode::{encode_end, encode_status, encode_value};
 use strata_proto::memcache::{Limits, MetaCode, MetaReply, Parsed, Request, Status, parse_request};
 
 struct Counting;

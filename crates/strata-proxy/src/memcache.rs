@@ -12,7 +12,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use strata_proto::memcache::reply::{encode_end, encode_request_error, encode_server_error, encode_stat, encode_value};
+use strata_proto::memcache::encode::{
+    encode_end, encode_request_error, encode_server_error, encode_stat, encode_value,
+};
 use strata_proto::memcache::{Discard, Expiration, Limits, Parsed, Request, StoreCommand, parse_request};
 
 use super::{Outcome, ProxyShared};

@@ -9,7 +9,10 @@ use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use strata_proto::resp::{Args, Encoder, Limits, MAX_COMMAND_NAME_LEN, Protocol, parse_request, uppercase_command};
+use strata_proto::resp::command::{CommandError, Condition, Expiry, ExpiryMs, SetOptions};
+use strata_proto::resp::{
+    Args, Encoder, Limits, MAX_COMMAND_NAME_LEN, Protocol, parse_request, parse_strict_i64, uppercase_command,
+};
 
 use super::{Outcome, ProxyShared};
 use strata_client::ClientError;
@@ -23,10 +26,6 @@ pub(crate) struct Session {
 
 fn upper(arg: &[u8]) -> Vec<u8> {
     arg.to_ascii_uppercase()
-}
-
-fn int(arg: &[u8]) -> Option<i64> {
-    std::str::from_utf8(arg).ok()?.parse().ok()
 }
 
 fn wrong_args(out: &mut Encoder<'_>, name: &[u8]) {
@@ -113,47 +112,48 @@ struct SetArgs {
     expired: bool,
 }
 
-fn parse_set_options(args: &[&[u8]]) -> Result<SetArgs, &'static str> {
+/// Reads SET's options with `strata_proto`'s parser (Redis's rules and
+/// error texts), then keeps what the proxy can do: an expiry and NX.
+fn parse_set_options(args: &[&[u8]]) -> Result<SetArgs, String> {
+    let options = SetOptions::parse(args).map_err(|error| error.to_string())?;
+    if options.get || options.keepttl || options.condition == Some(Condition::IfPresent) {
+        return Err("ERR this SET option is not supported by strata proxy".into());
+    }
     let mut parsed = SetArgs {
         ttl: None,
-        only_if_absent: false,
+        only_if_absent: options.condition == Some(Condition::IfAbsent),
         expired: false,
     };
-    let mut i = 0;
-    while i < args.len() {
-        let option = upper(args[i]);
-        let mut amount = || -> Result<i64, &'static str> {
-            i += 1;
-            let value = args
-                .get(i)
-                .and_then(|v| int(v))
-                .ok_or("ERR value is not an integer or out of range")?;
-            if value <= 0 {
-                return Err("ERR invalid expire time in 'set' command");
-            }
-            Ok(value)
-        };
-        match option.as_slice() {
-            b"EX" => parsed.ttl = Some(Duration::from_secs(amount()? as u64)),
-            b"PX" => parsed.ttl = Some(Duration::from_millis(amount()? as u64)),
-            b"EXAT" | b"PXAT" => {
-                let at_ms = if option == b"EXAT" {
-                    amount()? as u64 * 1000
-                } else {
-                    amount()? as u64
-                };
-                match at_ms.checked_sub(unix_ms()) {
-                    Some(left) if left > 0 => parsed.ttl = Some(Duration::from_millis(left)),
-                    _ => parsed.expired = true,
-                }
-            }
-            b"NX" => parsed.only_if_absent = true,
-            b"XX" | b"GET" | b"KEEPTTL" => return Err("ERR this SET option is not supported by strata proxy"),
-            _ => return Err("ERR syntax error"),
+    if let Some(expiry) = options.expiry {
+        let now = unix_ms();
+        let deadline = expiry
+            .deadline_ms(now)
+            .ok_or_else(|| CommandError::InvalidExpireTime("set").to_string())?;
+        match deadline.checked_sub(now) {
+            Some(left) if left > 0 => parsed.ttl = Some(Duration::from_millis(left)),
+            _ => parsed.expired = true,
         }
-        i += 1;
     }
     Ok(parsed)
+}
+
+/// A relative TTL argument (`SETEX`, `EXPIRE`, …) in `unit`s, checked as
+/// Redis checks it: a strict integer whose milliseconds fit an `i64`.
+/// `Ok(None)` for a zero or negative amount.
+fn ttl_arg(arg: &[u8], seconds: bool) -> Result<Option<Duration>, CommandError> {
+    let amount = parse_strict_i64(arg).ok_or(CommandError::NotAnInteger)?;
+    if amount <= 0 {
+        return Ok(None);
+    }
+    let expiry = if seconds {
+        Expiry::Ex(amount as u64)
+    } else {
+        Expiry::Px(amount as u64)
+    };
+    match expiry.to_ms() {
+        Some(ExpiryMs::After(ms)) => Ok(Some(Duration::from_millis(ms))),
+        _ => Err(CommandError::InvalidExpireTime("")),
+    }
 }
 
 impl Session {
@@ -326,14 +326,17 @@ impl Session {
                 return false;
             }
             b"SETEX" | b"PSETEX" if argc == 4 => {
-                let Some(amount) = int(args[2]).filter(|&n| n > 0) else {
-                    encoder.error(b"ERR invalid expire time in 'setex' command");
-                    return false;
-                };
-                let ttl = if name == b"SETEX" {
-                    Duration::from_secs(amount as u64)
-                } else {
-                    Duration::from_millis(amount as u64)
+                let command = if name == b"SETEX" { "setex" } else { "psetex" };
+                let ttl = match ttl_arg(args[2], name == b"SETEX") {
+                    Ok(Some(ttl)) => ttl,
+                    Ok(None) | Err(CommandError::InvalidExpireTime(_)) => {
+                        encoder.error(CommandError::InvalidExpireTime(command).to_string().as_bytes());
+                        return false;
+                    }
+                    Err(error) => {
+                        encoder.error(error.to_string().as_bytes());
+                        return false;
+                    }
                 };
                 let options = SetArgs {
                     ttl: Some(ttl),
@@ -375,16 +378,18 @@ impl Session {
                 }
             },
             b"EXPIRE" | b"PEXPIRE" if argc == 3 => {
-                let Some(amount) = int(args[2]) else {
-                    encoder.error(b"ERR value is not an integer or out of range");
-                    return false;
-                };
-                let result = if amount <= 0 {
-                    client.delete(args[1]).await
-                } else if name == b"EXPIRE" {
-                    client.touch(args[1], Duration::from_secs(amount as u64)).await
-                } else {
-                    client.touch(args[1], Duration::from_millis(amount as u64)).await
+                let command = if name == b"EXPIRE" { "expire" } else { "pexpire" };
+                let result = match ttl_arg(args[2], name == b"EXPIRE") {
+                    Ok(None) => client.delete(args[1]).await,
+                    Ok(Some(ttl)) => client.touch(args[1], ttl).await,
+                    Err(CommandError::InvalidExpireTime(_)) => {
+                        encoder.error(CommandError::InvalidExpireTime(command).to_string().as_bytes());
+                        return false;
+                    }
+                    Err(error) => {
+                        encoder.error(error.to_string().as_bytes());
+                        return false;
+                    }
                 };
                 match result {
                     Ok(found) => encoder.integer(i64::from(found)),
@@ -450,5 +455,54 @@ async fn set(encoder: &mut Encoder<'_>, shared: &ProxyShared, key: &[u8], value:
             encoder.null();
         }
         Err(error) => cluster_error(encoder, shared, &error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(args: &str) -> Result<SetArgs, String> {
+        let args: Vec<&[u8]> = args.split_whitespace().map(str::as_bytes).collect();
+        parse_set_options(&args)
+    }
+
+    #[test]
+    fn set_options_follow_redis() {
+        // Was a multiplication overflow (panic in debug, wrap in release).
+        assert_eq!(
+            set("EXAT 9223372036854775807").err().as_deref(),
+            Some("ERR invalid expire time in 'set' command")
+        );
+        assert_eq!(set("EX 1 EX 2").err().as_deref(), Some("ERR syntax error"));
+        assert_eq!(
+            set("EX +5").err().as_deref(),
+            Some("ERR value is not an integer or out of range")
+        );
+        assert_eq!(
+            set("EX 007").err().as_deref(),
+            Some("ERR value is not an integer or out of range")
+        );
+        assert_eq!(set("NX XX").err().as_deref(), Some("ERR syntax error"));
+        assert!(set("XX").is_err_and(|e| e.contains("not supported")));
+        let parsed = set("NX EX 10").expect("valid");
+        assert!(parsed.only_if_absent && !parsed.expired);
+        assert!(parsed.ttl.is_some_and(|ttl| ttl <= Duration::from_secs(10)));
+        assert!(set("PXAT 1").expect("valid").expired);
+    }
+
+    #[test]
+    fn ttl_arguments_are_checked() {
+        assert_eq!(ttl_arg(b"5", true), Ok(Some(Duration::from_secs(5))));
+        assert_eq!(ttl_arg(b"0", true), Ok(None));
+        assert_eq!(ttl_arg(b"+5", true), Err(CommandError::NotAnInteger));
+        assert_eq!(
+            ttl_arg(b"9223372036854775807", true),
+            Err(CommandError::InvalidExpireTime(""))
+        );
+        assert_eq!(
+            ttl_arg(b"9223372036854775807", false),
+            Ok(Some(Duration::from_millis(i64::MAX as u64)))
+        );
     }
 }

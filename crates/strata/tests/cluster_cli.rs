@@ -150,6 +150,33 @@ fn the_proxy_routes_fails_over_reloads_and_exits_cleanly() {
     assert!(sizes.iter().all(|&n| n > 50), "ketama spreads the keys: {sizes:?}");
     let unknown: redis::RedisResult<()> = redis::cmd("HSET").arg("h").arg("f").arg("v").query(&mut conn);
     assert!(unknown.unwrap_err().to_string().contains("unknown command"));
+    // SET's options are read by strata-proto's parser: an EXAT whose
+    // milliseconds overflow is refused (not a panic or a wrapped TTL), and a
+    // repeated expiry is a syntax error, as in Redis.
+    let overflow: redis::RedisResult<()> = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .arg("EXAT")
+        .arg("9223372036854775807")
+        .query(&mut conn);
+    assert!(
+        overflow
+            .unwrap_err()
+            .to_string()
+            .contains("invalid expire time in 'set' command"),
+        "EXAT overflow"
+    );
+    let twice: redis::RedisResult<()> = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .arg("EX")
+        .arg("1")
+        .arg("EX")
+        .arg("2")
+        .query(&mut conn);
+    assert!(twice.unwrap_err().to_string().contains("syntax error"));
+    let value: String = redis::cmd("GET").arg("key:42").query(&mut conn).unwrap();
+    assert_eq!(value, "42", "the connection survives refused SETs");
 
     // A raw pipeline, inline commands, in one write: runs of SETs and GETs
     // are batched, answers stay in order; an unknown command in the middle

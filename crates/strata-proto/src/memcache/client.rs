@@ -8,9 +8,9 @@
 //! control characters, at most 250 bytes) unless sent base64-encoded with a
 //! `b` flag, and a meta flag with a token must be one memcached accepts.
 
+use super::encode::{Field, push_base64};
 use super::line::{push_i64, push_u64, push_usize};
 use super::meta::MetaFlagsIter;
-use super::reply::{Field, push_base64};
 use super::request::{ArithmeticOp, Request, StoreCommand};
 
 const CRLF: &[u8] = b"\r\n";

@@ -12,7 +12,7 @@
 //! incomplete, a [`Request`] borrowing from the buffer, a refusal with its
 //! reply line, or a refusal whose value must be swallowed unbuffered. Fatal
 //! input (an endless line, the binary protocol, HTTP) is an `Err`. The reply
-//! encoders in [`reply`] append replies to a `Vec<u8>` without allocating.
+//! encoders in [`encode`] append replies to a `Vec<u8>` without allocating.
 //!
 //! ```
 //! use strata_proto::memcache::{Limits, Parsed, Request, parse_request};
@@ -71,26 +71,27 @@
 //! - `parse.rs`: [`parse_request`], [`Parsed`], [`Discard`]; the classic
 //!   commands.
 //! - `meta.rs`: the meta commands and [`MetaFlags`].
-//! - [`reply`]: server-side reply encoders, [`MetaReply`].
+//! - [`encode`]: server-side reply encoders (the client side parses
+//!   replies in `response.rs`), [`MetaReply`].
 //! - [`client`]: client-side request encoders.
 //! - [`response`]: client-side [`Response`] types, [`ResponseDecoder`],
 //!   [`encode_response`].
 //! - `error.rs`: [`RequestError`], [`FatalError`], [`ResponseError`].
 
 pub mod client;
+pub mod encode;
 mod error;
 mod line;
 mod meta;
 mod parse;
-pub mod reply;
 pub mod request;
 pub mod response;
 
 pub use client::{MetaArg, encode_request};
+pub use encode::{Field, MetaCode, MetaReply, Status};
 pub use error::{FatalError, RequestError, ResponseError};
 pub use meta::{MAX_META_FLAGS, MAX_OPAQUE_BYTES, MetaFlag, MetaFlags, MetaFlagsIter};
 pub use parse::{Discard, MAX_DATA_LEN, Parsed, parse_request};
-pub use reply::{Field, MetaCode, MetaReply, Status};
 pub use request::{
     ArithmeticOp, Expiration, Get, KEY_MAX_BYTES, Keys, KeysIter, Limits, MAX_RELATIVE_EXPTIME, Meta, MetaArithmetic,
     MetaSet, Request, SetMode, Store, StoreCommand,

@@ -12,9 +12,9 @@
 //! [`encode_response`] writes a [`Response`] back with the server-side
 //! encoders, so a proxy can relay what it parsed.
 
+use super::encode::{self, MetaCode, MetaReply, Status};
 use super::error::ResponseError;
 use super::line::{LineScan, Tokens, parse_u32, parse_u64, scan_line, trim_spaces};
-use super::reply::{self, MetaCode, MetaReply, Status};
 use super::request::Request;
 
 /// Limits the response decoder enforces.
@@ -499,19 +499,19 @@ pub fn encode_response(out: &mut Vec<u8>, response: &Response) {
     match response {
         Response::Values(values) => {
             for value in values {
-                reply::encode_value(out, &value.key, value.flags, &value.data, value.cas);
+                encode::encode_value(out, &value.key, value.flags, &value.data, value.cas);
             }
-            reply::encode_end(out);
+            encode::encode_end(out);
         }
-        Response::Status(status) => reply::encode_status(out, *status),
-        Response::Number(number) => reply::encode_number(out, *number),
+        Response::Status(status) => encode::encode_status(out, *status),
+        Response::Number(number) => encode::encode_number(out, *number),
         Response::Stats(stats) => {
             for stat in stats {
-                reply::encode_stat(out, &stat.name, stat.value.as_slice());
+                encode::encode_stat(out, &stat.name, stat.value.as_slice());
             }
-            reply::encode_end(out);
+            encode::encode_end(out);
         }
-        Response::Version(version) => reply::encode_version(out, version),
+        Response::Version(version) => encode::encode_version(out, version),
         Response::Meta(meta) => {
             // A value makes the line `VA`; a `VA` without one gets an empty block.
             let data = match (&meta.data, meta.code) {
@@ -550,8 +550,8 @@ pub fn encode_response(out: &mut Vec<u8>, response: &Response) {
             }
             out.extend_from_slice(b"\r\n");
         }
-        Response::ClientError(message) => reply::encode_client_error(out, message),
-        Response::ServerError(message) => reply::encode_server_error(out, message),
+        Response::ClientError(message) => encode::encode_client_error(out, message),
+        Response::ServerError(message) => encode::encode_server_error(out, message),
     }
 }
 

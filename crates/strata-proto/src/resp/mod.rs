@@ -43,10 +43,14 @@
 //! - [`encode`]: [`Encoder`] for replies, [`encode_command`] for commands.
 //! - [`reply`]: client side parsing: [`Reply`], [`ReplyLimits`],
 //!   [`parse_reply`].
-//! - `number.rs`: Redis's strict integers, allocation-free integer and
+//! - `number.rs`: Redis's strict integers ([`parse_strict_i64`],
+//!   shared by the server and the proxy), allocation-free integer and
 //!   double formatting ([`write_double`]).
+//! - [`command`]: typed options of SET, GETEX and the EXPIRE family
+//!   ([`SetOptions`]), parsed once with Redis's error texts.
 //! - [`error`]: [`ParseError`], with Redis's message texts.
 
+pub mod command;
 pub mod encode;
 pub mod error;
 mod inline;
@@ -54,9 +58,10 @@ mod number;
 pub mod reply;
 pub mod request;
 
+pub use command::{CommandError, ExpireFlags, GetExOptions, SetOptions};
 pub use encode::{Encoder, encode_command};
 pub use error::ParseError;
-pub use number::write_double;
+pub use number::{parse_strict_i64, write_double};
 pub use reply::{Reply, ReplyLimits, parse_reply};
 pub use request::{Args, Limits, MAX_COMMAND_NAME_LEN, parse_request, uppercase_command};
 

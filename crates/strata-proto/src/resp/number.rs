@@ -20,8 +20,10 @@ use std::fmt::Write as _;
 pub(crate) const MAX_DOUBLE_CHARS: usize = 40;
 
 /// Parses `bytes` as Redis's `string2ll` does; `None` if it is not a valid
-/// integer in that strict form or does not fit an `i64`.
-pub(crate) fn parse_strict_i64(bytes: &[u8]) -> Option<i64> {
+/// integer in that strict form or does not fit an `i64`. Every Redis
+/// integer argument (counts, TTLs, INCRBY amounts) is read with this:
+/// no `+`, no leading zeros, no `-0`, no spaces.
+pub fn parse_strict_i64(bytes: &[u8]) -> Option<i64> {
     // Redis refuses empty strings and strings of LONG_STR_SIZE (21) or more.
     if bytes.is_empty() || bytes.len() >= 21 {
         return None;

@@ -407,7 +407,7 @@ fn expiry_ms(now_ms: u64, expiry: Expiry) -> Option<u64> {
 /// me <key> [b]: memcached's debug line for an item.
 pub(super) fn me(shared: &Shared, key: &[u8], binary: bool, out: &mut Vec<u8>) {
     use strata_proto::memcache::Field;
-    use strata_proto::memcache::reply::encode_meta_debug;
+    use strata_proto::memcache::encode::encode_meta_debug;
     let now = shared.store.clock().now_ms();
     let found = shared.store.peek(key, |item| {
         let exp = ttl_secs(now, item.expire_at_ms());

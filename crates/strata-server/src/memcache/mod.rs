@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use strata_proto::memcache::reply::encode_request_error;
+use strata_proto::memcache::encode::encode_request_error;
 use strata_proto::memcache::{Discard, Expiration, Limits, Parsed, Request, parse_request};
 use strata_store::Expiry;
 

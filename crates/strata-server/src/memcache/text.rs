@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use strata_proto::memcache::reply::{
+use strata_proto::memcache::encode::{
     encode_end, encode_number, encode_stat, encode_status, encode_value, encode_version,
 };
 use strata_proto::memcache::{ArithmeticOp, Get, Request, Status, Store, StoreCommand};

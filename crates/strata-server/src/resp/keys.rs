@@ -2,7 +2,10 @@
 
 use strata_store::{Change, Expiry, StoreError};
 
-use super::{Ctx, Flow, parse_int};
+use strata_proto::resp::command::ExpireFlags;
+use strata_proto::resp::parse_strict_i64;
+
+use super::{Ctx, Flow};
 use crate::glob;
 
 /// DEL key [key …] / UNLINK
@@ -47,30 +50,14 @@ fn expire_generic(ctx: &mut Ctx<'_>, unit_ms: u64, absolute: bool) -> Flow {
     let Some(when) = ctx.int_arg(2) else {
         return Flow::Continue;
     };
-    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
-    for i in 3..ctx.argc() {
-        match ctx.arg(i).to_ascii_uppercase().as_slice() {
-            b"NX" => nx = true,
-            b"XX" => xx = true,
-            b"GT" => gt = true,
-            b"LT" => lt = true,
-            _ => {
-                let text = format!("ERR Unsupported option {}", String::from_utf8_lossy(ctx.arg(i)));
-                ctx.out.error(text.as_bytes());
-                return Flow::Continue;
-            }
+    let args: Vec<&[u8]> = ctx.args_from(3).collect();
+    let flags = match ExpireFlags::parse(&args) {
+        Ok(flags) => flags,
+        Err(error) => {
+            ctx.out.error(error.to_string().as_bytes());
+            return Flow::Continue;
         }
-    }
-    if nx && (xx || gt || lt) {
-        ctx.out
-            .error(b"ERR NX and XX, GT or LT options at the same time are not compatible");
-        return Flow::Continue;
-    }
-    if gt && lt {
-        ctx.out
-            .error(b"ERR GT and LT options at the same time are not compatible");
-        return Flow::Continue;
-    }
+    };
     let now = ctx.shared.store.clock().now_ms() as i64;
     let at = when
         .checked_mul(unit_ms as i64)
@@ -84,11 +71,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, unit_ms: u64, absolute: bool) -> Flow {
         let Some(item) = item.filter(|i| !i.is_placeholder()) else {
             return (Change::Keep, false);
         };
-        // No TTL counts as an infinite one for GT and LT.
-        let current = item.expire_at_ms().map_or(i64::MAX, |at| at as i64);
-        let has_ttl = item.expire_at_ms().is_some();
-        let allowed = !(nx && has_ttl || xx && !has_ttl || gt && at <= current || lt && at >= current);
-        if !allowed {
+        if !flags.allows(item.expire_at_ms(), at) {
             return (Change::Keep, false);
         }
         if at <= now {
@@ -240,7 +223,7 @@ pub(super) fn copy(ctx: &mut Ctx<'_>) -> Flow {
         if ctx.arg_is(i, "REPLACE") {
             replace = true;
         } else if ctx.arg_is(i, "DB") && i + 1 < ctx.argc() {
-            if parse_int(ctx.arg(i + 1)) != Some(0) {
+            if parse_strict_i64(ctx.arg(i + 1)) != Some(0) {
                 ctx.out.error(b"ERR DB index is out of range");
                 return Flow::Continue;
             }
@@ -307,7 +290,7 @@ pub(super) fn object(ctx: &mut Ctx<'_>) -> Flow {
         b"ENCODING" => {
             let encoding = store.peek(key, |item| {
                 let value = item.value();
-                let encoding: &[u8] = if value.len() <= 20 && super::parse_int(value).is_some() {
+                let encoding: &[u8] = if value.len() <= 20 && parse_strict_i64(value).is_some() {
                     b"int"
                 } else if value.len() <= 44 {
                     b"embstr"
@@ -414,7 +397,7 @@ pub(super) fn scan(ctx: &mut Ctx<'_>) -> Flow {
         if ctx.arg_is(i, "MATCH") {
             pattern = Some(ctx.arg(i + 1));
         } else if ctx.arg_is(i, "COUNT") {
-            match parse_int(ctx.arg(i + 1)) {
+            match parse_strict_i64(ctx.arg(i + 1)) {
                 Some(n) if n >= 1 => count = n as usize,
                 Some(_) => {
                     ctx.syntax_error();

@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use strata_store::{Expiry, LeaseGrant, MetaDelete, StoreError};
 
-use super::{Ctx, Flow, parse_int};
+use strata_proto::resp::parse_strict_i64;
+
+use super::{Ctx, Flow};
 
 /// Parses an optional `PX ms` / `EX s` pair at `i`; `Err` after replying.
 fn duration_option(ctx: &mut Ctx<'_>, i: usize, allow_ex: bool) -> Result<Option<u64>, ()> {
@@ -43,7 +45,7 @@ fn duration_option(ctx: &mut Ctx<'_>, i: usize, allow_ex: bool) -> Result<Option
         ctx.syntax_error();
         return Err(());
     }
-    match parse_int(ctx.arg(i + 1)).filter(|&n| n > 0) {
+    match parse_strict_i64(ctx.arg(i + 1)).filter(|&n| n > 0) {
         Some(n) => Ok(Some((n as u64).saturating_mul(unit_ms))),
         None => {
             let text = format!("ERR invalid expire time in '{}' command", ctx.command.name);

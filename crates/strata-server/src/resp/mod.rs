@@ -15,7 +15,7 @@
 //!
 //! - `strings.rs`: the string commands (GET, SET, INCR, APPEND, LCS, …).
 //! - `keys.rs`: the generic keyspace (DEL, EXPIRE, TTL, RENAME, SCAN, …).
-//! - `server.rs`: connection and server commands (HELLO, AUTH, INFO,
+//! - `info.rs`: connection and server commands (HELLO, AUTH, INFO,
 //!   CONFIG, CLIENT, COMMAND, …).
 //! - `tracking.rs`: CLIENT TRACKING, CACHING, GETREDIR, TRACKINGINFO.
 //! - `pubsub.rs`: SUBSCRIBE, PSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH,
@@ -28,10 +28,10 @@
 //! ([`TRACKED_READS`]). A session also encodes the pushes queued for its
 //! connection (invalidations, pub/sub messages) in its current protocol.
 
+mod info;
 mod keys;
 mod lease;
 mod pubsub;
-mod server;
 mod strings;
 mod tracking;
 
@@ -41,7 +41,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use strata_proto::resp::{Args, Encoder, Limits, Protocol, parse_request};
+use strata_proto::resp::{Args, Encoder, Limits, Protocol, parse_request, parse_strict_i64};
 use strata_store::StoreError;
 
 use crate::Shared;
@@ -152,7 +152,7 @@ impl<'a> Ctx<'a> {
     /// Parses argument `i` as a Redis integer, replying the Redis error if
     /// it is not one.
     pub(crate) fn int_arg(&mut self, i: usize) -> Option<i64> {
-        match parse_int(self.arg(i)) {
+        match parse_strict_i64(self.arg(i)) {
             Some(n) => Some(n),
             None => {
                 self.out.error(b"ERR value is not an integer or out of range");
@@ -246,18 +246,18 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!("flushdb", -1, ["write"], 0, 0, 0, keys::flush),
     cmd!("flushall", -1, ["write"], 0, 0, 0, keys::flush),
     // connection and server
-    cmd!("ping", -1, ["fast"], 0, 0, 0, server::ping),
-    cmd!("echo", 2, ["fast"], 0, 0, 0, server::echo),
-    cmd!("hello", -1, ["fast", "no-auth"], 0, 0, 0, server::hello, no_auth),
-    cmd!("auth", -2, ["fast", "no-auth"], 0, 0, 0, server::auth, no_auth),
-    cmd!("select", 2, ["fast"], 0, 0, 0, server::select),
-    cmd!("quit", -1, ["fast", "no-auth"], 0, 0, 0, server::quit, no_auth),
-    cmd!("reset", 1, ["fast", "no-auth"], 0, 0, 0, server::reset, no_auth),
-    cmd!("info", -1, [], 0, 0, 0, server::info),
-    cmd!("config", -2, ["admin"], 0, 0, 0, server::config),
-    cmd!("client", -2, [], 0, 0, 0, server::client),
-    cmd!("command", -1, [], 0, 0, 0, server::command),
-    cmd!("time", 1, ["fast"], 0, 0, 0, server::time),
+    cmd!("ping", -1, ["fast"], 0, 0, 0, info::ping),
+    cmd!("echo", 2, ["fast"], 0, 0, 0, info::echo),
+    cmd!("hello", -1, ["fast", "no-auth"], 0, 0, 0, info::hello, no_auth),
+    cmd!("auth", -2, ["fast", "no-auth"], 0, 0, 0, info::auth, no_auth),
+    cmd!("select", 2, ["fast"], 0, 0, 0, info::select),
+    cmd!("quit", -1, ["fast", "no-auth"], 0, 0, 0, info::quit, no_auth),
+    cmd!("reset", 1, ["fast", "no-auth"], 0, 0, 0, info::reset, no_auth),
+    cmd!("info", -1, [], 0, 0, 0, info::info),
+    cmd!("config", -2, ["admin"], 0, 0, 0, info::config),
+    cmd!("client", -2, [], 0, 0, 0, info::client),
+    cmd!("command", -1, [], 0, 0, 0, info::command),
+    cmd!("time", 1, ["fast"], 0, 0, 0, info::time),
     // pub/sub
     cmd!(
         "subscribe",
@@ -623,24 +623,6 @@ impl Session for RespSession {
     }
 }
 
-/// Parses a Redis integer: optional `-`, digits, no leading zeros or spaces,
-/// within `i64`.
-pub(crate) fn parse_int(bytes: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    if text.is_empty() || text.len() > 20 {
-        return None;
-    }
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0'))
-    {
-        return None;
-    }
-    if text == "-0" {
-        return None;
-    }
-    text.parse().ok()
-}
-
 /// Parses a Redis float (as `strtold`, rejecting NaN and trailing junk).
 pub(crate) fn parse_float(bytes: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(bytes).ok()?;
@@ -700,12 +682,48 @@ mod tests {
         assert_eq!(COMMAND_NAMES[0], "get");
     }
 
+    /// The engine keeps its own integer rule for INCR's stored values
+    /// (`strata_store` sits below `strata_proto` and must not depend on
+    /// it); this table holds the two to one rule.
+    #[test]
+    fn the_store_reads_integers_as_the_protocol_does() {
+        use strata_store::{Capacity, SetOptions, Store};
+        let store = Store::builder(Capacity::Bytes(1 << 20)).build();
+        let table: &[&[u8]] = &[
+            b"0",
+            b"-0",
+            b"1",
+            b"-1",
+            b"+5",
+            b"007",
+            b"00",
+            b"10",
+            b" 1",
+            b"1 ",
+            b"",
+            b"-",
+            b"--1",
+            b"1.0",
+            b"1e3",
+            b"0x10",
+            b"9223372036854775807",
+            b"-9223372036854775808",
+            b"9223372036854775808",
+            b"-9223372036854775809",
+            b"18446744073709551616",
+            b"123456789012345678901",
+            b"\xff",
+        ];
+        for &input in table {
+            store.set(b"n", input, SetOptions::default()).expect("set");
+            let engine = store.incr_by(b"n", 0).ok();
+            assert_eq!(engine, parse_strict_i64(input), "{:?}", String::from_utf8_lossy(input));
+        }
+        assert_eq!(parse_strict_i64(b"-42"), Some(-42));
+    }
+
     #[test]
     fn numbers_parse_and_format_as_redis_does() {
-        assert_eq!(parse_int(b"-42"), Some(-42));
-        assert_eq!(parse_int(b"007"), None);
-        assert_eq!(parse_int(b" 1"), None);
-        assert_eq!(parse_int(b"9223372036854775808"), None);
         assert_eq!(parse_float(b"3.0e3"), Some(3000.0));
         assert_eq!(parse_float(b"nan"), None);
         assert_eq!(parse_float(b"1.5x"), None);

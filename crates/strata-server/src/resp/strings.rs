@@ -5,53 +5,24 @@
 
 use strata_store::{Change, Condition, Expiry, SetOptions, StoreError};
 
-use super::{Ctx, Flow, format_float, parse_float, parse_int};
+use strata_proto::resp::command::{self as resp_command, ExpiryMs, GetExOptions, SetOptions as SetCommand};
+use strata_proto::resp::parse_strict_i64;
 
-/// An expiry option as SET, GETEX and friends take it.
-enum ExpiryOption {
-    None,
-    Keep,
-    Persist,
-    Set(Expiry),
-}
+use super::{Ctx, Flow, format_float, parse_float};
 
-/// Parses `EX s | PX ms | EXAT s | PXAT ms` at `ctx.arg(i)`, with its
-/// value at `i + 1`. `Err(())` after replying the Redis error.
-fn expiry_at(ctx: &mut Ctx<'_>, i: usize) -> Result<Expiry, ()> {
-    let unit = ctx.arg(i).to_ascii_uppercase();
-    let Some(value) = parse_int(ctx.arg(i + 1)) else {
-        ctx.out.error(b"ERR value is not an integer or out of range");
-        return Err(());
-    };
-    let invalid = |ctx: &mut Ctx<'_>| {
-        let text = format!("ERR invalid expire time in '{}' command", ctx.command.name);
-        ctx.out.error(text.as_bytes());
-    };
-    if value <= 0 {
-        invalid(ctx);
-        return Err(());
-    }
-    let value = value as u64;
-    let expiry = match unit.as_slice() {
-        b"EX" => value.checked_mul(1000).map(Expiry::AfterMs),
-        b"PX" => Some(Expiry::AfterMs(value)),
-        b"EXAT" => value.checked_mul(1000).map(Expiry::AtMs),
-        b"PXAT" => Some(Expiry::AtMs(value)),
-        _ => unreachable!("callers check the unit"),
-    };
-    match expiry {
-        Some(expiry) => Ok(expiry),
-        None => {
-            invalid(ctx);
-            Err(())
-        }
+/// The store's expiry for an expiry option parsed by `strata_proto`.
+fn store_expiry(expiry: resp_command::Expiry) -> Expiry {
+    match expiry.to_ms() {
+        Some(ExpiryMs::After(ms)) => Expiry::AfterMs(ms),
+        Some(ExpiryMs::At(ms)) => Expiry::AtMs(ms),
+        // The parser refuses expiries whose milliseconds overflow.
+        None => unreachable!("parsed expiries fit in ms"),
     }
 }
 
-fn is_expiry_unit(arg: &[u8]) -> bool {
-    [&b"EX"[..], b"PX", b"EXAT", b"PXAT"]
-        .iter()
-        .any(|unit| arg.eq_ignore_ascii_case(unit))
+/// The arguments from `from` on, as slices.
+fn args_from<'a>(ctx: &Ctx<'a>, from: usize) -> Vec<&'a [u8]> {
+    ctx.args_from(from).collect()
 }
 
 /// GET key
@@ -75,37 +46,24 @@ pub(super) fn get(ctx: &mut Ctx<'_>) -> Flow {
 /// SET key value [NX | XX] [GET] [EX s | PX ms | EXAT t | PXAT t | KEEPTTL]
 pub(super) fn set(ctx: &mut Ctx<'_>) -> Flow {
     let (key, value) = (ctx.arg(1), ctx.arg(2));
-    let mut condition = Condition::Always;
-    let mut expiry = ExpiryOption::None;
-    let mut get_old = false;
-    let mut i = 3;
-    while i < ctx.argc() {
-        let arg = ctx.arg(i);
-        if arg.eq_ignore_ascii_case(b"NX") && condition == Condition::Always {
-            condition = Condition::IfAbsent;
-        } else if arg.eq_ignore_ascii_case(b"XX") && condition == Condition::Always {
-            condition = Condition::IfPresent;
-        } else if arg.eq_ignore_ascii_case(b"GET") {
-            get_old = true;
-        } else if arg.eq_ignore_ascii_case(b"KEEPTTL") && matches!(expiry, ExpiryOption::None) {
-            expiry = ExpiryOption::Keep;
-        } else if is_expiry_unit(arg) && matches!(expiry, ExpiryOption::None) && i + 1 < ctx.argc() {
-            let Ok(at) = expiry_at(ctx, i) else {
-                return Flow::Continue;
-            };
-            expiry = ExpiryOption::Set(at);
-            i += 1;
-        } else {
-            ctx.syntax_error();
+    let parsed = match SetCommand::parse(&args_from(ctx, 3)) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            ctx.out.error(error.to_string().as_bytes());
             return Flow::Continue;
         }
-        i += 1;
-    }
-    let expiry = match expiry {
-        ExpiryOption::None | ExpiryOption::Persist => Expiry::Never,
-        ExpiryOption::Keep => Expiry::Keep,
-        ExpiryOption::Set(at) => at,
     };
+    let condition = match parsed.condition {
+        None => Condition::Always,
+        Some(resp_command::Condition::IfAbsent) => Condition::IfAbsent,
+        Some(resp_command::Condition::IfPresent) => Condition::IfPresent,
+    };
+    let expiry = match parsed.expiry {
+        Some(expiry) => store_expiry(expiry),
+        None if parsed.keepttl => Expiry::Keep,
+        None => Expiry::Never,
+    };
+    let get_old = parsed.get;
     if !get_old {
         let options = SetOptions {
             condition,
@@ -216,30 +174,19 @@ pub(super) fn psetex(ctx: &mut Ctx<'_>) -> Flow {
 
 /// GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]
 pub(super) fn getex(ctx: &mut Ctx<'_>) -> Flow {
-    let mut option = ExpiryOption::None;
-    let mut i = 2;
-    while i < ctx.argc() {
-        let arg = ctx.arg(i);
-        if arg.eq_ignore_ascii_case(b"PERSIST") && matches!(option, ExpiryOption::None) {
-            option = ExpiryOption::Persist;
-        } else if is_expiry_unit(arg) && matches!(option, ExpiryOption::None) && i + 1 < ctx.argc() {
-            let Ok(at) = expiry_at(ctx, i) else {
-                return Flow::Continue;
-            };
-            option = ExpiryOption::Set(at);
-            i += 1;
-        } else {
-            ctx.syntax_error();
+    let option = match GetExOptions::parse(&args_from(ctx, 2)) {
+        Ok(option) => option,
+        Err(error) => {
+            ctx.out.error(error.to_string().as_bytes());
             return Flow::Continue;
         }
-        i += 1;
-    }
+    };
     let result = ctx.shared.store.compute(ctx.arg(1), |item| match item {
         Some(item) if !item.is_placeholder() => {
             let change = match option {
                 // As Redis: PERSIST of a key without a TTL changes nothing.
-                ExpiryOption::Persist if item.expire_at_ms().is_some() => Change::Expire(Expiry::Never),
-                ExpiryOption::Set(at) => Change::Expire(at),
+                GetExOptions::Persist if item.expire_at_ms().is_some() => Change::Expire(Expiry::Never),
+                GetExOptions::Expire(expiry) => Change::Expire(store_expiry(expiry)),
                 _ => Change::Keep,
             };
             let changed = !matches!(change, Change::Keep);
@@ -485,7 +432,7 @@ pub(super) fn strlen(ctx: &mut Ctx<'_>) -> Flow {
 
 /// GETRANGE key start end (and SUBSTR)
 pub(super) fn getrange(ctx: &mut Ctx<'_>) -> Flow {
-    let (Some(start), Some(end)) = (parse_int(ctx.arg(2)), parse_int(ctx.arg(3))) else {
+    let (Some(start), Some(end)) = (parse_strict_i64(ctx.arg(2)), parse_strict_i64(ctx.arg(3))) else {
         ctx.out.error(b"ERR value is not an integer or out of range");
         return Flow::Continue;
     };

@@ -267,7 +267,11 @@ enum Transfer {
 }
 
 /// Parses a canonical signed decimal integer as Redis does (no spaces, no
-/// `+`, no leading zeros).
+/// `+`, no leading zeros, no `-0`): the engine's own rule for INCR's stored
+/// values. It is the same rule as `strata_proto::resp::parse_strict_i64`,
+/// which the server and proxy use for arguments; this crate sits below
+/// `strata_proto` and does not depend on it, so strata-server's test
+/// `the_store_reads_integers_as_the_protocol_does` holds the two together.
 pub(crate) fn parse_i64(bytes: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(bytes).ok()?;
     let digits = text.strip_prefix('-').unwrap_or(text);

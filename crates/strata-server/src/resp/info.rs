@@ -9,7 +9,9 @@ use strata_proto::resp::Protocol;
 use strata_session::Secret;
 use strata_store::Capacity;
 
-use super::{COMMANDS, Ctx, Flow, parse_int};
+use strata_proto::resp::parse_strict_i64;
+
+use super::{COMMANDS, Ctx, Flow};
 use crate::config::{ByteSize, parse_policy};
 use crate::metrics::Protocol as MetricsProtocol;
 use crate::{REDIS_COMPAT_VERSION, VERSION, glob};
@@ -82,7 +84,7 @@ pub(super) fn hello(ctx: &mut Ctx<'_>) -> Flow {
     let mut protocol = ctx.conn.protocol;
     let mut i = 1;
     if ctx.argc() >= 2 {
-        match parse_int(ctx.arg(1)) {
+        match parse_strict_i64(ctx.arg(1)) {
             Some(2) => protocol = Protocol::Resp2,
             Some(3) => protocol = Protocol::Resp3,
             Some(_) => {
@@ -151,7 +153,7 @@ pub(super) fn hello(ctx: &mut Ctx<'_>) -> Flow {
 
 /// SELECT index: only database 0 exists.
 pub(super) fn select(ctx: &mut Ctx<'_>) -> Flow {
-    match parse_int(ctx.arg(1)) {
+    match parse_strict_i64(ctx.arg(1)) {
         Some(0) => ctx.out.ok(),
         Some(_) => ctx.out.error(b"ERR DB index is out of range"),
         None => ctx.out.error(b"ERR value is not an integer or out of range"),
