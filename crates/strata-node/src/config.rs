@@ -217,7 +217,7 @@ impl Default for NodeConfig {
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum NodeConfigError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -236,8 +236,8 @@ pub enum ConfigError {
 
 impl NodeConfig {
     /// Reads a TOML file.
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    pub fn from_file(path: &Path) -> Result<Self, NodeConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| NodeConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
@@ -245,27 +245,27 @@ impl NodeConfig {
     }
 
     /// Parses TOML text.
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+    pub fn from_toml(text: &str) -> Result<Self, NodeConfigError> {
         let config: NodeConfig = toml::from_str(text)?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks ranges.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), NodeConfigError> {
         if self.l2.is_empty() {
-            return Err(ConfigError::Invalid("l2 lists no servers".into()));
+            return Err(NodeConfigError::Invalid("l2 lists no servers".into()));
         }
         if !(0.0..=1.0).contains(&self.verify_sample) {
-            return Err(ConfigError::Invalid("verify_sample must be within 0..=1".into()));
+            return Err(NodeConfigError::Invalid("verify_sample must be within 0..=1".into()));
         }
         if self.write_behind.flush_batch == 0 {
-            return Err(ConfigError::Invalid(
+            return Err(NodeConfigError::Invalid(
                 "write_behind.flush_batch must be at least 1".into(),
             ));
         }
         #[cfg(feature = "testing")]
-        self.faults.validate().map_err(ConfigError::Invalid)?;
+        self.faults.validate().map_err(NodeConfigError::Invalid)?;
         Ok(())
     }
 

@@ -23,10 +23,10 @@
 //! - `pubsub.rs`: SUBSCRIBE/PSUBSCRIBE/PUBLISH's channel index.
 //! - `memcache/`: the memcached session: text and meta commands.
 //! - `metrics.rs`: counters, latency histogram, Prometheus collector.
-//! - `admin.rs`: the HTTP endpoint (`/metrics`, `/healthz`).
+//! - `admin.rs`: the HTTP endpoint (`/metrics`, `/healthz`), served by `strata_session::admin`.
 //! - `glob.rs`: Redis's glob patterns (KEYS, SCAN MATCH, CONFIG GET).
-//! - `fuzzing.rs`: entry points for the session fuzz targets in `fuzz/`
-//!   (a whole session over a real engine; hidden from the API).
+//! - `fuzzing.rs` (feature `testing`): entry points for the session fuzz targets in `fuzz/`
+//!   (a whole session over a real engine).
 //!
 //! [`Server::start`] binds every listener and spawns the accept loops, the
 //! active-expiry task and the admin endpoint on the current tokio runtime;

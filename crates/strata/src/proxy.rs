@@ -66,6 +66,10 @@ pub struct ProxyArgs {
     /// Refuse client connections beyond this many.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     max_connections: usize,
+    /// Close a client connection idle this many seconds (0: never, like
+    /// the server's `timeout`).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    idle_timeout: u64,
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -112,7 +116,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
                 memcache: SocketAddr::new(args.bind, args.memcache_port),
                 max_connections: args.max_connections,
                 max_value_bytes: 1024 * 1024,
-                idle_timeout: None,
+                idle_timeout: (args.idle_timeout > 0).then(|| std::time::Duration::from_secs(args.idle_timeout)),
             },
         )
         .await
