@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-#[cfg(feature = "testing")]
 use crate::faults::Faults;
 
 /// How writes reach the cache.
@@ -190,9 +189,7 @@ pub struct NodeConfig {
     /// Fraction of cache hits re-read from the origin in the background to
     /// measure staleness (0 disables).
     pub verify_sample: f64,
-    /// Injected trouble, for `strata check` (all off by default; only
-    /// with the `testing` feature).
-    #[cfg(feature = "testing")]
+    /// Injected trouble, for `strata check` (all off by default).
     pub faults: Faults,
 }
 
@@ -209,7 +206,6 @@ impl Default for NodeConfig {
             l2_settings: L2Settings::default(),
             write_behind: WriteBehindSettings::default(),
             verify_sample: 0.01,
-            #[cfg(feature = "testing")]
             faults: Faults::default(),
         }
     }
@@ -264,9 +260,7 @@ impl NodeConfig {
                 "write_behind.flush_batch must be at least 1".into(),
             ));
         }
-        #[cfg(feature = "testing")]
-        self.faults.validate().map_err(NodeConfigError::Invalid)?;
-        Ok(())
+        self.faults.validate().map_err(NodeConfigError::Invalid)
     }
 
     /// L2 TTL.
