@@ -69,7 +69,7 @@ pub enum PoolError {
 }
 
 /// Connection settings.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PoolSettings {
     /// Connections kept per node (each multiplexed: many callers at once).
     pub connections: usize,
@@ -84,19 +84,6 @@ pub struct PoolSettings {
     /// The servers' `requirepass`: each new connection authenticates with
     /// memcached's ASCII auth (`set` of `<user> <password>`) before use.
     pub password: Option<strata_session::Secret>,
-}
-
-impl std::fmt::Debug for PoolSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolSettings")
-            .field("connections", &self.connections)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .field("health", &self.health)
-            .field("missed_writes_limit", &self.missed_writes_limit)
-            .field("password", &self.password)
-            .finish()
-    }
 }
 
 impl Default for PoolSettings {

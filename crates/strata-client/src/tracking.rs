@@ -71,7 +71,7 @@ const HEARTBEAT_IDLE: Duration = Duration::from_secs(1);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where to subscribe, and to what.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TrackingConfig {
     /// RESP addresses (`host:port`) of the L2 servers: all of them, since
     /// any may hold a key this node caches.
@@ -82,17 +82,6 @@ pub struct TrackingConfig {
     pub reconnect_delay: Duration,
     /// The servers' `requirepass`, sent with `HELLO 3 AUTH default …`.
     pub password: Option<strata_session::Secret>,
-}
-
-impl std::fmt::Debug for TrackingConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrackingConfig")
-            .field("addrs", &self.addrs)
-            .field("prefixes", &self.prefixes)
-            .field("reconnect_delay", &self.reconnect_delay)
-            .field("password", &self.password)
-            .finish()
-    }
 }
 
 /// What the L1 cache must drop.
