@@ -15,7 +15,8 @@
 //!    otherwise it waits in short steps for the winner's fill, and past
 //!    `max_wait` loads for itself without caching.
 //!
-//! A loader error reaches the caller; the winner's placeholder is deleted
+//! A loader error reaches the caller as [`ClientError::Loader`], boxed but
+//! not flattened to text (the caller may `downcast` it back); the winner's placeholder is deleted
 //! so that the next caller may try at once instead of waiting out the
 //! lease.
 
@@ -60,7 +61,7 @@ impl Client {
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<u8>, E>>,
-        E: std::fmt::Display,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let found = self
             .lease_read(key, ttl, || async { loader().await.map(|value| Some((value, None))) })
@@ -81,7 +82,7 @@ impl Client {
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<Fill>, E>>,
-        E: std::fmt::Display,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         self.lease_read(key, ttl, || async {
             loader()
@@ -100,7 +101,7 @@ impl Client {
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<(Vec<u8>, Option<u64>)>, E>>,
-        E: std::fmt::Display,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         meta::check_key(key)?;
         let inner = &self.inner;
@@ -240,15 +241,16 @@ impl Client {
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
-        E: std::fmt::Display,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let Some(loader) = loader else {
             unreachable!("the loader runs at most once: every path that calls it returns")
         };
         Stats::bump(&self.inner.stats.loads);
         loader().await.map_err(|error| {
+            let error = error.into();
             tracing::debug!(key = %String::from_utf8_lossy(key), %error, "loader failed");
-            ClientError::Loader(error.to_string())
+            ClientError::Loader(error)
         })
     }
 }

@@ -109,9 +109,11 @@ pub enum ClientError {
     /// The cluster configuration is invalid.
     #[error(transparent)]
     Ring(#[from] RingError),
-    /// The loader of `get_or_fill` failed; nothing was cached.
+    /// The loader of `get_or_fill` failed; nothing was cached. The
+    /// loader's own error, boxed: a caller that knows its loader's error
+    /// type gets it back with `downcast`.
     #[error("loader failed: {0}")]
-    Loader(String),
+    Loader(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A value as fetched from a cache server, with memcached's client flags

@@ -202,6 +202,33 @@ impl Client {
         }
         Ok(count)
     }
+
+    /// [`Self::delete_many`] for a caller that forgets a delete once it is
+    /// done, and so must know that it reached each key's *owner*: the
+    /// invalidator, which advances its log past the change. A delete that
+    /// went to a stand-in because the owner is down is owed to the owner
+    /// (the owner's return replays it there), but only this process
+    /// remembers that; were the caller to count it done and then restart,
+    /// an owner that was cut off rather than restarted would serve its old
+    /// value for good. So any delete still owed is an
+    /// [`ClientError::Unavailable`] — after every delete was sent, stand-ins
+    /// included — and the caller tries the batch again later.
+    pub async fn delete_many_at_owners<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<usize, ClientError> {
+        let found = join_all(keys.iter().map(|key| self.inner.delete_routed(key.as_ref()))).await;
+        let (mut count, mut owed) = (0, 0);
+        for result in found {
+            let (was_there, still_owed) = result?;
+            count += usize::from(was_there);
+            owed += usize::from(still_owed);
+        }
+        if owed > 0 {
+            return Err(ClientError::Unavailable(format!(
+                "{owed} of {} deletes reached only a stand-in: their owner is down",
+                keys.len()
+            )));
+        }
+        Ok(count)
+    }
 }
 
 /// The one reply of a one-command batch.
@@ -284,6 +311,13 @@ impl Inner {
     }
 
     pub(crate) async fn delete(self: &Arc<Self>, key: &[u8]) -> Result<bool, ClientError> {
+        Ok(self.delete_routed(key).await?.0)
+    }
+
+    /// Deletes `key`; whether it was there, and whether the delete is still
+    /// owed to the key's owner (it went to a stand-in while the owner was
+    /// down, and only this process remembers to replay it there).
+    pub(crate) async fn delete_routed(self: &Arc<Self>, key: &[u8]) -> Result<(bool, bool), ClientError> {
         meta::check_key(key)?;
         let route = self.route(key)?;
         let build = |_: Role| {
@@ -297,6 +331,8 @@ impl Inner {
         }
         Stats::bump(&self.stats.deletes);
         self.forget_previous(key, &route.owner).await;
-        meta::read_set(first(replies)?)
+        let found = meta::read_set(first(replies)?)?;
+        let owed = route.role == Role::Standby && route.owner.missed.lock().owes(key);
+        Ok((found, owed))
     }
 }

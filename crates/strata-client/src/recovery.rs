@@ -68,6 +68,12 @@ impl MissedWrites {
         self.keys.remove(key);
     }
 
+    /// Whether the node still owes `key`'s change (it is logged, or the
+    /// log overflowed and the node will be flushed).
+    pub fn owes(&self, key: &[u8]) -> bool {
+        self.overflowed || self.keys.contains(key)
+    }
+
     /// Whether anything was missed.
     pub fn is_empty(&self) -> bool {
         !self.overflowed && self.keys.is_empty()

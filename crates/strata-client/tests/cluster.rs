@@ -260,7 +260,7 @@ async fn a_fill_after_a_delete_is_refused_and_loader_errors_cache_nothing() {
     let failed = client
         .get_or_fill(b"broken", TTL, || async { Err::<Vec<u8>, _>("database down") })
         .await;
-    assert!(matches!(failed, Err(strata_client::ClientError::Loader(ref m)) if m == "database down"));
+    assert!(matches!(failed, Err(strata_client::ClientError::Loader(ref m)) if m.to_string() == "database down"));
     // The placeholder was removed, so the next caller may try at once.
     let value = client
         .get_or_fill(b"broken", TTL, || async { Ok::<_, std::io::Error>(b"ok".to_vec()) })

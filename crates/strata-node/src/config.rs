@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+#[cfg(feature = "testing")]
 use crate::faults::Faults;
 
 /// How writes reach the cache.
@@ -189,7 +190,9 @@ pub struct NodeConfig {
     /// Fraction of cache hits re-read from the origin in the background to
     /// measure staleness (0 disables).
     pub verify_sample: f64,
-    /// Injected trouble, for `strata check` (all off by default).
+    /// Injected trouble, for `strata check` (all off by default; only
+    /// with the `testing` feature).
+    #[cfg(feature = "testing")]
     pub faults: Faults,
 }
 
@@ -206,6 +209,7 @@ impl Default for NodeConfig {
             l2_settings: L2Settings::default(),
             write_behind: WriteBehindSettings::default(),
             verify_sample: 0.01,
+            #[cfg(feature = "testing")]
             faults: Faults::default(),
         }
     }
@@ -260,7 +264,9 @@ impl NodeConfig {
                 "write_behind.flush_batch must be at least 1".into(),
             ));
         }
-        self.faults.validate().map_err(NodeConfigError::Invalid)
+        #[cfg(feature = "testing")]
+        self.faults.validate().map_err(NodeConfigError::Invalid)?;
+        Ok(())
     }
 
     /// L2 TTL.

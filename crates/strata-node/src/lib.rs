@@ -22,12 +22,13 @@
 //!   the write strategies ([`Strategy`]).
 //! - `writebehind.rs`: write-behind's flusher and pending-write overlay.
 //! - [`http`]: the HTTP/JSON routes (axum).
-//! - [`config`]: settings and the TOML file; [`faults`]: injected trouble
-//!   for the consistency checker.
+//! - [`config`]: settings and the TOML file; `faults` (with the `testing`
+//!   feature only): injected trouble for the consistency checker.
 //! - [`item`]: the cache key and the bytes a row is cached as.
 //! - [`metrics`]: counters and their Prometheus text.
 
 pub mod config;
+#[cfg(feature = "testing")]
 pub mod faults;
 pub mod http;
 pub mod invalidator;

@@ -1,20 +1,36 @@
 //! The node: the read path through L1, L2 and the origin, and the write
 //! strategies.
 //!
-//! **Read**: L1 (in process; concurrent misses on one key coalesce into
-//! one load) → L2 with a lease-get (one loader per key across every node)
-//! → the origin → fill L2 with the lease token and the row's version →
-//! fill L1. L1 is filled only while every tracking connection is up (a
-//! push may have been missed otherwise), and a push that arrives while a
-//! load is in flight stops that load from filling L1. L1 entries also
-//! expire after `l1.ttl_ms` whatever happens.
+//! **Read**, one function per step, each returning the bytes with where
+//! they came from ([`ReadSource`]) and the origin's own error:
+//!
+//! - `get`: a write-behind write not yet flushed answers first; else
+//! - `read_l1_then_load`: L1 (in process; concurrent misses on one key
+//!   coalesce into one load); on a miss, `load`, whose value fills L1 only
+//!   while L1 is usable (every tracking connection up — a push may have
+//!   been missed otherwise — and no cache server marked down), only if no
+//!   push for the key arrived while it ran, and only if no L1 flush (the
+//!   L1 epoch) happened meanwhile. L1 entries also expire after
+//!   `l1.ttl_ms` whatever happens.
+//! - `load` picks the strategy's load: `load_leased` (cache-aside,
+//!   write-through, write-behind: lease-get → origin → fill L2 with the
+//!   lease token and the row's version) or `load_naive` (plain get →
+//!   origin → plain set).
+//! - `load_origin`: one origin read (with the read-path faults when built
+//!   with the `testing` feature).
+//!
+//! An origin error reaches the caller as [`NodeError::Origin`] holding the
+//! origin's error itself (through the client's lease-get as a boxed error,
+//! downcast back), so the HTTP reply names the database's complaint.
 //!
 //! **Write**: see [`Strategy`]. After the origin commits, the cache update
 //! (delete or versioned set) is best-effort: if it fails or is lost, the
 //! invalidator deletes the key again from the database's log.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+#[cfg(feature = "testing")]
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use strata_client::tracking::{Invalidation, Tracker, TrackingConfig};
@@ -24,6 +40,7 @@ use strata_store::local::LocalCache;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{NodeConfig, Strategy};
+#[cfg(feature = "testing")]
 use crate::faults::{Faults, maybe_delay, strikes};
 use crate::item::{cache_key, decode, encode};
 use crate::journal::JournalError;
@@ -43,15 +60,22 @@ pub enum NodeError {
     /// The id or value is not acceptable.
     #[error("{0}")]
     BadRequest(String),
-    /// The origin failed.
+    /// The origin failed: its own error (SQLite's, PostgreSQL's), shared
+    /// by every reader of a coalesced L1 load.
     #[error("origin: {0}")]
-    Origin(#[from] OriginError),
+    Origin(#[source] Arc<OriginError>),
     /// Write-behind's journal refused the write (full, or an I/O error).
     #[error("journal: {0}")]
     Journal(#[from] JournalError),
     /// The node could not start.
     #[error("{0}")]
     Start(String),
+}
+
+impl From<OriginError> for NodeError {
+    fn from(error: OriginError) -> Self {
+        NodeError::Origin(Arc::new(error))
+    }
 }
 
 impl NodeError {
@@ -130,16 +154,15 @@ pub(crate) struct NodeInner {
     shutdown: CancellationToken,
     /// The configured faults strike only while this is set (the checker
     /// clears it to let the system quiesce).
+    #[cfg(feature = "testing")]
     faults_on: AtomicBool,
-    /// Delayed cache updates still to be sent.
+    /// Delayed cache updates (a fault) still to be sent.
+    #[cfg(feature = "testing")]
     delayed_updates: AtomicUsize,
     /// Bumped at every L1 flush (a tracking connection lost or regained):
     /// a load that spans one may have missed a push, so it fills nothing.
     l1_epoch: Arc<AtomicU64>,
 }
-
-const FROM_L2: u8 = 0;
-const FROM_ORIGIN: u8 = 1;
 
 impl Node {
     /// Opens the origin, connects to the cluster, subscribes to
@@ -216,8 +239,10 @@ impl Node {
                 metrics,
                 write_behind,
                 shutdown,
+                #[cfg(feature = "testing")]
                 faults_on: AtomicBool::new(true),
                 l1_epoch,
+                #[cfg(feature = "testing")]
                 delayed_updates: AtomicUsize::new(0),
             }),
         };
@@ -278,15 +303,19 @@ impl Node {
     }
 
     /// Turns the configured faults on or off (they start on).
+    #[cfg(feature = "testing")]
     pub fn set_faults(&self, on: bool) {
         self.inner.faults_on.store(on, Ordering::SeqCst);
     }
 
     /// Writes whose effects are still on their way: unflushed
-    /// write-behind entries plus delayed cache updates.
+    /// write-behind entries plus (with the `testing` feature) cache updates
+    /// delayed by a fault.
     pub fn pending_writes(&self) -> usize {
-        self.inner.write_behind.as_ref().map_or(0, WriteBehind::unflushed)
-            + self.inner.delayed_updates.load(Ordering::SeqCst)
+        let unflushed = self.inner.write_behind.as_ref().map_or(0, WriteBehind::unflushed);
+        #[cfg(feature = "testing")]
+        let unflushed = unflushed + self.inner.delayed_updates.load(Ordering::SeqCst);
+        unflushed
     }
 
     /// Stops background work (the write-behind flusher makes a last
@@ -301,75 +330,181 @@ impl Node {
         }
     }
 
-    /// Reads row `id`.
+    /// Reads row `id`: a write-behind write not yet flushed, else L1 (if
+    /// usable) and below it the strategy's load.
     pub async fn get(&self, id: &str) -> Result<Option<ReadItem>, NodeError> {
         check_id(id)?;
-        let inner = &self.inner;
-        if let Some(write_behind) = &inner.write_behind {
-            match write_behind.pending(id) {
-                Some(Pending::Put(value)) => {
-                    return Ok(Some(ReadItem {
-                        id: id.to_owned(),
-                        value,
-                        version: None,
-                        updated_at_ms: 0,
-                        source: ReadSource::Journal,
-                    }));
-                }
-                Some(Pending::Delete) => return Ok(None),
-                None => {}
-            }
+        if let Some(pending) = self.inner.write_behind.as_ref().and_then(|journal| journal.pending(id)) {
+            return Ok(match pending {
+                Pending::Put(value) => Some(ReadItem {
+                    id: id.to_owned(),
+                    value,
+                    version: None,
+                    updated_at_ms: 0,
+                    source: ReadSource::Journal,
+                }),
+                Pending::Delete => None,
+            });
         }
         let key = cache_key(id);
-        let from = AtomicU8::new(FROM_L2);
+        let found = self.read_l1_then_load(id, &key).await?;
+        Ok(found.and_then(|(bytes, source)| decode(id, &bytes).map(|row| self.read_item(row, source))))
+    }
+
+    /// L1 if it may be used now; on an L1 miss (or without L1),
+    /// [`Self::load`]. Concurrent L1 misses on one key coalesce into one
+    /// load, whose value fills L1 unless, while it ran, a push for the key
+    /// arrived (the push invalidates the flight), L1 was flushed (the
+    /// epoch moved: a push may have been missed) or L1 stopped being
+    /// usable (tracking down, or a server marked down: the value may come
+    /// from a stand-in).
+    async fn read_l1_then_load(&self, id: &str, key: &str) -> Result<Option<(Vec<u8>, ReadSource)>, NodeError> {
+        let inner = &self.inner;
         let epoch = inner.l1_epoch.load(Ordering::SeqCst);
-        let found = match inner.l1.as_ref().filter(|_| self.l1_usable()) {
-            Some(l1) => {
-                if let Some(bytes) = l1.get(&key) {
-                    inner.metrics.l1_hits.inc();
-                    return Ok(decode(id, &bytes).map(|row| self.read_item(row, ReadSource::L1)));
+        let Some(l1) = inner.l1.as_ref().filter(|_| self.l1_usable()) else {
+            return Ok(self.load(id, key).await?);
+        };
+        if let Some(bytes) = l1.get(key) {
+            inner.metrics.l1_hits.inc();
+            return Ok(Some((bytes, ReadSource::L1)));
+        }
+        inner.metrics.l1_misses.inc();
+        // L1 holds bytes only: where our own load found them is noted
+        // here. A reader that joined another's flight (or found the value
+        // filled meanwhile) did not load, and reports L2 as it always has.
+        let mut loaded_from = None;
+        let slot = &mut loaded_from;
+        let load = move || {
+            async move {
+                let loaded = self.load(id, key).await;
+                // Invalidating our own flight stops its fill.
+                if inner.l1_epoch.load(Ordering::SeqCst) != epoch || !self.l1_usable() {
+                    l1.invalidate(key);
                 }
-                inner.metrics.l1_misses.inc();
-                let load = || async {
-                    let loaded = self.load_l2(id, &key, &from).await;
-                    // Tracking was lost (or regained), or a server marked
-                    // down, while this load ran: a push may have been
-                    // missed, or the value came from a stand-in, so it must
-                    // not go into L1. Invalidating our own flight stops its
-                    // fill.
-                    if inner.l1_epoch.load(Ordering::SeqCst) != epoch || !self.l1_usable() {
-                        l1.invalidate(&key);
+                match loaded {
+                    Ok(Some((bytes, source))) => {
+                        *slot = Some(source);
+                        Ok(bytes)
                     }
-                    loaded
-                };
-                match l1.get_or_load_async(&key, load).await {
-                    Ok(bytes) => Some(bytes),
-                    Err(error) => match &*error {
-                        LoadError::Absent => None,
-                        LoadError::Origin(message) => {
-                            return Err(NodeError::Origin(OriginError::Task(message.clone())));
-                        }
-                    },
+                    Ok(None) => Err(L1LoadError::Absent),
+                    Err(error) => Err(L1LoadError::Origin(Arc::new(error))),
                 }
             }
-            None => match self.load_l2(id, &key, &from).await {
-                Ok(bytes) => Some(bytes),
-                Err(LoadError::Absent) => None,
-                Err(LoadError::Origin(message)) => return Err(NodeError::Origin(OriginError::Task(message))),
+        };
+        match l1.get_or_load_async(key, load).await {
+            Ok(bytes) => Ok(Some((bytes, loaded_from.unwrap_or(ReadSource::L2)))),
+            Err(error) => match &*error {
+                L1LoadError::Absent => Ok(None),
+                L1LoadError::Origin(error) => Err(NodeError::Origin(Arc::clone(error))),
             },
+        }
+    }
+
+    /// Below L1: the strategy's read of L2 and, on a miss, the origin.
+    /// `None`: no such row.
+    async fn load(&self, id: &str, key: &str) -> Result<Option<(Vec<u8>, ReadSource)>, OriginError> {
+        match self.inner.config.strategy {
+            Strategy::Naive => self.load_naive(id, key).await,
+            Strategy::CacheAside | Strategy::WriteThrough | Strategy::WriteBehind => self.load_leased(id, key).await,
+        }
+    }
+
+    /// Cache-aside, write-through and write-behind: a lease-get (one loader
+    /// per key across every node); the lease winner reads the origin and
+    /// fills with the lease's CAS and the row's version, so a fill older
+    /// than a write since is refused. If the cluster fails in a way the
+    /// client cannot route around, the origin answers, uncached.
+    async fn load_leased(&self, id: &str, key: &str) -> Result<Option<(Vec<u8>, ReadSource)>, OriginError> {
+        let inner = &self.inner;
+        let mut loaded = false;
+        let filled = inner
+            .client
+            .get_or_fill_versioned(key.as_bytes(), Some(inner.config.l2_ttl()), || {
+                loaded = true;
+                self.origin_fill(id)
+            })
+            .await;
+        match filled {
+            Ok(found) => {
+                if !loaded && found.is_some() {
+                    inner.metrics.l2_hits.inc();
+                } else {
+                    inner.metrics.l2_misses.inc();
+                }
+                let source = if loaded { ReadSource::Origin } else { ReadSource::L2 };
+                Ok(found.map(|bytes| (bytes, source)))
+            }
+            // Our loader's error: the origin's, boxed by the client.
+            Err(ClientError::Loader(error)) => Err(match error.downcast::<OriginError>() {
+                Ok(error) => *error,
+                Err(other) => OriginError::Task(other.to_string()),
+            }),
+            Err(error) => {
+                inner.metrics.l2_errors.inc();
+                tracing::debug!(%error, "L2 failed; reading the origin");
+                let row = self.load_origin(id).await?;
+                Ok(row.map(|row| (encode(&row), ReadSource::Origin)))
+            }
+        }
+    }
+
+    /// The naive strategy: a plain get; on a miss (or an L2 error) the
+    /// origin, then a plain set — no lease, no version: the stale-set race
+    /// left open on purpose, as the baseline the checker measures.
+    async fn load_naive(&self, id: &str, key: &str) -> Result<Option<(Vec<u8>, ReadSource)>, OriginError> {
+        let inner = &self.inner;
+        match inner.client.get(key.as_bytes()).await {
+            Ok(Some(bytes)) => {
+                inner.metrics.l2_hits.inc();
+                return Ok(Some((bytes, ReadSource::L2)));
+            }
+            Ok(None) => {
+                inner.metrics.l2_misses.inc();
+            }
+            Err(error) => {
+                inner.metrics.l2_errors.inc();
+                tracing::debug!(%error, "L2 read failed; reading the origin");
+            }
+        }
+        let Some(row) = self.load_origin(id).await? else {
+            return Ok(None);
         };
-        let source = match from.load(Ordering::Relaxed) {
-            FROM_ORIGIN => ReadSource::Origin,
-            _ => ReadSource::L2,
-        };
-        Ok(found
-            .and_then(|bytes| decode(id, &bytes))
-            .map(|row| self.read_item(row, source)))
+        let bytes = encode(&row);
+        let _ = inner
+            .client
+            .set(key.as_bytes(), &bytes, Some(inner.config.l2_ttl()))
+            .await;
+        Ok(Some((bytes, ReadSource::Origin)))
+    }
+
+    /// The lease winner's loader: the row as a versioned fill.
+    async fn origin_fill(&self, id: &str) -> Result<Option<Fill>, OriginError> {
+        Ok(self.load_origin(id).await?.map(|row| Fill {
+            value: encode(&row),
+            version: row.version.max(0) as u64,
+        }))
+    }
+
+    /// One origin load, with the read-path faults.
+    async fn load_origin(&self, id: &str) -> Result<Option<Row>, OriginError> {
+        let inner = &self.inner;
+        #[cfg(feature = "testing")]
+        let faults = inner.faults();
+        #[cfg(feature = "testing")]
+        maybe_delay(faults.slow_origin, faults.origin_delay_ms).await;
+        inner.metrics.origin_loads.inc();
+        let row = inner.origin.get(id).await.inspect_err(|_| {
+            inner.metrics.origin_errors.inc();
+        })?;
+        // The stale-set race: the row read, then a pause before the fill.
+        #[cfg(feature = "testing")]
+        maybe_delay(faults.delayed_fill, faults.fill_delay_ms).await;
+        Ok(row)
     }
 
     fn read_item(&self, row: Row, source: ReadSource) -> ReadItem {
         let sample = self.inner.config.verify_sample;
-        if source != ReadSource::Origin && strikes(sample) {
+        if source != ReadSource::Origin && sampled(sample) {
             self.verify_in_background(row.clone());
         }
         ReadItem {
@@ -398,80 +533,6 @@ impl Node {
                 inner.metrics.verified_stale.inc();
             }
         });
-    }
-
-    /// L2 and, on a miss, the origin.
-    async fn load_l2(&self, id: &str, key: &str, from: &AtomicU8) -> Result<Vec<u8>, LoadError> {
-        let inner = &self.inner;
-        let ttl = Some(inner.config.l2_ttl());
-        if inner.config.strategy == Strategy::Naive {
-            match inner.client.get(key.as_bytes()).await {
-                Ok(Some(bytes)) => {
-                    inner.metrics.l2_hits.inc();
-                    return Ok(bytes);
-                }
-                Ok(None) => {
-                    inner.metrics.l2_misses.inc();
-                }
-                Err(error) => {
-                    inner.metrics.l2_errors.inc();
-                    tracing::debug!(%error, "L2 read failed; reading the origin");
-                }
-            }
-            from.store(FROM_ORIGIN, Ordering::Relaxed);
-            let row = self.load_origin(id).await?;
-            let bytes = encode(&row);
-            let _ = inner.client.set(key.as_bytes(), &bytes, ttl).await;
-            return Ok(bytes);
-        }
-        let loaded = inner
-            .client
-            .get_or_fill_versioned(key.as_bytes(), ttl, || async {
-                from.store(FROM_ORIGIN, Ordering::Relaxed);
-                match self.load_origin(id).await {
-                    Ok(row) => Ok(Some(Fill {
-                        value: encode(&row),
-                        version: row.version.max(0) as u64,
-                    })),
-                    Err(LoadError::Absent) => Ok(None),
-                    Err(LoadError::Origin(message)) => Err(message),
-                }
-            })
-            .await;
-        match loaded {
-            Ok(found) => {
-                if from.load(Ordering::Relaxed) == FROM_L2 && found.is_some() {
-                    inner.metrics.l2_hits.inc();
-                } else {
-                    inner.metrics.l2_misses.inc();
-                }
-                found.ok_or(LoadError::Absent)
-            }
-            Err(ClientError::Loader(message)) => Err(LoadError::Origin(message)),
-            Err(error) => {
-                // The cluster failed in a way get_or_fill could not route
-                // around: serve from the origin, uncached.
-                inner.metrics.l2_errors.inc();
-                tracing::debug!(%error, "L2 failed; reading the origin");
-                from.store(FROM_ORIGIN, Ordering::Relaxed);
-                self.load_origin(id).await.map(|row| encode(&row))
-            }
-        }
-    }
-
-    /// One origin load, with the read-path faults.
-    async fn load_origin(&self, id: &str) -> Result<Row, LoadError> {
-        let inner = &self.inner;
-        let faults = inner.faults();
-        maybe_delay(faults.slow_origin, faults.origin_delay_ms).await;
-        inner.metrics.origin_loads.inc();
-        let row = inner.origin.get(id).await.map_err(|error| {
-            inner.metrics.origin_errors.inc();
-            LoadError::Origin(error.to_string())
-        })?;
-        // The stale-set race: the row read, then a pause before the fill.
-        maybe_delay(faults.delayed_fill, faults.fill_delay_ms).await;
-        row.ok_or(LoadError::Absent)
     }
 
     /// Writes row `id`.
@@ -513,9 +574,7 @@ impl Node {
                 inner.metrics.origin_errors.inc();
             })?;
         let Some(applied) = applied.into_iter().next() else {
-            return Err(NodeError::Origin(OriginError::Task(
-                "the origin applied nothing".into(),
-            )));
+            return Err(OriginError::Task("the origin applied nothing".into()).into());
         };
         let ack = match &applied {
             crate::origin::Applied::Put(row) => WriteAck::Committed {
@@ -544,24 +603,36 @@ impl NodeInner {
     /// versioned set under write-through and write-behind. Best-effort
     /// (the invalidator repairs what is lost), with the write-path faults.
     pub(crate) async fn update_cache(self: &Arc<Self>, applied: crate::origin::Applied) {
+        #[cfg(feature = "testing")]
+        if self.update_cache_faulted(&applied) {
+            return;
+        }
+        self.send_cache_update(applied).await;
+    }
+
+    /// The write-path faults: the update dropped, or sent late from a task
+    /// of its own. Whether one struck (and the update is dealt with).
+    #[cfg(feature = "testing")]
+    fn update_cache_faulted(self: &Arc<Self>, applied: &crate::origin::Applied) -> bool {
         let faults = self.faults();
         if strikes(faults.drop_delete) {
             self.metrics.cache_updates_dropped.inc();
-            return;
+            return true;
         }
         if strikes(faults.delayed_delete) {
             // Late on the network: the writer is acknowledged first.
             let inner = Arc::clone(self);
             let delay = Duration::from_millis(faults.delete_delay_ms);
+            let applied = applied.clone();
             self.delayed_updates.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 inner.send_cache_update(applied).await;
                 inner.delayed_updates.fetch_sub(1, Ordering::SeqCst);
             });
-            return;
+            return true;
         }
-        self.send_cache_update(applied).await;
+        false
     }
 
     async fn send_cache_update(&self, applied: crate::origin::Applied) {
@@ -589,6 +660,7 @@ impl NodeInner {
     }
 
     /// The faults in force: the configured ones, or none once turned off.
+    #[cfg(feature = "testing")]
     fn faults(&self) -> &Faults {
         static NONE: Faults = Faults {
             slow_origin: 0.0,
@@ -615,13 +687,19 @@ impl NodeInner {
     }
 }
 
-/// Why a load found nothing to return.
+/// Why an L1 flight returned no value (L1 caches only values, so "no
+/// such row" travels as an error too).
 #[derive(Debug)]
-enum LoadError {
+enum L1LoadError {
     /// No such row.
     Absent,
-    /// The origin failed.
-    Origin(String),
+    /// The origin failed (shared by every reader of the flight).
+    Origin(Arc<OriginError>),
+}
+
+/// Draws whether an event of probability `p` happens now.
+fn sampled(p: f64) -> bool {
+    p > 0.0 && rand::random::<f64>() < p
 }
 
 fn check_id(id: &str) -> Result<(), NodeError> {

@@ -333,3 +333,51 @@ async fn a_password_protected_cluster_is_used_with_its_password() {
     server.shutdown();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// An origin failure reaches the reader as the origin's own error — here
+/// SQLite's "no such table" after the table is dropped behind the node's
+/// back — through every read path: L1's coalesced load, the lease-get's
+/// loader (cache-aside) and the naive plain get; over HTTP it is a 503
+/// naming the cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_error_reaches_the_reader_with_its_cause() {
+    for (name, strategy) in [
+        ("origin-error-aside", Strategy::CacheAside),
+        ("origin-error-naive", Strategy::Naive),
+    ] {
+        let stack = stack(name, strategy).await;
+        eventually("L1 usable", async || stack.node.l1_usable()).await;
+        let no_l1 = Node::start(NodeConfig {
+            l1: strata_node::config::L1Settings {
+                max_bytes: 0,
+                ..stack.node.config().l1.clone()
+            },
+            ..stack.node.config().clone()
+        })
+        .await
+        .unwrap();
+        let raw = rusqlite::Connection::open(stack.dir.join("origin.db")).unwrap();
+        raw.execute_batch("DROP TABLE items").unwrap();
+
+        for (which, node) in [("with L1", &stack.node), ("without L1", &no_l1)] {
+            let failed = node.get("gone").await.unwrap_err();
+            let message = failed.to_string();
+            assert!(
+                matches!(failed, strata_node::NodeError::Origin(_)) && failed.is_unavailable(),
+                "{strategy:?} {which}: {message}"
+            );
+            assert!(message.contains("no such table"), "{strategy:?} {which}: {message}");
+            assert!(
+                !message.contains("origin task failed"),
+                "{strategy:?} {which}: {message}"
+            );
+        }
+        let (status, body) = http(stack.http, "GET", "/items/gone", None).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            json(&body)["error"].as_str().unwrap().contains("no such table"),
+            "{body}"
+        );
+        no_l1.shutdown().await;
+    }
+}

@@ -100,6 +100,12 @@ async fn the_invalidator_follows_the_log_through_restarts_and_a_lost_slot() {
     );
     let failed = node.get("never-written").await.unwrap_err();
     assert!(failed.is_unavailable(), "{failed}");
+    // The cause itself, not a wrapper's word for it.
+    let message = failed.to_string();
+    assert!(
+        matches!(failed, NodeError::Origin(_)) && message.starts_with("origin: postgres: "),
+        "{message}"
+    );
 
     // Back: the node's pool and the invalidator's connection both recover,
     // and nothing committed after the restart is missed.

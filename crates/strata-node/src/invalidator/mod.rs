@@ -19,9 +19,16 @@
 //! consuming them, **apply** their deletes to the cluster, and only then
 //! **advance** the source past them. A crash anywhere repeats at most the
 //! last batch: at-least-once, in commit order, idempotent (deleting a key
-//! twice is harmless). A delete the cluster refuses (a node down, with no
-//! failover target) stops the loop before advancing; it retries the same
-//! batch after `retry_delay`.
+//! twice is harmless). A delete that does not reach the key's owner stops
+//! the loop before advancing, and it retries the same batch after
+//! `retry_delay`: the cluster refused it (a node down, no failover target),
+//! or it reached only a stand-in while the owner is down. The stand-in
+//! delete keeps readers that fail over from stale copies, and the client
+//! would replay the delete on the owner when it returns — but that debt
+//! lives in this process only, so a restarted invalidator that had moved
+//! on would leave an owner that was cut off (not emptied) serving the old
+//! value. Invalidations wait while an owner is down, at most until the
+//! client's probe brings it back or the cluster drops it.
 //!
 //! The latency from commit to L2 delete is measured per change (commit
 //! timestamps come from the log itself) into a histogram.
@@ -314,7 +321,9 @@ impl Invalidator {
         let mut keys: Vec<&[u8]> = batch.changes.iter().map(|change| change.key.as_bytes()).collect();
         keys.sort_unstable();
         keys.dedup();
-        self.client.delete_many(&keys).await?;
+        // Every delete must reach the key's owner before the log moves on
+        // (a stand-in's copy is not enough: see `delete_many_at_owners`).
+        self.client.delete_many_at_owners(&keys).await?;
         let now_ms = crate::now_ms();
         {
             let mut latency = self.stats.latency_us.lock();

@@ -94,6 +94,24 @@ pub(crate) struct Shard {
     epoch_started_ms: [u64; record::EPOCHS as usize],
 }
 
+/// Where a shard's CAS counter starts: not at 1, but at the clock — a
+/// restarted server must never hand out a CAS version its previous life
+/// handed out, or a lease token (a CAS) taken before the restart could
+/// match an unrelated item after it and let a stale fill in. The clock in
+/// microseconds keeps each new life above the last unless the last minted
+/// more than one version per microsecond per shard over its whole life;
+/// with many shards (fewer bits left for the counter) milliseconds, then
+/// seconds. The counter stays below 2^61 after shifting, far from the
+/// versioned-item range at 2^62 that clients use.
+fn cas_seed(now_ms: u64, shard_bits: u32) -> u64 {
+    let room = 1u64 << (61 - shard_bits.min(40));
+    [now_ms.saturating_mul(1000), now_ms, now_ms / 1000]
+        .into_iter()
+        .find(|&seed| seed < room / 2)
+        .unwrap_or(0)
+        .max(1)
+}
+
 impl Shard {
     pub(crate) fn new(
         policy: Box<dyn EvictionPolicy>,
@@ -118,7 +136,7 @@ impl Shard {
             capacity,
             wheel: TimerWheel::new(now_ms),
             ttl_items: 0,
-            cas_counter: 1,
+            cas_counter: cas_seed(now_ms, shard_bits),
             shard_id,
             shard_bits,
             counters: Counters::default(),
@@ -604,5 +622,23 @@ impl Shard {
     /// The number of slot positions (occupied or free).
     pub(crate) fn slot_count(&self) -> usize {
         self.items.locs.len()
+    }
+}
+
+#[cfg(test)]
+mod cas_seed_tests {
+    use super::cas_seed;
+
+    #[test]
+    fn seeds_leave_room_below_the_versioned_range_for_every_shard_count() {
+        let now_ms = 1_800_000_000_000; // 2027
+        for bits in 0..=16 {
+            let seed = cas_seed(now_ms, bits);
+            assert!(seed >= 1);
+            assert!((seed << bits) < 1 << 61, "{bits} bits: {seed}");
+            // A later start is never below an earlier one.
+            assert!(cas_seed(now_ms + 1, bits) >= seed);
+        }
+        assert_eq!(cas_seed(0, 4), 1);
     }
 }

@@ -973,3 +973,30 @@ fn overwrites_across_and_beyond_the_size_classes_read_back() {
         assert_eq!(s.get_value(b"big").as_deref(), Some(&value[..]), "length {len}");
     }
 }
+
+/// A server that restarts must not mint a CAS version its previous life
+/// minted: a lease token (a CAS) held across the restart would otherwise
+/// match whatever item later got that number and let a stale fill in.
+#[test]
+fn a_store_built_later_never_reuses_an_earlier_stores_cas_versions() {
+    let (first, _) = store();
+    let mut highest = 0;
+    for i in 0..10_000u32 {
+        first.set(&i.to_be_bytes(), b"v", SetOptions::default()).expect("set");
+        highest = highest.max(first.peek(&i.to_be_bytes(), |item| item.cas()).expect("stored"));
+    }
+    // Restarted one second later (the manual clock stands for the wall
+    // clock), with every shard count the builder allows.
+    for shards in [1, 16, 1024] {
+        let clock = ManualClock::new(T0 + 1000);
+        let second = Store::builder(Capacity::Bytes(64 << 20))
+            .shards(shards)
+            .clock(clock)
+            .hash_seed(7)
+            .build();
+        second.set(b"k", b"v", SetOptions::default()).expect("set");
+        let cas = second.peek(b"k", |item| item.cas()).expect("stored");
+        assert!(cas > highest, "{shards} shards: {cas} after {highest}");
+        assert!(cas < 1 << 62, "below the versioned range: {cas}");
+    }
+}
