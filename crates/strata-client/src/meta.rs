@@ -58,9 +58,14 @@ impl<'a> Flags<'a> {
     }
 }
 
-/// Seconds for a meta `T` flag: at least 1 (0 would mean "never expires").
+/// The value of a meta `T` flag for `ttl`: at least 1 s (0 would mean
+/// "never expires"); past 30 days an absolute Unix time, because memcached
+/// reads a larger number as one (`exptime_for_ttl`).
 pub fn ttl_secs(ttl: std::time::Duration) -> i64 {
-    ttl.as_secs().max(1) as i64
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    strata_proto::memcache::exptime_for_ttl(ttl.as_secs(), now)
 }
 
 const GET_FLAGS: [MetaArg<'static>; 4] = [

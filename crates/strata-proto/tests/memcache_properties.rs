@@ -14,7 +14,7 @@ use strata_proto::memcache::client::{
 };
 use strata_proto::memcache::{
     ArithmeticOp, Discard, Limits, MetaArg, MetaCode, MetaDebug, MetaFlags, MetaResponse, Parsed, ReplyKind, Request,
-    RequestError, Response, ResponseDecoder, ResponseLimits, ReturnedFlag, SetMode, Stat, Status, StoreCommand, Value,
+    RequestError, Response, ResponseDecoder, ResponseLimits, ReturnedFlag, SetMode, Stat, Status, StoreCommand, TooLarge, Value,
     encode_request, encode_response, parse_request,
 };
 
@@ -557,6 +557,8 @@ proptest! {
             noreply: noreply && !meta,
             consumed: line.len(),
             swallow: len + 2,
+            // The key travels with the refusal: its old value must go.
+            too_large: Some(TooLarge { key: std::borrow::Cow::Borrowed(&key[..]), replaces: true }),
         };
         // Nothing of the value needs to be there, and nothing after the line matters.
         prop_assert_eq!(parse_request(&line, &LIMITS), Ok(expected.clone()));

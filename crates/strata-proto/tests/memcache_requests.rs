@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use strata_proto::memcache::{
-    ArithmeticOp, Discard, FatalError, Limits, MetaFlag, Parsed, Request, RequestError, SetMode, parse_request,
+    ArithmeticOp, Discard, FatalError, Limits, MetaFlag, Parsed, Request, RequestError, SetMode, TooLarge, parse_request,
 };
 
 const LIMITS: Limits = Limits {
@@ -142,7 +142,11 @@ fn ms_errors_swallow_once_the_length_is_known() {
                 error,
                 noreply: false,
                 consumed: line.len(),
-                swallow
+                swallow,
+                too_large: (error == RequestError::TooLarge).then(|| TooLarge {
+                    key: std::borrow::Cow::Borrowed(&b"foo"[..]),
+                    replaces: true
+                }),
             },
             "{:?}",
             String::from_utf8_lossy(line)
@@ -211,7 +215,11 @@ fn classic_noreply_is_reported_with_refusals() {
             error: RequestError::TooLarge,
             noreply: true,
             consumed: 22,
-            swallow: 67
+            swallow: 67,
+            too_large: Some(TooLarge {
+                key: std::borrow::Cow::Borrowed(&b"k"[..]),
+                replaces: true
+            }),
         }
     );
     assert_eq!(

@@ -30,6 +30,10 @@ pub(crate) struct Session {
 enum Command<'a> {
     Request(Request<'a>),
     Reply(Vec<u8>),
+    /// A value refused as too large: remove the key's old value in the
+    /// cluster (as memcached and strata's server do), then send the
+    /// refusal (unless `noreply`).
+    Refused { key: Vec<u8>, reply: Option<Vec<u8>> },
 }
 
 /// The keys of a plain `get`/`gets` (batched across a pipeline), with
@@ -109,9 +113,19 @@ impl Session {
                     noreply,
                     consumed: used,
                     swallow,
+                    too_large,
                 }) => {
-                    if !noreply {
-                        commands.push(refusal(error));
+                    match too_large.filter(|refused| refused.replaces) {
+                        Some(refused) => commands.push(Command::Refused {
+                            key: refused.key.into_owned(),
+                            reply: (!noreply).then(|| {
+                                let mut reply = Vec::new();
+                                encode_request_error(&mut reply, error);
+                                reply
+                            }),
+                        }),
+                        None if !noreply => commands.push(refusal(error)),
+                        None => {}
                     }
                     consumed += used;
                     self.swallowing = Some(Discard::new(swallow));
@@ -191,6 +205,18 @@ async fn execute(command: &Command<'_>, out: &mut Vec<u8>, shared: &ProxyShared)
         Command::Reply(reply) => {
             shared.stats.refused.fetch_add(1, Ordering::Relaxed);
             out.extend_from_slice(reply);
+            return false;
+        }
+        Command::Refused { key, reply } => {
+            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+            if let Err(error) = client.delete(key).await {
+                // The refusal still stands; the old value may outlive it
+                // only while the cluster cannot be reached.
+                tracing::debug!(%error, "could not remove the old value of a refused key");
+            }
+            if let Some(reply) = reply {
+                out.extend_from_slice(reply);
+            }
             return false;
         }
     };

@@ -138,6 +138,17 @@ impl Shared {
         self.tracking.key_modified(&self.clients, key, writer);
     }
 
+    /// A write to `key` was refused because its value is too large: remove
+    /// the old value, as memcached does (`SERVER_ERROR object too large
+    /// for cache` unlinks the key), so that no client reads the value the
+    /// failed write meant to replace. Both protocols and every path that
+    /// can refuse a value come here.
+    pub(crate) fn remove_refused(&self, key: &[u8], writer: u64) {
+        if self.store.delete(key) {
+            self.key_modified(key, writer);
+        }
+    }
+
     /// The whole keyspace was flushed (after the flush).
     pub(crate) fn flushed(&self) {
         self.tracking.flushed(&self.clients);

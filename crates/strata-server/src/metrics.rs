@@ -45,6 +45,8 @@ pub struct Metrics {
     pub(crate) rejected_connections: AtomicU64,
     /// Requests refused as malformed or too large.
     pub(crate) protocol_errors: AtomicU64,
+    /// Failed password checks, both protocols.
+    pub(crate) auth_failures: AtomicU64,
     /// Keys in client-tracking invalidations written to clients (a flush
     /// message counts one).
     pub(crate) invalidations: AtomicU64,
@@ -73,6 +75,7 @@ impl Metrics {
             connections_total: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             push_disconnects: Arc::new(AtomicU64::new(0)),
             started: Instant::now(),
@@ -321,6 +324,12 @@ impl Collector for PrometheusCollector {
             "strata_protocol_errors",
             "Requests refused as malformed or too large",
             metrics.protocol_errors.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "strata_auth_failures",
+            "Failed password checks (AUTH, HELLO AUTH, memcached ASCII auth)",
+            metrics.auth_failures.load(Ordering::Relaxed),
         )?;
         counter(
             &mut encoder,

@@ -24,11 +24,22 @@ impl Secret {
     }
 
     /// Whether `given` is this secret, compared in time that depends only
-    /// on the lengths (a password check must not leak how many leading
-    /// bytes were right).
+    /// on the length of `given` (a password check must leak neither how
+    /// many leading bytes were right nor how long the secret is).
     pub fn matches(&self, given: &[u8]) -> bool {
+        // Time depends on the length of `given` only: every byte of it is
+        // compared (against the secret repeated), and a length mismatch
+        // is folded in rather than returned early, so neither the secret's
+        // bytes nor its length can be timed.
         let expected = self.0.as_bytes();
-        given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        if expected.is_empty() {
+            return given.is_empty();
+        }
+        let mut diff = u8::from(given.len() != expected.len());
+        for (i, &byte) in given.iter().enumerate() {
+            diff |= byte ^ expected[i % expected.len()];
+        }
+        std::hint::black_box(diff) == 0 && !given.is_empty()
     }
 }
 
@@ -72,6 +83,11 @@ mod tests {
         assert_eq!(secret.expose(), "s3cret");
         assert!(secret.matches(b"s3cret"));
         assert!(!secret.matches(b"s3cres"));
+        // Repetitions of the secret, prefixes and the empty string fail.
+        assert!(!secret.matches(b"s3crets3cret"));
+        assert!(!secret.matches(b"s3cre"));
+        assert!(!secret.matches(b""));
+        assert!(Secret::from("").matches(b""));
         assert!(!secret.matches(b"s3cret!"));
         assert!(!secret.matches(b""));
         let holder = Holder { password: Some(secret) };

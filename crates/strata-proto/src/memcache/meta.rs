@@ -18,7 +18,7 @@ use base64::Engine as _;
 
 use super::error::RequestError;
 use super::line::{Tokens, is_valid_key, parse_i64, parse_u32, parse_u64};
-use super::parse::{Context, Parsed, parse_data_len};
+use super::parse::{Context, Parsed, TooLarge, parse_data_len};
 use super::request::{ArithmeticOp, Meta, MetaArithmetic, MetaSet, Request, SetMode};
 
 /// Most flags on one meta command line. memcached refuses a line of more
@@ -389,6 +389,13 @@ fn parse_set<'a>(context: &Context<'a>, mut args: Tokens<'a>) -> Parsed<'a> {
             None => return context.swallow(RequestError::InvalidSetMode, false, data_len),
         },
     };
+    if data_len > context.limits.max_value_bytes {
+        let refused = TooLarge {
+            key: meta.key,
+            replaces: mode != SetMode::Add,
+        };
+        return context.too_large(refused, false, data_len);
+    }
     match context.data(data_len, false) {
         Ok(data) => context.request_with_data(Request::MetaSet(MetaSet { meta, mode, data }), data_len),
         Err(outcome) => outcome,

@@ -91,10 +91,10 @@ pub use client::{MetaArg, encode_request};
 pub use encode::{Field, MetaCode, MetaReply, Status};
 pub use error::{FatalError, RequestError, ResponseError};
 pub use meta::{MAX_META_FLAGS, MAX_OPAQUE_BYTES, MetaFlag, MetaFlags, MetaFlagsIter};
-pub use parse::{Discard, MAX_DATA_LEN, Parsed, parse_request};
+pub use parse::{Discard, MAX_DATA_LEN, Parsed, TooLarge, parse_request};
 pub use request::{
     ArithmeticOp, Expiration, Get, KEY_MAX_BYTES, Keys, KeysIter, Limits, MAX_RELATIVE_EXPTIME, Meta, MetaArithmetic,
-    MetaSet, Request, SetMode, Store, StoreCommand,
+    MetaSet, Request, SetMode, Store, StoreCommand, exptime_for_ttl,
 };
 pub use response::{
     MetaDebug, MetaResponse, Progress, ReplyKind, Response, ResponseDecoder, ResponseLimits, ReturnedFlag, Stat, Value,

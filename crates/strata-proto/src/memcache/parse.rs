@@ -10,6 +10,8 @@
 //! Every outcome mirrors what memcached does with the same bytes; the
 //! variants of [`Parsed`] say which of its behaviours applies.
 
+use std::borrow::Cow;
+
 use super::error::{FatalError, RequestError};
 use super::line::{LineScan, Tokens, ends_with_noreply, is_valid_key, last_token, parse_i64, parse_u32, parse_u64};
 use super::meta::{MetaCommand, parse_meta};
@@ -73,7 +75,22 @@ pub enum Parsed<'a> {
         consumed: usize,
         /// Bytes to discard after those: the data block plus 2.
         swallow: usize,
+        /// For a value refused as too large: its key, whose old value the
+        /// server must remove (memcached unlinks it, so that no client reads
+        /// the value the failed write meant to replace).
+        too_large: Option<TooLarge<'a>>,
     },
+}
+
+/// The key of a storage request refused because its value is too large.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TooLarge<'a> {
+    /// The key (decoded, for a meta set with a base64 key).
+    pub key: Cow<'a, [u8]>,
+    /// Whether the write would have changed an existing value — every mode
+    /// but add (`add`, `ms … ME`), which stores only if the key is absent
+    /// and so leaves an existing value alone.
+    pub replaces: bool,
 }
 
 /// Counts down the bytes of a [`Parsed::Swallow`] as they arrive.
@@ -224,6 +241,19 @@ impl<'a> Context<'a> {
             noreply,
             consumed: self.line_len,
             swallow: data_len + 2,
+            too_large: None,
+        }
+    }
+
+    /// `data_len` bytes of data for `refused.key` are over the value limit:
+    /// refuse them as too large, naming the key (see [`TooLarge`]).
+    pub(crate) fn too_large(&self, refused: TooLarge<'a>, noreply: bool, data_len: usize) -> Parsed<'a> {
+        Parsed::Swallow {
+            error: RequestError::TooLarge,
+            noreply,
+            consumed: self.line_len,
+            swallow: data_len + 2,
+            too_large: Some(refused),
         }
     }
 
@@ -338,6 +368,13 @@ fn parse_store<'a>(context: &Context<'a>, args: Tokens<'a>, kind: StoreKind) -> 
             None => return context.swallow(RequestError::BadFormat, noreply, data_len),
         },
     };
+    if data_len > context.limits.max_value_bytes {
+        let refused = TooLarge {
+            key: Cow::Borrowed(key),
+            replaces: kind != StoreKind::Add,
+        };
+        return context.too_large(refused, noreply, data_len);
+    }
     match context.data(data_len, noreply) {
         Ok(data) => {
             let store = Store {
@@ -561,7 +598,11 @@ mod tests {
                 error: RequestError::TooLarge,
                 noreply: false,
                 consumed: 15,
-                swallow: 103
+                swallow: 103,
+                too_large: Some(TooLarge {
+                    key: Cow::Borrowed(b"k"),
+                    replaces: true
+                })
             })
         );
         assert_eq!(
@@ -570,7 +611,11 @@ mod tests {
                 error: RequestError::TooLarge,
                 noreply: false,
                 consumed: 13,
-                swallow: 103
+                swallow: 103,
+                too_large: Some(TooLarge {
+                    key: Cow::Borrowed(b"k"),
+                    replaces: true
+                })
             })
         );
     }

@@ -400,9 +400,37 @@ impl Expiration {
     }
 }
 
+/// The exptime a client sends for a TTL of `ttl_secs` seconds so that
+/// memcached's rule ([`Expiration::from_exptime`]) reads it back as that
+/// TTL: relative up to [`MAX_RELATIVE_EXPTIME`], beyond it the absolute
+/// Unix time `now + ttl` (a relative value that large would be read as a
+/// date in 1970 — already expired). `ttl_secs` of 0 is raised to 1 (0
+/// means "never expires"). Absolute times assume the client's and the
+/// server's clocks agree, as memcached's own clients do.
+pub fn exptime_for_ttl(ttl_secs: u64, now_unix_secs: u64) -> i64 {
+    let ttl = ttl_secs.max(1);
+    let exptime = if ttl <= MAX_RELATIVE_EXPTIME as u64 {
+        ttl
+    } else {
+        now_unix_secs.saturating_add(ttl)
+    };
+    i64::try_from(exptime).unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ttl_round_trips_through_memcacheds_exptime_rule() {
+        let now = 1_700_000_000;
+        for ttl in [1, 60, MAX_RELATIVE_EXPTIME as u64, MAX_RELATIVE_EXPTIME as u64 + 1, 400 * 86_400] {
+            let exptime = exptime_for_ttl(ttl, now);
+            assert_eq!(Expiration::from_exptime(exptime, now), Expiration::AtUnixSecs(now + ttl), "{ttl}");
+        }
+        assert_eq!(exptime_for_ttl(0, now), 1);
+        assert_eq!(exptime_for_ttl(u64::MAX, now), i64::MAX);
+    }
 
     #[test]
     fn expiration_follows_memcached_realtime() {

@@ -124,6 +124,8 @@ pub(crate) struct McSession {
     shared: Arc<Shared>,
     limits: Limits,
     authenticated: bool,
+    /// Failed auth attempts so far.
+    auth_failures: u32,
     /// Bytes of a refused value still to discard as they arrive.
     swallowing: Option<Discard>,
 }
@@ -141,12 +143,14 @@ impl McSession {
             },
             shared,
             authenticated,
+            auth_failures: 0,
             swallowing: None,
         }
     }
 
-    /// Checks memcached's ASCII auth request; true if it authenticated.
-    fn authenticate(&mut self, request: &Request<'_>, out: &mut Vec<u8>) {
+    /// Checks memcached's ASCII auth request; true to close the
+    /// connection (too many failed attempts).
+    fn authenticate(&mut self, request: &Request<'_>, out: &mut Vec<u8>) -> bool {
         let counters = &self.shared.memcache;
         match request {
             Request::Store(store) if store.command == strata_proto::memcache::StoreCommand::Set => {
@@ -166,11 +170,18 @@ impl McSession {
                     out.extend_from_slice(b"STORED\r\n");
                 } else {
                     McCounters::bump(&counters.auth_errors);
+                    self.shared.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
                     out.extend_from_slice(b"CLIENT_ERROR authentication failure\r\n");
+                    self.auth_failures += 1;
+                    if self.auth_failures >= crate::resp::MAX_AUTH_FAILURES {
+                        tracing::warn!("closing a memcached connection after {} failed auth attempts", self.auth_failures);
+                        return true;
+                    }
                 }
             }
             _ => out.extend_from_slice(b"CLIENT_ERROR unauthenticated\r\n"),
         }
+        false
     }
 }
 
@@ -205,6 +216,16 @@ impl Session for McSession {
                 Ok(parsed) => parsed,
                 Err(fatal) => {
                     self.shared.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    if fatal == strata_proto::memcache::FatalError::Http {
+                        // Cross-protocol scripting: a browser made to post
+                        // to this port. memcached hangs up without a word,
+                        // so nothing the page sent is answered.
+                        tracing::debug!("closing a memcached connection that spoke HTTP");
+                        return Outcome {
+                            consumed: input.len(),
+                            close: true,
+                        };
+                    }
                     out.extend_from_slice(format!("CLIENT_ERROR {fatal}\r\n").as_bytes());
                     return Outcome {
                         consumed: input.len(),
@@ -222,8 +243,7 @@ impl Session for McSession {
                     let close = if self.authenticated {
                         self.execute(&request, out)
                     } else {
-                        self.authenticate(&request, out);
-                        false
+                        self.authenticate(&request, out)
                     };
                     stats.record(command_index(&request), started.elapsed().as_nanos() as u64);
                     consumed += used;
@@ -247,9 +267,13 @@ impl Session for McSession {
                     noreply,
                     consumed: used,
                     swallow,
+                    too_large,
                 } => {
                     if error == strata_proto::memcache::RequestError::TooLarge {
                         McCounters::bump(&self.shared.memcache.store_too_large);
+                        if let Some(refused) = too_large.filter(|refused| refused.replaces && self.authenticated) {
+                            self.shared.remove_refused(&refused.key, crate::tracking::NO_CLIENT);
+                        }
                     } else {
                         self.shared.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     }

@@ -190,6 +190,9 @@ fn store_item(shared: &Shared, store: &Store<'_>, out: &mut Vec<u8>) {
         }
         Err(StoreError::TooLarge { .. }) => {
             McCounters::bump(&counters.store_too_large);
+            if store.command != StoreCommand::Add {
+                shared.remove_refused(store.key, NO_CLIENT);
+            }
             out.extend_from_slice(b"SERVER_ERROR object too large for cache\r\n");
         }
         Err(_) => out.extend_from_slice(b"SERVER_ERROR out of memory storing object\r\n"),

@@ -38,6 +38,23 @@ pub(super) fn echo(ctx: &mut Ctx<'_>) -> Flow {
     Flow::Continue
 }
 
+/// Failed AUTH attempts (AUTH or HELLO … AUTH) a connection may make; the
+/// one after is answered and the connection closed, so a password cannot
+/// be guessed at pipeline speed over one connection.
+pub(crate) const MAX_AUTH_FAILURES: u32 = 10;
+
+/// Answers a failed password check, counting it against the connection.
+fn auth_failed(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
+    ctx.out.error(message);
+    ctx.conn.auth_failures += 1;
+    ctx.shared.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+    if ctx.conn.auth_failures >= MAX_AUTH_FAILURES {
+        tracing::warn!(client = ctx.conn.id, "closing a connection after {MAX_AUTH_FAILURES} failed AUTH attempts");
+        return Flow::Close;
+    }
+    Flow::Continue
+}
+
 /// Checks `user`/`password` against `requirepass`. `Err` is the reply.
 fn check_password(ctx: &Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(), &'static [u8]> {
     let Some(expected) = ctx.shared.requirepass() else {
@@ -68,9 +85,7 @@ pub(super) fn auth(ctx: &mut Ctx<'_>) -> Flow {
             ctx.conn.authenticated = true;
             ctx.out.ok();
         }
-        Err(message) => {
-            ctx.out.error(message);
-        }
+        Err(message) => return auth_failed(ctx, message),
     }
     Flow::Continue
 }
@@ -102,8 +117,7 @@ pub(super) fn hello(ctx: &mut Ctx<'_>) -> Flow {
     while i < ctx.argc() {
         if ctx.arg_is(i, "AUTH") && i + 2 < ctx.argc() {
             if let Err(message) = check_password(ctx, ctx.arg(i + 1), ctx.arg(i + 2)) {
-                ctx.out.error(message);
-                return Flow::Continue;
+                return auth_failed(ctx, message);
             }
             ctx.conn.authenticated = true;
             i += 3;
@@ -382,13 +396,15 @@ fn config_values(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("proto-max-bulk-len", config.max_item_size.to_string()),
         ("maxclients", config.max_connections.to_string()),
         ("timeout", config.timeout.to_string()),
+        // Never shown: a client that may run CONFIG may not need the
+        // password to read it (Redis shows it; strata does not).
         (
             "requirepass",
-            config
-                .requirepass
-                .as_ref()
-                .map(|p| p.expose().to_owned())
-                .unwrap_or_default(),
+            if config.requirepass.is_some() {
+                "(redacted)".into()
+            } else {
+                String::new()
+            },
         ),
         ("active-expire-effort", config.active_expire_effort.to_string()),
         ("lease-ms", config.lease_ms.to_string()),
@@ -499,7 +515,15 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), String> {
             // Connections opened from now on get the new limit.
             ctx.shared.config.write().push_buffer_limit = bytes;
         }
-        "save" | "appendonly" => {}
+        // strata has no persistence yet: only the values that mean "off"
+        // are accepted; anything else would be a silent lie.
+        "save" if text.trim().is_empty() => {}
+        "appendonly" if text.eq_ignore_ascii_case("no") => {}
+        "save" | "appendonly" => {
+            return Err(failed(
+                "strata does not persist data yet (no RDB snapshots, no AOF); only save \"\" and appendonly no are accepted",
+            ));
+        }
         _ => {
             return Err(format!(
                 "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"

@@ -29,6 +29,8 @@
 //! connection (invalidations, pub/sub messages) in its current protocol.
 
 mod info;
+
+pub(crate) use info::MAX_AUTH_FAILURES;
 mod keys;
 mod lease;
 mod pubsub;
@@ -62,6 +64,8 @@ pub(crate) struct Conn {
     pub(crate) id: u64,
     pub(crate) protocol: Protocol,
     pub(crate) authenticated: bool,
+    /// Failed password checks so far (see `info::MAX_AUTH_FAILURES`).
+    pub(crate) auth_failures: u32,
     pub(crate) name: Option<Vec<u8>>,
     pub(crate) lib_name: Option<Vec<u8>>,
     pub(crate) lib_ver: Option<Vec<u8>>,
@@ -135,8 +139,20 @@ impl<'a> Ctx<'a> {
         self.out.error(b"ERR syntax error");
     }
 
-    /// Replies with Redis's error for a store error.
+    /// Replies with Redis's error for a store error. A value refused as
+    /// too large by a command that would have replaced or changed the key's
+    /// value also removes the old value (see `Shared::remove_refused`);
+    /// `SET … NX`, which leaves an existing value alone, does not.
     pub(crate) fn store_error(&mut self, error: &StoreError) {
+        if matches!(error, StoreError::TooLarge { .. })
+            && matches!(
+                self.command.name,
+                "set" | "setex" | "psetex" | "getset" | "append" | "setrange" | "lset"
+            )
+            && !(self.command.name == "set" && self.args_from(3).any(|arg| arg.eq_ignore_ascii_case(b"NX")))
+        {
+            self.shared.remove_refused(self.arg(1), self.conn.id);
+        }
         let text: &[u8] = match error {
             StoreError::TooLarge { .. } => b"ERR string exceeds maximum allowed size (proto-max-bulk-len)",
             StoreError::NotAnInteger => b"ERR value is not an integer or out of range",
@@ -382,6 +398,7 @@ impl RespSession {
                 id,
                 protocol: Protocol::Resp2,
                 authenticated,
+                auth_failures: 0,
                 name: None,
                 lib_name: None,
                 lib_ver: None,
@@ -401,6 +418,13 @@ impl RespSession {
     fn execute(&mut self, buf: &[u8], out: &mut Vec<u8>, stats: &mut LocalStats) -> Flow {
         let started = Instant::now();
         let name = self.args.get(buf, 0);
+        if looks_like_http(&self.args, buf) {
+            // Cross-protocol scripting (a web page made to post to this
+            // port): Redis logs it and hangs up without executing anything.
+            tracing::warn!("closing a RESP connection that sent an HTTP request (possible cross-protocol attack)");
+            self.shared.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+            return Flow::Close;
+        }
         let Some((index, command)) = lookup(name) else {
             unknown_command(out, self.conn.protocol, &self.args, buf);
             return Flow::Continue;
@@ -500,6 +524,19 @@ impl Drop for RespSession {
             shared.pubsub.punsubscribe(id, pattern);
         }
     }
+}
+
+/// Whether a request is HTTP: Redis's rule (`POST` or `Host:` as the
+/// command name), plus a request line of any method whose third word is
+/// `HTTP/…` (`GET / HTTP/1.1`), which would otherwise get an arity error
+/// and leave the connection open for the page's next lines.
+fn looks_like_http(args: &strata_proto::resp::Args, buf: &[u8]) -> bool {
+    let name = args.get(buf, 0);
+    if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") {
+        return true;
+    }
+    const METHODS: &[&[u8]] = &[b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE"];
+    args.len() == 3 && METHODS.contains(&name) && args.get(buf, 2).starts_with(b"HTTP/")
 }
 
 fn unknown_command(out: &mut Vec<u8>, protocol: Protocol, args: &Args, buf: &[u8]) {

@@ -480,9 +480,12 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>) -> Flow {
     }
     let offset = offset as u64;
     let patch = ctx.arg(3);
-    if offset.saturating_add(patch.len() as u64) > ctx.shared.store.max_item_bytes() {
-        ctx.out
-            .error(b"ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    let limit = ctx.shared.store.max_item_bytes();
+    let size = offset.saturating_add(patch.len() as u64);
+    if size > limit {
+        // Refused as the store would refuse it: the old value goes too.
+        let error = strata_store::StoreError::TooLarge { size, limit };
+        ctx.store_error(&error);
         return Flow::Continue;
     }
     let offset = offset as usize;

@@ -1,0 +1,184 @@
+//! Black-box tests for what a new user found by testing strata as they
+//! would test memcached or Redis (the "server you can trust" issue): a
+//! refused value takes the old one with it, HTTP on a data port is hung up
+//! on, the password is never shown and cannot be guessed at pipeline speed,
+//! unsupported persistence settings are refused, and client numbers never
+//! wrap. Raw bytes on the wire, so each test says exactly what a client sees.
+
+mod support;
+
+use strata_server::Config;
+use support::{exchange, read_at_least, read_to_close};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+fn small_items() -> Config {
+    Config {
+        max_item_size: "4kb".parse().expect("size"),
+        ..Config::default()
+    }
+}
+
+/// memcached's rule: `SERVER_ERROR object too large for cache` removes the
+/// key, so no client reads the value the failed write meant to replace —
+/// for `set`, `append` and `ms`, and not for `add`, which would not have
+/// replaced anything.
+#[tokio::test]
+async fn a_refused_memcached_value_removes_the_old_one() {
+    let server = support::start_with(small_items()).await;
+    let mut mc = TcpStream::connect(server.memcache_addr).await.expect("connect");
+    let big = vec![b'x'; 5000];
+
+    for (setup, refused) in [
+        (&b"set k 0 0 3\r\nMOO\r\n"[..], format!("set k 0 0 {}\r\n", big.len())),
+        (b"set k 0 0 3\r\nMOO\r\n", format!("ms k {} T0\r\n", big.len())),
+        (b"set k 0 0 3\r\nMOO\r\n", format!("append k 0 0 {}\r\n", big.len())),
+    ] {
+        assert_eq!(exchange(&mut mc, setup, 8).await, b"STORED\r\n");
+        let mut request = refused.into_bytes();
+        request.extend_from_slice(&big);
+        request.extend_from_slice(b"\r\n");
+        let reply = exchange(&mut mc, &request, 41).await;
+        assert_eq!(reply, b"SERVER_ERROR object too large for cache\r\n");
+        // The connection is still usable and the old value is gone.
+        assert_eq!(exchange(&mut mc, b"get k\r\n", 5).await, b"END\r\n");
+    }
+
+    // A value that grows past the limit by appending is refused the same way.
+    let half = vec![b'y'; 3000];
+    let mut request = format!("set g 0 0 {}\r\n", half.len()).into_bytes();
+    request.extend_from_slice(&half);
+    request.extend_from_slice(b"\r\n");
+    assert_eq!(exchange(&mut mc, &request, 8).await, b"STORED\r\n");
+    let mut request = format!("append g 0 0 {}\r\n", half.len()).into_bytes();
+    request.extend_from_slice(&half);
+    request.extend_from_slice(b"\r\n");
+    assert_eq!(
+        exchange(&mut mc, &request, 41).await,
+        b"SERVER_ERROR object too large for cache\r\n"
+    );
+    assert_eq!(exchange(&mut mc, b"get g\r\n", 5).await, b"END\r\n");
+
+    // `add` would not have replaced the value, so its refusal keeps it.
+    assert_eq!(exchange(&mut mc, b"set a 0 0 3\r\nMOO\r\n", 8).await, b"STORED\r\n");
+    let mut request = format!("add a 0 0 {}\r\n", big.len()).into_bytes();
+    request.extend_from_slice(&big);
+    request.extend_from_slice(b"\r\n");
+    exchange(&mut mc, &request, 41).await;
+    assert_eq!(
+        exchange(&mut mc, b"get a\r\n", 23).await,
+        b"VALUE a 0 3\r\nMOO\r\nEND\r\n"
+    );
+}
+
+/// The same over RESP: APPEND or SETRANGE that would grow a value past the
+/// item limit gets an error and removes the key; `SET … NX` keeps it.
+#[tokio::test]
+async fn a_refused_resp_value_removes_the_old_one() {
+    let server = support::start_with(small_items()).await;
+    let mut resp = TcpStream::connect(server.resp_addr).await.expect("connect");
+    let chunk = "y".repeat(3000);
+    let set = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000\r\n{chunk}\r\n");
+    assert_eq!(exchange(&mut resp, set.as_bytes(), 5).await, b"+OK\r\n");
+    let append = format!("*3\r\n$6\r\nAPPEND\r\n$1\r\nk\r\n$3000\r\n{chunk}\r\n");
+    let reply = exchange(&mut resp, append.as_bytes(), 4).await;
+    assert!(reply.starts_with(b"-ERR"), "{}", String::from_utf8_lossy(&reply));
+    assert_eq!(exchange(&mut resp, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 5).await, b"$-1\r\n");
+
+    assert_eq!(exchange(&mut resp, set.as_bytes(), 5).await, b"+OK\r\n");
+    let setrange = "*4\r\n$8\r\nSETRANGE\r\n$1\r\nk\r\n$4\r\n5000\r\n$1\r\nz\r\n";
+    let reply = exchange(&mut resp, setrange.as_bytes(), 4).await;
+    assert!(reply.starts_with(b"-ERR"), "{}", String::from_utf8_lossy(&reply));
+    assert_eq!(exchange(&mut resp, b"*2\r\n$6\r\nEXISTS\r\n$1\r\nk\r\n", 4).await, b":0\r\n");
+}
+
+/// Cross-protocol scripting: a browser made to post to a data port. Redis
+/// and memcached hang up without executing or answering anything.
+#[tokio::test]
+async fn http_on_a_data_port_is_hung_up_on() {
+    let server = support::start().await;
+    for request in [
+        &b"POST / HTTP/1.1\r\nHost: localhost\r\n\r\nSET pwned 1\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"Host: localhost\r\n",
+    ] {
+        let mut resp = TcpStream::connect(server.resp_addr).await.expect("connect");
+        resp.write_all(request).await.expect("write");
+        assert_eq!(read_to_close(&mut resp).await, b"", "{}", String::from_utf8_lossy(request));
+    }
+    let mut resp = TcpStream::connect(server.resp_addr).await.expect("connect");
+    assert_eq!(
+        exchange(&mut resp, b"EXISTS pwned\r\n", 4).await,
+        b":0\r\n",
+        "nothing the page sent ran"
+    );
+
+    let mut mc = TcpStream::connect(server.memcache_addr).await.expect("connect");
+    mc.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await.expect("write");
+    assert_eq!(read_to_close(&mut mc).await, b"");
+}
+
+/// The password is never shown, a guessing client is cut off, and both
+/// protocols count failures.
+#[tokio::test]
+async fn the_password_is_never_shown_and_guessing_is_cut_off() {
+    let server = support::start_with(Config {
+        requirepass: Some("s3cret".into()),
+        ..Config::default()
+    })
+    .await;
+    let mut resp = TcpStream::connect(server.resp_addr).await.expect("connect");
+    assert_eq!(exchange(&mut resp, b"AUTH s3cret\r\n", 5).await, b"+OK\r\n");
+    let reply = exchange(&mut resp, b"CONFIG GET requirepass\r\n", 30).await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(text.contains("redacted"), "{text}");
+
+    let mut guesser = TcpStream::connect(server.resp_addr).await.expect("connect");
+    let guesses: Vec<u8> = (0..20).flat_map(|i| format!("AUTH guess{i}\r\n").into_bytes()).collect();
+    guesser.write_all(&guesses).await.expect("write");
+    let replies = read_to_close(&mut guesser).await;
+    let wrong = String::from_utf8_lossy(&replies).matches("-WRONGPASS").count();
+    assert_eq!(wrong, 10, "ten answers, then the connection closes");
+
+    let mut mc = TcpStream::connect(server.memcache_addr).await.expect("connect");
+    let guesses: Vec<u8> = (0..20)
+        .flat_map(|i| format!("set u 0 0 12\r\nuser guess{i:02}\r\n").into_bytes())
+        .collect();
+    mc.write_all(&guesses).await.expect("write");
+    let replies = read_to_close(&mut mc).await;
+    let failed = String::from_utf8_lossy(&replies)
+        .matches("CLIENT_ERROR authentication failure")
+        .count();
+    assert_eq!(failed, 10);
+}
+
+/// Persistence settings strata cannot honour are refused, not accepted and
+/// ignored.
+#[tokio::test]
+async fn unsupported_persistence_settings_are_refused() {
+    let server = support::start().await;
+    let mut resp = TcpStream::connect(server.resp_addr).await.expect("connect");
+    let reply = exchange(&mut resp, b"CONFIG SET appendonly yes\r\n", 4).await;
+    assert!(reply.starts_with(b"-ERR CONFIG SET failed"), "{}", String::from_utf8_lossy(&reply));
+    let reply = exchange(&mut resp, b"CONFIG SET save \"900 1\"\r\n", 4).await;
+    assert!(reply.starts_with(b"-ERR CONFIG SET failed"), "{}", String::from_utf8_lossy(&reply));
+    assert_eq!(exchange(&mut resp, b"CONFIG SET appendonly no\r\n", 5).await, b"+OK\r\n");
+    assert_eq!(exchange(&mut resp, b"CONFIG SET save \"\"\r\n", 5).await, b"+OK\r\n");
+}
+
+/// `mg … R<secs>` with a number whose milliseconds overflow 64 bits once
+/// wrapped to a small threshold and handed a fresh item's caller a
+/// recache token (`W`).
+#[tokio::test]
+async fn a_huge_recache_threshold_does_not_wrap() {
+    let server = support::start().await;
+    let mut mc = TcpStream::connect(server.memcache_addr).await.expect("connect");
+    assert_eq!(exchange(&mut mc, b"set k 0 3600 1\r\nv\r\n", 8).await, b"STORED\r\n");
+    mc.write_all(b"mg k R99999999999999999 v\r\nmn\r\n").await.expect("write");
+    let reply = read_at_least(&mut mc, 14).await;
+    let text = String::from_utf8_lossy(&reply);
+    // Every remaining TTL is below an enormous threshold: the first caller
+    // wins the recache, exactly once — and the reply is well formed.
+    assert!(text.starts_with("VA 1 W\r\nv\r\n"), "{text}");
+}
