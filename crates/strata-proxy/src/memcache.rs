@@ -33,7 +33,10 @@ enum Command<'a> {
     /// A value refused as too large: remove the key's old value in the
     /// cluster (as memcached and strata's server do), then send the
     /// refusal (unless `noreply`).
-    Refused { key: Vec<u8>, reply: Option<Vec<u8>> },
+    Refused {
+        key: Vec<u8>,
+        reply: Option<Vec<u8>>,
+    },
 }
 
 /// The keys of a plain `get`/`gets` (batched across a pipeline), with

@@ -64,6 +64,15 @@ pub struct Config {
     /// queued for one RESP connection that is not reading them; past it
     /// the connection is closed (Redis's pub/sub output-buffer hard limit).
     pub push_buffer_limit: ByteSize,
+    /// Largest reply one command may build (an `MGET` of many large
+    /// values, a memcached multiget): a command whose reply passes it is
+    /// not answered and its connection is closed, with a log line and
+    /// `strata_reply_limit_disconnects` (Redis's `client-output-buffer-limit`
+    /// hard limit for normal clients, which Redis leaves unlimited by
+    /// default; strata does not, because one such reply can hold more
+    /// memory than `maxmemory`). Default: an eighth of `maxmemory`, at
+    /// least twice `max-item-size`.
+    pub reply_buffer_limit: Option<ByteSize>,
     /// Engine shards; default by core count.
     pub shards: Option<usize>,
     /// Tokio worker threads; default one per core.
@@ -87,6 +96,7 @@ impl Default for Config {
             lease_ms: 10_000,
             tracking_table_max_keys: 1_000_000,
             push_buffer_limit: ByteSize(8 << 20),
+            reply_buffer_limit: None,
             shards: None,
             threads: None,
         }
@@ -144,6 +154,16 @@ impl Config {
         Ok(config)
     }
 
+    /// The largest reply one command may build (see
+    /// [`Config::reply_buffer_limit`]).
+    pub fn reply_limit(&self) -> usize {
+        let bytes = self.reply_buffer_limit.map_or_else(
+            || (self.maxmemory.0 / 8).max(self.max_item_size.0.saturating_mul(2)),
+            |limit| limit.0,
+        );
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    }
+
     /// The eviction policy named by `maxmemory-policy`.
     pub fn policy(&self) -> Result<PolicyKind, ConfigError> {
         parse_policy(&self.maxmemory_policy)
@@ -180,6 +200,14 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "tracking-table-max-keys must be at least 1 (strata bounds the table)".into(),
             ));
+        }
+        if let Some(limit) = self.reply_buffer_limit
+            && limit.0 < self.max_item_size.0.saturating_add(1024)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "reply-buffer-limit {limit} must exceed max-item-size ({}): one value must fit in a reply",
+                self.max_item_size
+            )));
         }
         if self.push_buffer_limit.0 < 1024 {
             return Err(ConfigError::Invalid(format!(

@@ -83,13 +83,19 @@ async fn a_refused_resp_value_removes_the_old_one() {
     let append = format!("*3\r\n$6\r\nAPPEND\r\n$1\r\nk\r\n$3000\r\n{chunk}\r\n");
     let reply = exchange(&mut resp, append.as_bytes(), 4).await;
     assert!(reply.starts_with(b"-ERR"), "{}", String::from_utf8_lossy(&reply));
-    assert_eq!(exchange(&mut resp, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 5).await, b"$-1\r\n");
+    assert_eq!(
+        exchange(&mut resp, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 5).await,
+        b"$-1\r\n"
+    );
 
     assert_eq!(exchange(&mut resp, set.as_bytes(), 5).await, b"+OK\r\n");
     let setrange = "*4\r\n$8\r\nSETRANGE\r\n$1\r\nk\r\n$4\r\n5000\r\n$1\r\nz\r\n";
     let reply = exchange(&mut resp, setrange.as_bytes(), 4).await;
     assert!(reply.starts_with(b"-ERR"), "{}", String::from_utf8_lossy(&reply));
-    assert_eq!(exchange(&mut resp, b"*2\r\n$6\r\nEXISTS\r\n$1\r\nk\r\n", 4).await, b":0\r\n");
+    assert_eq!(
+        exchange(&mut resp, b"*2\r\n$6\r\nEXISTS\r\n$1\r\nk\r\n", 4).await,
+        b":0\r\n"
+    );
 }
 
 /// Cross-protocol scripting: a browser made to post to a data port. Redis
@@ -104,7 +110,12 @@ async fn http_on_a_data_port_is_hung_up_on() {
     ] {
         let mut resp = TcpStream::connect(server.resp_addr).await.expect("connect");
         resp.write_all(request).await.expect("write");
-        assert_eq!(read_to_close(&mut resp).await, b"", "{}", String::from_utf8_lossy(request));
+        assert_eq!(
+            read_to_close(&mut resp).await,
+            b"",
+            "{}",
+            String::from_utf8_lossy(request)
+        );
     }
     let mut resp = TcpStream::connect(server.resp_addr).await.expect("connect");
     assert_eq!(
@@ -114,7 +125,9 @@ async fn http_on_a_data_port_is_hung_up_on() {
     );
 
     let mut mc = TcpStream::connect(server.memcache_addr).await.expect("connect");
-    mc.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await.expect("write");
+    mc.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("write");
     assert_eq!(read_to_close(&mut mc).await, b"");
 }
 
@@ -135,7 +148,9 @@ async fn the_password_is_never_shown_and_guessing_is_cut_off() {
     assert!(text.contains("redacted"), "{text}");
 
     let mut guesser = TcpStream::connect(server.resp_addr).await.expect("connect");
-    let guesses: Vec<u8> = (0..20).flat_map(|i| format!("AUTH guess{i}\r\n").into_bytes()).collect();
+    let guesses: Vec<u8> = (0..20)
+        .flat_map(|i| format!("AUTH guess{i}\r\n").into_bytes())
+        .collect();
     guesser.write_all(&guesses).await.expect("write");
     let replies = read_to_close(&mut guesser).await;
     let wrong = String::from_utf8_lossy(&replies).matches("-WRONGPASS").count();
@@ -160,10 +175,21 @@ async fn unsupported_persistence_settings_are_refused() {
     let server = support::start().await;
     let mut resp = TcpStream::connect(server.resp_addr).await.expect("connect");
     let reply = exchange(&mut resp, b"CONFIG SET appendonly yes\r\n", 4).await;
-    assert!(reply.starts_with(b"-ERR CONFIG SET failed"), "{}", String::from_utf8_lossy(&reply));
+    assert!(
+        reply.starts_with(b"-ERR CONFIG SET failed"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
     let reply = exchange(&mut resp, b"CONFIG SET save \"900 1\"\r\n", 4).await;
-    assert!(reply.starts_with(b"-ERR CONFIG SET failed"), "{}", String::from_utf8_lossy(&reply));
-    assert_eq!(exchange(&mut resp, b"CONFIG SET appendonly no\r\n", 5).await, b"+OK\r\n");
+    assert!(
+        reply.starts_with(b"-ERR CONFIG SET failed"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(
+        exchange(&mut resp, b"CONFIG SET appendonly no\r\n", 5).await,
+        b"+OK\r\n"
+    );
     assert_eq!(exchange(&mut resp, b"CONFIG SET save \"\"\r\n", 5).await, b"+OK\r\n");
 }
 
@@ -175,10 +201,61 @@ async fn a_huge_recache_threshold_does_not_wrap() {
     let server = support::start().await;
     let mut mc = TcpStream::connect(server.memcache_addr).await.expect("connect");
     assert_eq!(exchange(&mut mc, b"set k 0 3600 1\r\nv\r\n", 8).await, b"STORED\r\n");
-    mc.write_all(b"mg k R99999999999999999 v\r\nmn\r\n").await.expect("write");
+    mc.write_all(b"mg k R99999999999999999 v\r\nmn\r\n")
+        .await
+        .expect("write");
     let reply = read_at_least(&mut mc, 14).await;
     let text = String::from_utf8_lossy(&reply);
     // Every remaining TTL is below an enormous threshold: the first caller
     // wins the recache, exactly once — and the reply is well formed.
     assert!(text.starts_with("VA 1 W\r\nv\r\n"), "{text}");
+}
+
+/// A client asking for one reply larger than `reply-buffer-limit` (an MGET
+/// of one 1 MB value 2,000 times: 2 GB) gets no reply: its connection is
+/// closed before the reply is built in full, the metric counts it, and
+/// other clients never notice. A reply under the limit is served whole.
+#[tokio::test]
+async fn a_reply_past_the_limit_closes_that_connection_only() {
+    let server = support::start_with(Config {
+        reply_buffer_limit: Some("8mb".parse().expect("size")),
+        ..Config::default()
+    })
+    .await;
+    let value = vec![b'v'; 1_000_000];
+    let mut setter = TcpStream::connect(server.resp_addr).await.expect("connect");
+    let mut set = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", value.len()).into_bytes();
+    set.extend_from_slice(&value);
+    set.extend_from_slice(b"\r\n");
+    assert_eq!(exchange(&mut setter, &set, 5).await, b"+OK\r\n");
+
+    // Under the limit: 5 copies in one reply.
+    let mget = |n: usize| {
+        let mut request = format!("*{}\r\n$4\r\nMGET\r\n", n + 1).into_bytes();
+        for _ in 0..n {
+            request.extend_from_slice(b"$3\r\nbig\r\n");
+        }
+        request
+    };
+    let expected = 5 * (value.len() + 12) + 4;
+    let reply = exchange(&mut setter, &mget(5), expected).await;
+    assert_eq!(reply.len(), expected);
+
+    let mut greedy = TcpStream::connect(server.resp_addr).await.expect("connect");
+    greedy.write_all(&mget(2000)).await.expect("write");
+    assert_eq!(read_to_close(&mut greedy).await, b"", "no partial reply, then closed");
+
+    assert_eq!(exchange(&mut setter, b"PING\r\n", 7).await, b"+PONG\r\n");
+    let metrics = support::http_get(server.admin_addr, "/metrics").await;
+    assert!(metrics.contains("strata_reply_limit_disconnects_total 1"), "{metrics}");
+
+    // memcached: a multiget whose reply passes the limit, the same way.
+    let mut mc = TcpStream::connect(server.memcache_addr).await.expect("connect");
+    let mut get = b"get".to_vec();
+    for _ in 0..20 {
+        get.extend_from_slice(b" big");
+    }
+    get.extend_from_slice(b"\r\n");
+    mc.write_all(&get).await.expect("write");
+    assert_eq!(read_to_close(&mut mc).await, b"");
 }

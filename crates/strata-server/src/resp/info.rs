@@ -49,7 +49,10 @@ fn auth_failed(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
     ctx.conn.auth_failures += 1;
     ctx.shared.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
     if ctx.conn.auth_failures >= MAX_AUTH_FAILURES {
-        tracing::warn!(client = ctx.conn.id, "closing a connection after {MAX_AUTH_FAILURES} failed AUTH attempts");
+        tracing::warn!(
+            client = ctx.conn.id,
+            "closing a connection after {MAX_AUTH_FAILURES} failed AUTH attempts"
+        );
         return Flow::Close;
     }
     Flow::Continue
@@ -410,6 +413,7 @@ fn config_values(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("lease-ms", config.lease_ms.to_string()),
         ("tracking-table-max-keys", ctx.shared.tracking.max_keys().to_string()),
         ("push-buffer-limit", config.push_buffer_limit.to_string()),
+        ("reply-buffer-limit", config.reply_limit().to_string()),
         ("databases", "1".into()),
         ("save", String::new()),
         ("appendonly", "no".into()),
@@ -514,6 +518,15 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), String> {
             }
             // Connections opened from now on get the new limit.
             ctx.shared.config.write().push_buffer_limit = bytes;
+        }
+        "reply-buffer-limit" => {
+            let bytes: ByteSize = text.parse().map_err(|e: String| failed(&e))?;
+            let mut config = ctx.shared.config.write();
+            if bytes.0 < config.max_item_size.0.saturating_add(1024) {
+                return Err(failed("reply-buffer-limit must exceed max-item-size"));
+            }
+            // Connections opened from now on get the new limit.
+            config.reply_buffer_limit = Some(bytes);
         }
         // strata has no persistence yet: only the values that mean "off"
         // are accepted; anything else would be a silent lie.

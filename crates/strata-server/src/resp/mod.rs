@@ -104,6 +104,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) out: Encoder<'a>,
     /// The command's table entry.
     pub(crate) command: &'static Command,
+    /// Where this command's reply starts in the output buffer, and the
+    /// most it may take (see `Config::reply_buffer_limit`).
+    reply_start: usize,
+    reply_limit: usize,
 }
 
 impl<'a> Ctx<'a> {
@@ -125,6 +129,13 @@ impl<'a> Ctx<'a> {
     /// True if argument `i` equals `word`, ignoring ASCII case.
     pub(crate) fn arg_is(&self, i: usize, word: &str) -> bool {
         self.arg(i).eq_ignore_ascii_case(word.as_bytes())
+    }
+
+    /// Whether this command's reply has passed the reply limit: a handler
+    /// building a reply from many values stops adding to it then (the
+    /// session discards the reply and closes the connection).
+    pub(crate) fn reply_over_limit(&self) -> bool {
+        self.out.buffered() - self.reply_start > self.reply_limit
     }
 
     /// Reports that `key` changed (call after the change), for client
@@ -371,13 +382,15 @@ pub(crate) struct RespSession {
     conn: Conn,
     args: Args,
     limits: Limits,
+    /// The most one reply may take (`Config::reply_limit`).
+    reply_limit: usize,
     /// The push queue, until the connection loop takes it.
     inbox: Option<Inbox>,
 }
 
 impl RespSession {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        let (limits, authenticated, push_limit) = {
+        let (limits, authenticated, push_limit, reply_limit) = {
             let config = shared.config.read();
             let max_request = crate::max_request_bytes(&config);
             (
@@ -388,6 +401,7 @@ impl RespSession {
                 },
                 config.requirepass.is_none(),
                 usize::try_from(config.push_buffer_limit.0).unwrap_or(usize::MAX),
+                config.reply_limit(),
             )
         };
         let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
@@ -410,6 +424,7 @@ impl RespSession {
             },
             args: Args::new(),
             limits,
+            reply_limit,
             inbox,
         }
     }
@@ -429,6 +444,7 @@ impl RespSession {
             unknown_command(out, self.conn.protocol, &self.args, buf);
             return Flow::Continue;
         };
+        let reply_start = out.len();
         let mut encoder = Encoder::new(out, self.conn.protocol);
         let argc = self.args.len() as i32;
         if (command.arity > 0 && argc != command.arity) || argc < -command.arity {
@@ -464,6 +480,8 @@ impl RespSession {
             shared: &self.shared,
             out: encoder,
             command,
+            reply_start,
+            reply_limit: self.reply_limit,
         };
         let flow = (command.handler)(&mut ctx);
         if tracking && command.name != "client" {
@@ -535,7 +553,9 @@ fn looks_like_http(args: &strata_proto::resp::Args, buf: &[u8]) -> bool {
     if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") {
         return true;
     }
-    const METHODS: &[&[u8]] = &[b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE"];
+    const METHODS: &[&[u8]] = &[
+        b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE",
+    ];
     args.len() == 3 && METHODS.contains(&name) && args.get(buf, 2).starts_with(b"HTTP/")
 }
 
@@ -632,15 +652,38 @@ impl Session for RespSession {
         self.shared.run_due_flush();
         let mut consumed = 0;
         loop {
+            if out.len() >= strata_session::OUTPUT_CHUNK {
+                // Let the loop write these replies before taking more.
+                return Outcome { consumed, close: false };
+            }
             let buf = &input[consumed..];
             match parse_request(buf, &self.limits, &mut self.args) {
                 Ok(Some(used)) => {
+                    let reply_start = out.len();
                     let flow = if self.args.is_empty() {
                         Flow::Continue
                     } else {
                         self.execute(buf, out, stats)
                     };
                     consumed += used;
+                    if out.len() - reply_start > self.reply_limit {
+                        // Never send a reply this large, nor keep it: one
+                        // client must not take the memory of the others.
+                        let command = String::from_utf8_lossy(self.args.get(buf, 0)).into_owned();
+                        tracing::warn!(
+                            client = self.conn.id,
+                            %command,
+                            reply_bytes = out.len() - reply_start,
+                            limit = self.reply_limit,
+                            "closing a connection whose reply passed reply-buffer-limit"
+                        );
+                        out.truncate(reply_start);
+                        self.shared
+                            .metrics
+                            .reply_limit_disconnects
+                            .fetch_add(1, Ordering::Relaxed);
+                        return Outcome { consumed, close: true };
+                    }
                     if flow == Flow::Close {
                         return Outcome { consumed, close: true };
                     }
