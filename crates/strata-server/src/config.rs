@@ -42,6 +42,12 @@ pub struct Config {
     pub maxmemory_policy: String,
     /// Largest item (key, value and header) accepted.
     pub max_item_size: ByteSize,
+    /// Largest RESP bulk argument a client may send (Redis's
+    /// `proto-max-bulk-len`, 512 MB): a longer one is a protocol error and
+    /// closes the connection. A value between `max-item-size` and this is
+    /// refused with an error reply (and discarded as it arrives, never
+    /// buffered); the connection stays usable.
+    pub proto_max_bulk_len: ByteSize,
     /// Connections beyond this many are refused.
     pub max_connections: usize,
     /// Close a client idle this many seconds; 0 never (Redis's `timeout`).
@@ -89,6 +95,7 @@ impl Default for Config {
             maxmemory: ByteSize(64 * 1024 * 1024),
             maxmemory_policy: "default".into(),
             max_item_size: ByteSize(1024 * 1024),
+            proto_max_bulk_len: ByteSize(512 * 1024 * 1024),
             max_connections: 10_000,
             timeout: 0,
             requirepass: None,
@@ -200,6 +207,12 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "tracking-table-max-keys must be at least 1 (strata bounds the table)".into(),
             ));
+        }
+        if self.proto_max_bulk_len.0 < self.max_item_size.0 {
+            return Err(ConfigError::Invalid(format!(
+                "proto-max-bulk-len {} is below max-item-size {}",
+                self.proto_max_bulk_len, self.max_item_size
+            )));
         }
         if let Some(limit) = self.reply_buffer_limit
             && limit.0 < self.max_item_size.0.saturating_add(1024)

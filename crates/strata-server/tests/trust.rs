@@ -259,3 +259,69 @@ async fn a_reply_past_the_limit_closes_that_connection_only() {
     mc.write_all(&get).await.expect("write");
     assert_eq!(read_to_close(&mut mc).await, b"");
 }
+
+/// Redis clients send values up to `proto-max-bulk-len` (512 MB). One the
+/// server will not store (past `max-item-size`) gets an error reply on a
+/// connection that stays usable — the value is discarded as it arrives,
+/// never buffered — and the key's old value is gone; only a frame past the
+/// protocol's own bound closes the connection.
+#[tokio::test]
+async fn a_value_past_the_item_limit_is_refused_and_the_connection_stays_usable() {
+    let server = support::start().await;
+    let url = format!("redis://{}/", server.resp_addr);
+    let mut con = redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("old")
+        .query_async(&mut con)
+        .await
+        .expect("set");
+    let big = vec![b'x'; 4 << 20];
+    let refused: redis::RedisResult<()> = redis::cmd("SET").arg("k").arg(&big).query_async(&mut con).await;
+    let error = refused.expect_err("a 4 MB value is over the 1 MB item limit");
+    assert!(error.to_string().contains("exceeds maximum allowed size"), "{error}");
+    let now: Option<String> = redis::cmd("GET").arg("k").query_async(&mut con).await.expect("get");
+    assert_eq!(now, None, "the old value went with the refused write");
+    // MSET: every key whose value was given goes.
+    let _: () = redis::cmd("MSET")
+        .arg("a")
+        .arg("1")
+        .arg("b")
+        .arg("2")
+        .query_async(&mut con)
+        .await
+        .expect("mset");
+    let refused: redis::RedisResult<()> = redis::cmd("MSET")
+        .arg("a")
+        .arg(&big)
+        .arg("b")
+        .arg("3")
+        .query_async(&mut con)
+        .await;
+    assert!(refused.is_err());
+    let left: Vec<Option<String>> = redis::cmd("MGET")
+        .arg("a")
+        .arg("b")
+        .query_async(&mut con)
+        .await
+        .expect("mget");
+    assert_eq!(left, vec![None, None]);
+    let pong: String = redis::cmd("PING").query_async(&mut con).await.expect("still usable");
+    assert_eq!(pong, "PONG");
+
+    // Past proto-max-bulk-len: a protocol error, and the connection closes.
+    let mut raw = TcpStream::connect(server.resp_addr).await.expect("connect");
+    raw.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$600000000\r\n")
+        .await
+        .expect("write");
+    let reply = read_to_close(&mut raw).await;
+    assert!(
+        reply.starts_with(b"-ERR Protocol error"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+}

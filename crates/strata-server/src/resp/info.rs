@@ -396,7 +396,7 @@ fn config_values(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("maxmemory", capacity.to_string()),
         ("maxmemory-policy", ctx.shared.store.policy().to_string()),
         ("max-item-size", config.max_item_size.to_string()),
-        ("proto-max-bulk-len", config.max_item_size.to_string()),
+        ("proto-max-bulk-len", config.proto_max_bulk_len.to_string()),
         ("maxclients", config.max_connections.to_string()),
         ("timeout", config.timeout.to_string()),
         // Never shown: a client that may run CONFIG may not need the
