@@ -131,6 +131,7 @@ fn small_limits() -> Limits {
         max_bulk_bytes: 64,
         max_inline_bytes: 24,
         max_request_bytes: 256,
+        max_buffered_bulk: usize::MAX,
     }
 }
 

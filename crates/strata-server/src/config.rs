@@ -42,6 +42,12 @@ pub struct Config {
     pub maxmemory_policy: String,
     /// Largest item (key, value and header) accepted.
     pub max_item_size: ByteSize,
+    /// Largest RESP bulk argument a client may send (Redis's
+    /// `proto-max-bulk-len`, 512 MB): a longer one is a protocol error and
+    /// closes the connection. A value between `max-item-size` and this is
+    /// refused with an error reply (and discarded as it arrives, never
+    /// buffered); the connection stays usable.
+    pub proto_max_bulk_len: ByteSize,
     /// Connections beyond this many are refused.
     pub max_connections: usize,
     /// Close a client idle this many seconds; 0 never (Redis's `timeout`).
@@ -64,6 +70,15 @@ pub struct Config {
     /// queued for one RESP connection that is not reading them; past it
     /// the connection is closed (Redis's pub/sub output-buffer hard limit).
     pub push_buffer_limit: ByteSize,
+    /// Largest reply one command may build (an `MGET` of many large
+    /// values, a memcached multiget): a command whose reply passes it is
+    /// not answered and its connection is closed, with a log line and
+    /// `strata_reply_limit_disconnects` (Redis's `client-output-buffer-limit`
+    /// hard limit for normal clients, which Redis leaves unlimited by
+    /// default; strata does not, because one such reply can hold more
+    /// memory than `maxmemory`). Default: an eighth of `maxmemory`, at
+    /// least twice `max-item-size`.
+    pub reply_buffer_limit: Option<ByteSize>,
     /// Engine shards; default by core count.
     pub shards: Option<usize>,
     /// Tokio worker threads; default one per core.
@@ -80,6 +95,7 @@ impl Default for Config {
             maxmemory: ByteSize(64 * 1024 * 1024),
             maxmemory_policy: "default".into(),
             max_item_size: ByteSize(1024 * 1024),
+            proto_max_bulk_len: ByteSize(512 * 1024 * 1024),
             max_connections: 10_000,
             timeout: 0,
             requirepass: None,
@@ -87,6 +103,7 @@ impl Default for Config {
             lease_ms: 10_000,
             tracking_table_max_keys: 1_000_000,
             push_buffer_limit: ByteSize(8 << 20),
+            reply_buffer_limit: None,
             shards: None,
             threads: None,
         }
@@ -144,6 +161,16 @@ impl Config {
         Ok(config)
     }
 
+    /// The largest reply one command may build (see
+    /// [`Config::reply_buffer_limit`]).
+    pub fn reply_limit(&self) -> usize {
+        let bytes = self.reply_buffer_limit.map_or_else(
+            || (self.maxmemory.0 / 8).max(self.max_item_size.0.saturating_mul(2)),
+            |limit| limit.0,
+        );
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    }
+
     /// The eviction policy named by `maxmemory-policy`.
     pub fn policy(&self) -> Result<PolicyKind, ConfigError> {
         parse_policy(&self.maxmemory_policy)
@@ -180,6 +207,20 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "tracking-table-max-keys must be at least 1 (strata bounds the table)".into(),
             ));
+        }
+        if self.proto_max_bulk_len.0 < self.max_item_size.0 {
+            return Err(ConfigError::Invalid(format!(
+                "proto-max-bulk-len {} is below max-item-size {}",
+                self.proto_max_bulk_len, self.max_item_size
+            )));
+        }
+        if let Some(limit) = self.reply_buffer_limit
+            && limit.0 < self.max_item_size.0.saturating_add(1024)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "reply-buffer-limit {limit} must exceed max-item-size ({}): one value must fit in a reply",
+                self.max_item_size
+            )));
         }
         if self.push_buffer_limit.0 < 1024 {
             return Err(ConfigError::Invalid(format!(

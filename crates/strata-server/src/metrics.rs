@@ -47,6 +47,8 @@ pub struct Metrics {
     pub(crate) protocol_errors: AtomicU64,
     /// Failed password checks, both protocols.
     pub(crate) auth_failures: AtomicU64,
+    /// Connections closed because one reply passed `reply-buffer-limit`.
+    pub(crate) reply_limit_disconnects: AtomicU64,
     /// Keys in client-tracking invalidations written to clients (a flush
     /// message counts one).
     pub(crate) invalidations: AtomicU64,
@@ -76,6 +78,7 @@ impl Metrics {
             rejected_connections: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
+            reply_limit_disconnects: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             push_disconnects: Arc::new(AtomicU64::new(0)),
             started: Instant::now(),
@@ -330,6 +333,12 @@ impl Collector for PrometheusCollector {
             "strata_auth_failures",
             "Failed password checks (AUTH, HELLO AUTH, memcached ASCII auth)",
             metrics.auth_failures.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "strata_reply_limit_disconnects",
+            "Connections closed because one reply passed reply-buffer-limit",
+            metrics.reply_limit_disconnects.load(Ordering::Relaxed),
         )?;
         counter(
             &mut encoder,

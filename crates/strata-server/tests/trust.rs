@@ -210,3 +210,118 @@ async fn a_huge_recache_threshold_does_not_wrap() {
     // wins the recache, exactly once — and the reply is well formed.
     assert!(text.starts_with("VA 1 W\r\nv\r\n"), "{text}");
 }
+
+/// A client asking for one reply larger than `reply-buffer-limit` (an MGET
+/// of one 1 MB value 2,000 times: 2 GB) gets no reply: its connection is
+/// closed before the reply is built in full, the metric counts it, and
+/// other clients never notice. A reply under the limit is served whole.
+#[tokio::test]
+async fn a_reply_past_the_limit_closes_that_connection_only() {
+    let server = support::start_with(Config {
+        reply_buffer_limit: Some("8mb".parse().expect("size")),
+        ..Config::default()
+    })
+    .await;
+    let value = vec![b'v'; 1_000_000];
+    let mut setter = TcpStream::connect(server.resp_addr).await.expect("connect");
+    let mut set = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", value.len()).into_bytes();
+    set.extend_from_slice(&value);
+    set.extend_from_slice(b"\r\n");
+    assert_eq!(exchange(&mut setter, &set, 5).await, b"+OK\r\n");
+
+    // Under the limit: 5 copies in one reply.
+    let mget = |n: usize| {
+        let mut request = format!("*{}\r\n$4\r\nMGET\r\n", n + 1).into_bytes();
+        for _ in 0..n {
+            request.extend_from_slice(b"$3\r\nbig\r\n");
+        }
+        request
+    };
+    let expected = 5 * (value.len() + 12) + 4;
+    let reply = exchange(&mut setter, &mget(5), expected).await;
+    assert_eq!(reply.len(), expected);
+
+    let mut greedy = TcpStream::connect(server.resp_addr).await.expect("connect");
+    greedy.write_all(&mget(2000)).await.expect("write");
+    assert_eq!(read_to_close(&mut greedy).await, b"", "no partial reply, then closed");
+
+    assert_eq!(exchange(&mut setter, b"PING\r\n", 7).await, b"+PONG\r\n");
+    let metrics = support::http_get(server.admin_addr, "/metrics").await;
+    assert!(metrics.contains("strata_reply_limit_disconnects_total 1"), "{metrics}");
+
+    // memcached: a multiget whose reply passes the limit, the same way.
+    let mut mc = TcpStream::connect(server.memcache_addr).await.expect("connect");
+    let mut get = b"get".to_vec();
+    for _ in 0..20 {
+        get.extend_from_slice(b" big");
+    }
+    get.extend_from_slice(b"\r\n");
+    mc.write_all(&get).await.expect("write");
+    assert_eq!(read_to_close(&mut mc).await, b"");
+}
+
+/// Redis clients send values up to `proto-max-bulk-len` (512 MB). One the
+/// server will not store (past `max-item-size`) gets an error reply on a
+/// connection that stays usable — the value is discarded as it arrives,
+/// never buffered — and the key's old value is gone; only a frame past the
+/// protocol's own bound closes the connection.
+#[tokio::test]
+async fn a_value_past_the_item_limit_is_refused_and_the_connection_stays_usable() {
+    let server = support::start().await;
+    let url = format!("redis://{}/", server.resp_addr);
+    let mut con = redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("old")
+        .query_async(&mut con)
+        .await
+        .expect("set");
+    let big = vec![b'x'; 4 << 20];
+    let refused: redis::RedisResult<()> = redis::cmd("SET").arg("k").arg(&big).query_async(&mut con).await;
+    let error = refused.expect_err("a 4 MB value is over the 1 MB item limit");
+    assert!(error.to_string().contains("exceeds maximum allowed size"), "{error}");
+    let now: Option<String> = redis::cmd("GET").arg("k").query_async(&mut con).await.expect("get");
+    assert_eq!(now, None, "the old value went with the refused write");
+    // MSET: every key whose value was given goes.
+    let _: () = redis::cmd("MSET")
+        .arg("a")
+        .arg("1")
+        .arg("b")
+        .arg("2")
+        .query_async(&mut con)
+        .await
+        .expect("mset");
+    let refused: redis::RedisResult<()> = redis::cmd("MSET")
+        .arg("a")
+        .arg(&big)
+        .arg("b")
+        .arg("3")
+        .query_async(&mut con)
+        .await;
+    assert!(refused.is_err());
+    let left: Vec<Option<String>> = redis::cmd("MGET")
+        .arg("a")
+        .arg("b")
+        .query_async(&mut con)
+        .await
+        .expect("mget");
+    assert_eq!(left, vec![None, None]);
+    let pong: String = redis::cmd("PING").query_async(&mut con).await.expect("still usable");
+    assert_eq!(pong, "PONG");
+
+    // Past proto-max-bulk-len: a protocol error, and the connection closes.
+    let mut raw = TcpStream::connect(server.resp_addr).await.expect("connect");
+    raw.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$600000000\r\n")
+        .await
+        .expect("write");
+    let reply = read_to_close(&mut raw).await;
+    assert!(
+        reply.starts_with(b"-ERR Protocol error"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+}

@@ -14,6 +14,14 @@ use crate::{Inbox, Session};
 const PUSH_BATCH: usize = 1024;
 const PUSH_BATCH_BYTES: usize = 64 * 1024;
 
+/// Replies a session should buffer before it stops taking requests and
+/// lets the loop write them: a session checks `out.len() >= OUTPUT_CHUNK`
+/// before each request and, if so, returns what it consumed so far (the
+/// loop calls it again on the rest once the chunk is written). So the
+/// replies buffered for a connection are this plus one reply, however
+/// many requests its client pipelines.
+pub const OUTPUT_CHUNK: usize = 64 * 1024;
+
 /// Initial size of the read and write buffers, and what they shrink back
 /// to after growing past [`SHRINK_ABOVE`].
 const INITIAL_BUFFER: usize = 16 * 1024;
@@ -59,12 +67,26 @@ where
         let mut close = false;
         match event {
             Event::Read(Ok(0) | Err(_)) => break,
-            Event::Read(Ok(_)) => {
+            Event::Read(Ok(_)) => loop {
                 let outcome = session.process(&input, &mut out).await;
                 input.advance(outcome.consumed);
                 session.batch_done();
                 close = outcome.close;
-            }
+                if close || outcome.consumed == 0 || input.is_empty() || out.len() < OUTPUT_CHUNK {
+                    break;
+                }
+                // The session stopped at a full chunk of replies with
+                // requests still buffered: write the chunk before taking
+                // more. A client that pipelines without reading then
+                // blocks this write, and its requests wait in the kernel
+                // and the bounded input buffer rather than as replies here.
+                if !write_all(&mut stream, &out, kill.as_ref()).await {
+                    session.batch_done();
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+                out.clear();
+            },
             Event::Push(push) => pushes.push(push),
         }
         // Pushes queued meanwhile (some by this very batch) go after its

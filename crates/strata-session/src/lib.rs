@@ -33,6 +33,15 @@
 //! connection is closed. Idle connections are closed after
 //! [`Limits::idle_timeout`]. Oversized buffers are given back after use.
 //!
+//! The output buffer is bounded too: a session stops taking requests once
+//! [`OUTPUT_CHUNK`] bytes of replies are buffered, the loop writes them and
+//! hands the session the rest of what was read, without reading more. A
+//! client that pipelines requests and never reads the replies therefore
+//! holds at most one chunk plus one reply of the server's memory (its
+//! requests wait in the socket and the bounded read buffer); what one
+//! reply may grow to is the protocol's business (the server closes a
+//! connection whose reply passes its reply limit).
+//!
 //! A session may have a push inbox ([`Inbox`]): messages sent to the
 //! connection unasked (RESP3 invalidations, pub/sub). The loop waits on it
 //! beside the socket and writes pushes only between batches — those queued
@@ -54,8 +63,7 @@
 //!
 //! # What goes here next
 //!
-//! Anything every port needs belongs in this crate, written once: the
-//! output-buffer limits (closing a client whose unread replies pile up),
+//! Anything every port needs belongs in this crate, written once:
 //! authentication before the first command, and TLS (the connection loop is
 //! generic over the stream, so a TLS stream slots in where the
 //! `TcpStream` is today).
@@ -66,7 +74,7 @@ mod listener;
 pub mod process;
 pub mod secret;
 
-pub use connection::{Limits, serve};
+pub use connection::{Limits, OUTPUT_CHUNK, serve};
 pub use listener::{Gate, accept_loop};
 pub use secret::Secret;
 

@@ -192,3 +192,59 @@ async fn batch_done_runs_after_every_batch_and_at_the_end() {
     task.await.unwrap();
     assert!(batches.load(Ordering::Relaxed) >= 2);
 }
+
+/// A protocol whose every request (`g\n`) is answered with 256 KiB, and
+/// which stops at a full chunk of replies as the crate asks sessions to.
+struct Big {
+    processed: Arc<AtomicUsize>,
+}
+
+impl Session for Big {
+    type Inbox = NoInbox;
+
+    fn process(&mut self, input: &[u8], out: &mut Vec<u8>) -> impl Future<Output = Outcome> + Send {
+        let mut consumed = 0;
+        while let Some(end) = input[consumed..].iter().position(|&b| b == b'\n') {
+            if out.len() >= strata_session::OUTPUT_CHUNK {
+                break;
+            }
+            consumed += end + 1;
+            let n = self.processed.fetch_add(1, Ordering::SeqCst);
+            out.extend(std::iter::repeat_n((n % 251) as u8, 256 * 1024));
+        }
+        std::future::ready(Outcome { consumed, close: false })
+    }
+}
+
+/// A client that pipelines requests for large replies and does not read
+/// them holds about one reply of the server's memory, not one per request:
+/// the loop writes each chunk before taking more, and the write waits for
+/// the client. Once it reads, every reply arrives, in order.
+#[tokio::test(flavor = "current_thread")]
+async fn a_client_that_does_not_read_holds_one_reply_not_all_of_them() {
+    let processed = Arc::new(AtomicUsize::new(0));
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let session = Big {
+        processed: Arc::clone(&processed),
+    };
+    let task = tokio::spawn(serve(server, session, limits(None, 1 << 20), CancellationToken::new()));
+    let requests = 200;
+    client.write_all(&b"g\n".repeat(requests)).await.unwrap();
+    // Let the server run until it blocks on the unread pipe.
+    for _ in 0..1000 {
+        tokio::task::yield_now().await;
+    }
+    let before_reading = processed.load(Ordering::SeqCst);
+    assert!(
+        before_reading <= 2,
+        "{before_reading} replies of 256 KiB built for a client that reads nothing"
+    );
+    let mut replies = vec![0u8; requests * 256 * 1024];
+    client.read_exact(&mut replies).await.unwrap();
+    for (i, reply) in replies.chunks(256 * 1024).enumerate() {
+        assert!(reply.iter().all(|&b| b == (i % 251) as u8), "reply {i} out of order");
+    }
+    assert_eq!(processed.load(Ordering::SeqCst), requests);
+    drop(client);
+    task.await.unwrap();
+}

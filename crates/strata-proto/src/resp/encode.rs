@@ -53,6 +53,13 @@ impl<'a> Encoder<'a> {
         Self { out, protocol }
     }
 
+    /// Bytes in the output buffer (everything appended so far, by this
+    /// encoder and before it).
+    #[inline]
+    pub fn buffered(&self) -> usize {
+        self.out.len()
+    }
+
     /// The protocol version this encoder writes.
     #[inline]
     pub fn protocol(&self) -> Protocol {

@@ -63,7 +63,7 @@ pub use encode::{Encoder, encode_command};
 pub use error::ParseError;
 pub use number::{parse_strict_i64, write_double};
 pub use reply::{Reply, ReplyLimits, parse_reply};
-pub use request::{Args, Limits, MAX_COMMAND_NAME_LEN, parse_request, uppercase_command};
+pub use request::{Args, Limits, MAX_COMMAND_NAME_LEN, Oversized, Swallow, parse_request, uppercase_command};
 
 /// The protocol version of a connection, which decides how replies are
 /// encoded.

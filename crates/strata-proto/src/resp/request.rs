@@ -63,6 +63,123 @@ pub struct Limits {
     /// announces them. Default 1 GiB (Redis's `client-query-buffer-limit`);
     /// values above `u32::MAX` act as `u32::MAX`.
     pub max_request_bytes: usize,
+    /// Largest bulk argument that is buffered. A longer one (still within
+    /// [`Limits::max_bulk_bytes`]) is not: [`parse_request`] stops at its
+    /// header and reports it in [`Args::oversized`], so a server can refuse
+    /// a value larger than it stores with an error reply and discard the
+    /// bytes as they arrive ([`Swallow`]) instead of buffering up to
+    /// `max_bulk_bytes` per client. Default: no such bulk (`usize::MAX`).
+    pub max_buffered_bulk: usize,
+}
+
+/// A bulk argument longer than [`Limits::max_buffered_bulk`]: the request
+/// it belongs to was parsed up to its data, which the caller must discard
+/// together with the arguments after it (see [`Swallow`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Oversized {
+    /// Its position among the arguments (0 is the command name); the
+    /// arguments before it are in the [`Args`].
+    pub index: usize,
+    /// Its length in bytes (its data and CRLF follow the bytes consumed).
+    pub len: usize,
+    /// Arguments announced after it.
+    pub remaining: usize,
+}
+
+/// Discards the rest of a request with an [`Oversized`] argument as its
+/// bytes arrive, never buffering a long argument: that argument's data,
+/// then each argument after it, keeping copies of those up to
+/// `keep_max` bytes (the caller may need them: a key of `MSET`).
+#[derive(Clone, Debug)]
+pub struct Swallow {
+    /// Bytes still to discard of the current long argument, CRLF included.
+    skip: usize,
+    /// Arguments still to read after it.
+    remaining: usize,
+    /// Longest argument kept.
+    keep_max: usize,
+    /// Arguments after the oversized one, in order: `None` for one not
+    /// kept (too long).
+    kept: Vec<Option<Vec<u8>>>,
+}
+
+impl Swallow {
+    /// Starts discarding after `oversized`'s header was consumed.
+    pub fn new(oversized: Oversized, keep_max: usize) -> Self {
+        Swallow {
+            skip: oversized.len.saturating_add(2),
+            remaining: oversized.remaining,
+            keep_max,
+            kept: Vec::new(),
+        }
+    }
+
+    /// Consumes what it can of `buf` (the bytes that follow what was
+    /// consumed before): returns how many bytes it used. Check
+    /// [`Swallow::is_done`] after. A malformed argument header is a
+    /// protocol error, as in [`parse_request`].
+    pub fn feed(&mut self, buf: &[u8], limits: &Limits) -> Result<usize, ParseError> {
+        let mut pos = 0;
+        loop {
+            if self.skip > 0 {
+                let take = self.skip.min(buf.len() - pos);
+                // The CRLF after data is not checked here: the data is
+                // never looked at, so neither is its terminator (as Redis
+                // skips two bytes unseen).
+                self.skip -= take;
+                pos += take;
+                if self.skip > 0 {
+                    return Ok(pos);
+                }
+            }
+            if self.remaining == 0 {
+                return Ok(pos);
+            }
+            let Some(&first) = buf.get(pos) else {
+                return Ok(pos);
+            };
+            if first != b'$' {
+                return Err(ParseError::ExpectedBulk(first));
+            }
+            let cr = match header_line(buf, pos, limits.max_inline_bytes) {
+                Line::Complete { cr } => cr,
+                Line::Incomplete => return Ok(pos),
+                Line::TooLong => return Err(ParseError::TooBigBulkCount),
+                Line::BadEnding => return Err(ParseError::InvalidBulkLength),
+            };
+            let len = parse_strict_i64(&buf[pos + 1..cr])
+                .and_then(|len| usize::try_from(len).ok())
+                .filter(|&len| len <= limits.max_bulk_bytes)
+                .ok_or(ParseError::InvalidBulkLength)?;
+            let data_start = cr + 2;
+            if len <= self.keep_max {
+                // Kept whole: wait until it and its CRLF are here.
+                let Some(data) = buf.get(data_start..data_start + len + 2) else {
+                    return Ok(pos);
+                };
+                if &data[len..] != b"\r\n" {
+                    return Err(ParseError::InvalidBulkLength);
+                }
+                self.kept.push(Some(data[..len].to_vec()));
+                pos = data_start + len + 2;
+            } else {
+                self.kept.push(None);
+                self.skip = len + 2;
+                pos = data_start;
+            }
+            self.remaining -= 1;
+        }
+    }
+
+    /// Whether the whole request has been consumed.
+    pub fn is_done(&self) -> bool {
+        self.skip == 0 && self.remaining == 0
+    }
+
+    /// The arguments after the oversized one (`None`: too long to keep).
+    pub fn into_kept(self) -> Vec<Option<Vec<u8>>> {
+        self.kept
+    }
 }
 
 impl Default for Limits {
@@ -72,6 +189,7 @@ impl Default for Limits {
             max_bulk_bytes: 512 << 20,
             max_inline_bytes: 64 << 10,
             max_request_bytes: 1 << 30,
+            max_buffered_bulk: usize::MAX,
         }
     }
 }
@@ -109,6 +227,8 @@ pub struct Args {
     base: usize,
     /// Progress through an incomplete multibulk request.
     resume: Option<Resume>,
+    /// The request stopped at an argument too long to buffer.
+    oversized: Option<Oversized>,
 }
 
 impl Args {
@@ -182,6 +302,14 @@ impl Args {
         self.arg_is(buf, 0, name)
     }
 
+    /// After `parse_request` returned `Ok(Some(n))`: the request's
+    /// argument at `index` is longer than [`Limits::max_buffered_bulk`];
+    /// `n` bytes were consumed up to its data, and only the arguments
+    /// before it are here. Discard the rest with a [`Swallow`].
+    pub fn oversized(&self) -> Option<Oversized> {
+        self.oversized
+    }
+
     /// Forgets the last request and any partial progress. Call this before
     /// using the same `Args` on a different stream while a request is still
     /// incomplete.
@@ -196,6 +324,7 @@ impl Args {
         self.in_scratch = false;
         self.base = 0;
         self.resume = None;
+        self.oversized = None;
     }
 }
 
@@ -385,6 +514,15 @@ fn multibulk_args(
             .filter(|&len| len <= limits.max_bulk_bytes)
             .ok_or(ParseError::InvalidBulkLength)?;
         let data_start = cr + 2;
+        if len > limits.max_buffered_bulk {
+            // Not buffered: hand back what came before it.
+            args.oversized = Some(Oversized {
+                index: args.spans.len(),
+                len,
+                remaining: expected - args.spans.len() - 1,
+            });
+            return Ok(Outcome::Request(data_start));
+        }
         let data_end = data_start.checked_add(len).ok_or(ParseError::TooBigRequest)?;
         let next = data_end.checked_add(2).ok_or(ParseError::TooBigRequest)?;
         if next - base > max_request {

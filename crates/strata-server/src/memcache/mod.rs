@@ -126,15 +126,21 @@ pub(crate) struct McSession {
     authenticated: bool,
     /// Failed auth attempts so far.
     auth_failures: u32,
+    /// The most one reply may take (`Config::reply_limit`).
+    reply_limit: usize,
     /// Bytes of a refused value still to discard as they arrive.
     swallowing: Option<Discard>,
 }
 
 impl McSession {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        let (max_value, authenticated) = {
+        let (max_value, authenticated, reply_limit) = {
             let config = shared.config.read();
-            (config.max_item_size.0, config.requirepass.is_none())
+            (
+                config.max_item_size.0,
+                config.requirepass.is_none(),
+                config.reply_limit(),
+            )
         };
         Self {
             limits: Limits {
@@ -144,6 +150,7 @@ impl McSession {
             shared,
             authenticated,
             auth_failures: 0,
+            reply_limit,
             swallowing: None,
         }
     }
@@ -215,6 +222,10 @@ impl Session for McSession {
                 }
                 self.swallowing = None;
             }
+            if out.len() >= strata_session::OUTPUT_CHUNK {
+                // Let the loop write these replies before taking more.
+                return Outcome { consumed, close: false };
+            }
             let parsed = match parse_request(&input[consumed..], &self.limits) {
                 Ok(parsed) => parsed,
                 Err(fatal) => {
@@ -243,6 +254,7 @@ impl Session for McSession {
                     consumed: used,
                 } => {
                     let started = Instant::now();
+                    let reply_start = out.len();
                     let close = if self.authenticated {
                         self.execute(&request, out)
                     } else {
@@ -250,6 +262,20 @@ impl Session for McSession {
                     };
                     stats.record(command_index(&request), started.elapsed().as_nanos() as u64);
                     consumed += used;
+                    if out.len() - reply_start > self.reply_limit {
+                        // Never send a reply this large, nor keep it.
+                        tracing::warn!(
+                            reply_bytes = out.len() - reply_start,
+                            limit = self.reply_limit,
+                            "closing a memcached connection whose reply passed reply-buffer-limit"
+                        );
+                        out.truncate(reply_start);
+                        self.shared
+                            .metrics
+                            .reply_limit_disconnects
+                            .fetch_add(1, Ordering::Relaxed);
+                        return Outcome { consumed, close: true };
+                    }
                     if close {
                         return Outcome { consumed, close: true };
                     }

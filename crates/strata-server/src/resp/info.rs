@@ -396,7 +396,7 @@ fn config_values(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("maxmemory", capacity.to_string()),
         ("maxmemory-policy", ctx.shared.store.policy().to_string()),
         ("max-item-size", config.max_item_size.to_string()),
-        ("proto-max-bulk-len", config.max_item_size.to_string()),
+        ("proto-max-bulk-len", config.proto_max_bulk_len.to_string()),
         ("maxclients", config.max_connections.to_string()),
         ("timeout", config.timeout.to_string()),
         // Never shown: a client that may run CONFIG may not need the
@@ -413,6 +413,7 @@ fn config_values(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("lease-ms", config.lease_ms.to_string()),
         ("tracking-table-max-keys", ctx.shared.tracking.max_keys().to_string()),
         ("push-buffer-limit", config.push_buffer_limit.to_string()),
+        ("reply-buffer-limit", config.reply_limit().to_string()),
         ("databases", "1".into()),
         ("save", String::new()),
         ("appendonly", "no".into()),
@@ -517,6 +518,15 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), String> {
             }
             // Connections opened from now on get the new limit.
             ctx.shared.config.write().push_buffer_limit = bytes;
+        }
+        "reply-buffer-limit" => {
+            let bytes: ByteSize = text.parse().map_err(|e: String| failed(&e))?;
+            let mut config = ctx.shared.config.write();
+            if bytes.0 < config.max_item_size.0.saturating_add(1024) {
+                return Err(failed("reply-buffer-limit must exceed max-item-size"));
+            }
+            // Connections opened from now on get the new limit.
+            config.reply_buffer_limit = Some(bytes);
         }
         // strata has no persistence yet: only the values that mean "off"
         // are accepted; anything else would be a silent lie.

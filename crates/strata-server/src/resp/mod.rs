@@ -43,7 +43,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use strata_proto::resp::{Args, Encoder, Limits, Protocol, parse_request, parse_strict_i64};
+use strata_proto::resp::{Args, Encoder, Limits, Protocol, Swallow, parse_request, parse_strict_i64};
 use strata_store::StoreError;
 
 use crate::Shared;
@@ -104,6 +104,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) out: Encoder<'a>,
     /// The command's table entry.
     pub(crate) command: &'static Command,
+    /// Where this command's reply starts in the output buffer, and the
+    /// most it may take (see `Config::reply_buffer_limit`).
+    reply_start: usize,
+    reply_limit: usize,
 }
 
 impl<'a> Ctx<'a> {
@@ -125,6 +129,13 @@ impl<'a> Ctx<'a> {
     /// True if argument `i` equals `word`, ignoring ASCII case.
     pub(crate) fn arg_is(&self, i: usize, word: &str) -> bool {
         self.arg(i).eq_ignore_ascii_case(word.as_bytes())
+    }
+
+    /// Whether this command's reply has passed the reply limit: a handler
+    /// building a reply from many values stops adding to it then (the
+    /// session discards the reply and closes the connection).
+    pub(crate) fn reply_over_limit(&self) -> bool {
+        self.out.buffered() - self.reply_start > self.reply_limit
     }
 
     /// Reports that `key` changed (call after the change), for client
@@ -371,23 +382,33 @@ pub(crate) struct RespSession {
     conn: Conn,
     args: Args,
     limits: Limits,
+    /// The most one reply may take (`Config::reply_limit`).
+    reply_limit: usize,
+    /// A request with a value too long to buffer, being discarded: its
+    /// arguments before that value, and the discarding.
+    swallowing: Option<(Vec<Vec<u8>>, Swallow)>,
     /// The push queue, until the connection loop takes it.
     inbox: Option<Inbox>,
 }
 
 impl RespSession {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        let (limits, authenticated, push_limit) = {
+        let (limits, authenticated, push_limit, reply_limit) = {
             let config = shared.config.read();
             let max_request = crate::max_request_bytes(&config);
             (
                 Limits {
-                    max_bulk_bytes: max_request,
+                    max_bulk_bytes: usize::try_from(config.proto_max_bulk_len.0).unwrap_or(usize::MAX),
                     max_request_bytes: max_request,
+                    // A value the store would refuse anyway is not buffered.
+                    max_buffered_bulk: usize::try_from(config.max_item_size.0)
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(1024),
                     ..Limits::default()
                 },
                 config.requirepass.is_none(),
                 usize::try_from(config.push_buffer_limit.0).unwrap_or(usize::MAX),
+                config.reply_limit(),
             )
         };
         let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
@@ -410,6 +431,8 @@ impl RespSession {
             },
             args: Args::new(),
             limits,
+            reply_limit,
+            swallowing: None,
             inbox,
         }
     }
@@ -429,6 +452,7 @@ impl RespSession {
             unknown_command(out, self.conn.protocol, &self.args, buf);
             return Flow::Continue;
         };
+        let reply_start = out.len();
         let mut encoder = Encoder::new(out, self.conn.protocol);
         let argc = self.args.len() as i32;
         if (command.arity > 0 && argc != command.arity) || argc < -command.arity {
@@ -464,6 +488,8 @@ impl RespSession {
             shared: &self.shared,
             out: encoder,
             command,
+            reply_start,
+            reply_limit: self.reply_limit,
         };
         let flow = (command.handler)(&mut ctx);
         if tracking && command.name != "client" {
@@ -634,31 +660,123 @@ impl Session for RespSession {
         self.shared.run_due_flush();
         let mut consumed = 0;
         loop {
+            if let Some((_, swallow)) = &mut self.swallowing {
+                match swallow.feed(&input[consumed..], &self.limits) {
+                    Ok(used) => consumed += used,
+                    Err(error) => return self.protocol_error(&error, input, out),
+                }
+                if !swallow.is_done() {
+                    return Outcome { consumed, close: false };
+                }
+                if let Some((prefix, swallow)) = self.swallowing.take() {
+                    self.refuse_oversized(prefix, swallow.into_kept(), out);
+                }
+                continue;
+            }
+            if out.len() >= strata_session::OUTPUT_CHUNK {
+                // Let the loop write these replies before taking more.
+                return Outcome { consumed, close: false };
+            }
             let buf = &input[consumed..];
             match parse_request(buf, &self.limits, &mut self.args) {
+                Ok(Some(used)) if let Some(oversized) = self.args.oversized() => {
+                    // A value longer than any the store keeps: discard it
+                    // as it arrives, then refuse the command.
+                    let prefix = self.args.iter(buf).map(<[u8]>::to_vec).collect();
+                    self.swallowing = Some((prefix, Swallow::new(oversized, SWALLOW_KEEP)));
+                    consumed += used;
+                }
                 Ok(Some(used)) => {
+                    let reply_start = out.len();
                     let flow = if self.args.is_empty() {
                         Flow::Continue
                     } else {
                         self.execute(buf, out, stats)
                     };
                     consumed += used;
+                    if out.len() - reply_start > self.reply_limit {
+                        // Never send a reply this large, nor keep it: one
+                        // client must not take the memory of the others.
+                        let command = String::from_utf8_lossy(self.args.get(buf, 0)).into_owned();
+                        tracing::warn!(
+                            client = self.conn.id,
+                            %command,
+                            reply_bytes = out.len() - reply_start,
+                            limit = self.reply_limit,
+                            "closing a connection whose reply passed reply-buffer-limit"
+                        );
+                        out.truncate(reply_start);
+                        self.shared
+                            .metrics
+                            .reply_limit_disconnects
+                            .fetch_add(1, Ordering::Relaxed);
+                        return Outcome { consumed, close: true };
+                    }
                     if flow == Flow::Close {
                         return Outcome { consumed, close: true };
                     }
                 }
                 Ok(None) => return Outcome { consumed, close: false },
-                Err(error) => {
-                    self.shared.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    let text = format!("ERR {error}");
-                    Encoder::new(out, self.conn.protocol).error(text.as_bytes());
-                    return Outcome {
-                        consumed: input.len(),
-                        close: true,
-                    };
+                Err(error) => return self.protocol_error(&error, input, out),
+            }
+        }
+    }
+}
+
+/// Arguments after a refused value that are kept (for their keys): up to a
+/// key's usual size.
+const SWALLOW_KEEP: usize = 64 * 1024;
+
+impl RespSession {
+    /// Answers a protocol error, which closes the connection.
+    fn protocol_error(&mut self, error: &strata_proto::resp::ParseError, input: &[u8], out: &mut Vec<u8>) -> Outcome {
+        self.shared.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        let text = format!("ERR {error}");
+        Encoder::new(out, self.conn.protocol).error(text.as_bytes());
+        Outcome {
+            consumed: input.len(),
+            close: true,
+        }
+    }
+
+    /// Refuses a command one of whose arguments was too long to store
+    /// (and was discarded unread): an error reply, and — for a command
+    /// that would have replaced a value — the keys' old values removed, as
+    /// for any refused value (`Shared::remove_refused`). `prefix` holds the
+    /// arguments before the long one, `after` those after it.
+    fn refuse_oversized(&mut self, prefix: Vec<Vec<u8>>, after: Vec<Option<Vec<u8>>>, out: &mut Vec<u8>) {
+        let mut encoder = Encoder::new(out, self.conn.protocol);
+        let args: Vec<Option<Vec<u8>>> = prefix
+            .into_iter()
+            .map(Some)
+            .chain(std::iter::once(None))
+            .chain(after)
+            .collect();
+        let name = args.first().and_then(Option::as_deref).unwrap_or_default();
+        let command = lookup(name).map(|(_, command)| command);
+        if !self.conn.authenticated && !command.is_some_and(|c| c.no_auth) {
+            encoder.error(b"NOAUTH Authentication required.");
+            return;
+        }
+        if let Some(command) = command {
+            let conditional = args.iter().skip(3).flatten().any(|arg| arg.eq_ignore_ascii_case(b"NX"));
+            let keys: &[usize] = match command.name {
+                "set" if conditional => &[],
+                "set" | "setex" | "psetex" | "getset" | "append" | "setrange" => &[1],
+                _ => &[],
+            };
+            let mset_keys = (command.name == "mset").then(|| (1..args.len()).step_by(2));
+            for position in keys.iter().copied().chain(mset_keys.into_iter().flatten()) {
+                if let Some(Some(key)) = args.get(position) {
+                    self.shared.remove_refused(key, self.conn.id);
                 }
             }
         }
+        let text = format!(
+            "ERR string exceeds maximum allowed size (max-item-size {})",
+            self.shared.store.max_item_bytes()
+        );
+        encoder.error(text.as_bytes());
     }
 }
 

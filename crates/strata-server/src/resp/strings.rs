@@ -270,6 +270,10 @@ pub(super) fn mget(ctx: &mut Ctx<'_>) -> Flow {
         if found != Some(true) {
             ctx.out.null();
         }
+        if ctx.reply_over_limit() {
+            // The session discards this reply and closes the connection.
+            break;
+        }
     }
     Flow::Continue
 }

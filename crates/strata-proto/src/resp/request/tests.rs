@@ -189,6 +189,7 @@ fn limits_fail_before_the_data_arrives() {
         max_bulk_bytes: 10,
         max_inline_bytes: 16,
         max_request_bytes: 40,
+        max_buffered_bulk: usize::MAX,
     };
     let fails = |input: &[u8]| parse_with(input, &limits).expect_err("over a limit");
     assert_eq!(fails(b"*4\r\n"), ParseError::InvalidMultibulkLength);
@@ -283,4 +284,49 @@ fn capacity_is_released_after_huge_requests() {
     assert_eq!(args.len(), 5000);
     assert_eq!(parse_request(b"PING\r\n", &limits, &mut args), Ok(Some(6)));
     assert!(args.spans.capacity() <= KEEP_SPANS);
+}
+
+#[test]
+fn a_bulk_too_long_to_buffer_stops_the_request_at_its_header() {
+    let limits = Limits {
+        max_buffered_bulk: 8,
+        ..Limits::default()
+    };
+    let value = vec![b'x'; 100];
+    let mut request = b"*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$100\r\n".to_vec();
+    let header_end = request.len();
+    request.extend_from_slice(&value);
+    request.extend_from_slice(b"\r\n$1\r\nb\r\n$9\r\n123456789\r\n*1\r\n$4\r\nPING\r\n");
+    let mut args = Args::new();
+    assert_eq!(parse_request(&request, &limits, &mut args), Ok(Some(header_end)));
+    assert_eq!(
+        args.oversized(),
+        Some(Oversized {
+            index: 2,
+            len: 100,
+            remaining: 2
+        })
+    );
+    assert_eq!(args.iter(&request).collect::<Vec<_>>(), vec![&b"MSET"[..], b"a"]);
+    // Swallow the rest, fed one byte at a time: the value is never kept,
+    // the short key is, the 9-byte value (over 8) is not.
+    let mut swallow = Swallow::new(args.oversized().unwrap(), 8);
+    let mut at = header_end;
+    while !swallow.is_done() {
+        let end = (at + 1).min(request.len());
+        let used = swallow.feed(&request[at..end], &limits).unwrap();
+        if used == 0 {
+            // Needs more than one byte at once (a header line, a kept bulk).
+            let used = swallow.feed(&request[at..], &limits).unwrap();
+            assert!(used > 0);
+            at += used;
+        } else {
+            at += used;
+        }
+    }
+    assert_eq!(swallow.into_kept(), vec![Some(b"b".to_vec()), None]);
+    // The next request parses normally.
+    assert_eq!(parse_request(&request[at..], &limits, &mut args), Ok(Some(14)));
+    assert_eq!(args.oversized(), None);
+    assert!(args.command_is(&request[at..], b"PING"));
 }
