@@ -78,6 +78,37 @@ async fn origin_crud_and_versions() {
 }
 
 #[tokio::test]
+async fn commits_stay_durable_when_a_default_or_the_url_turns_synchronous_commit_off() {
+    let Some(pg) = pgtest::start_or_skip() else { return };
+    let origin = PostgresOrigin::connect(&pg.url()).await.expect("connect");
+    assert_eq!(origin.synchronous_commit().await.unwrap(), "on", "left as it was");
+
+    // A role default turns it off for every new session...
+    let raw = raw_client(&pg).await;
+    raw.batch_execute(&format!(
+        "ALTER ROLE {} SET synchronous_commit = off",
+        pgtest::SUPERUSER
+    ))
+    .await
+    .unwrap();
+    let plain = raw_client(&pg).await;
+    let row = plain.query_one("SHOW synchronous_commit", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "off");
+    // ...but not for the origin's.
+    let origin = PostgresOrigin::connect(&pg.url()).await.expect("connect");
+    assert_eq!(origin.synchronous_commit().await.unwrap(), "local");
+    origin.apply(&[Write::put("a", "durable")]).await.expect("apply");
+
+    // Nor can the URL's options.
+    raw.batch_execute(&format!("ALTER ROLE {} RESET synchronous_commit", pgtest::SUPERUSER))
+        .await
+        .unwrap();
+    let url = format!("{}?options=-c%20synchronous_commit%3Doff", pg.url());
+    let origin = PostgresOrigin::connect(&url).await.expect("connect");
+    assert_eq!(origin.synchronous_commit().await.unwrap(), "local");
+}
+
+#[tokio::test]
 async fn concurrent_writes_get_distinct_versions() {
     let Some(pg) = pgtest::start_or_skip() else { return };
     let origin = std::sync::Arc::new(Origin::open(&pg.url()).await.expect("open"));
