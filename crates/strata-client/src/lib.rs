@@ -86,7 +86,7 @@ use tokio::time::Instant;
 
 pub use health::HealthPolicy;
 pub use lease::{Fill, VERSION_CAS_BASE, Versioned};
-pub use meta::MAX_KEY_BYTES;
+pub use meta::{MAX_KEY_BYTES, check_key};
 pub use server_pool::{PoolError, PoolSettings};
 pub use tracking::{Invalidation, Tracker, TrackingConfig};
 

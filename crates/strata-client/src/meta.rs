@@ -15,7 +15,13 @@ fn is_plain(key: &[u8]) -> bool {
     !key.is_empty() && key.len() <= MAX_KEY_BYTES && key.iter().all(|&b| b > b' ' && b != 0x7f)
 }
 
-/// Refuses keys no server could store.
+/// Refuses keys no server could store: the empty key, and keys too long for
+/// the wire — over [`MAX_KEY_BYTES`] if plain (no spaces or control
+/// characters), over 187 bytes otherwise (they travel base64-encoded, and
+/// 188 bytes encode to 252). Every call checks its keys with this, so a key
+/// it refuses can never be cached: callers that take keys from elsewhere
+/// (the invalidator's change log) use it to tell such keys from failures
+/// worth retrying.
 pub fn check_key(key: &[u8]) -> Result<(), ClientError> {
     // Other keys travel base64-encoded, 4 bytes for every 3.
     if is_plain(key) || (!key.is_empty() && key.len().div_ceil(3) * 4 <= MAX_KEY_BYTES) {

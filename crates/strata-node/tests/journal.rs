@@ -1,7 +1,9 @@
 //! Black-box tests of write-behind's journal: crash safety under SIGKILL (the
-//! test binary re-executes itself as the writer), torn tails, corruption,
-//! flushing and restart, backpressure, a model-based property test, and an
-//! ignored throughput measurement.
+//! test binary re-executes itself as the writer), the directory lock, torn
+//! tails, corruption, flushing and restart, backpressure, a model-based
+//! property test, and an ignored throughput measurement. (Power loss, which
+//! no process kill can show, is tested against a model of the disk in the
+//! crate's unit tests: `src/journal/power_loss.rs`.)
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -229,6 +231,13 @@ fn acknowledged_writes_survive_sigkill() {
                 );
                 min_acked = min_acked.min(seq);
                 acks += 1;
+                if round == 0 && acks == 1 {
+                    // The child holds the directory: this process is refused.
+                    match Journal::open(child_config(&dir.0)) {
+                        Err(JournalError::Locked { dir: locked }) => assert_eq!(locked, dir.0),
+                        other => panic!("a second process opened a journal in use: {other:?}"),
+                    }
+                }
                 if acks == kill_after {
                     child.0.kill().unwrap(); // SIGKILL
                 }
@@ -530,6 +539,28 @@ async fn wait_appended_wakes_the_flusher() {
         .unwrap()
         .unwrap();
     assert_eq!(seqs(&pending), [1]);
+}
+
+#[tokio::test]
+async fn a_directory_in_use_is_refused_until_its_journal_is_dropped() {
+    let dir = TempDir::new("locked");
+    let (journal, _) = Journal::open(config(&dir.0)).unwrap();
+    journal.append(Write::put("k", "v")).await.unwrap();
+    // flock belongs to the open file, so a second open in this same
+    // process is refused as another process's would be.
+    let refused = Journal::open(config(&dir.0)).unwrap_err();
+    let message = refused.to_string();
+    assert!(
+        matches!(&refused, JournalError::Locked { dir: locked } if *locked == dir.0),
+        "{refused:?}"
+    );
+    assert!(message.contains(&dir.0.display().to_string()), "{message}");
+    // The refused open changed nothing.
+    assert_eq!(journal.append(Write::put("k", "w")).await.unwrap(), 2);
+    drop(journal);
+    let (journal, replay) = Journal::open(config(&dir.0)).unwrap();
+    assert_eq!(seqs(&replay), [1, 2]);
+    drop(journal);
 }
 
 // ---------------------------------------------------------------------------

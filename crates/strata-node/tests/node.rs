@@ -257,6 +257,66 @@ async fn the_invalidator_repairs_writes_made_behind_the_nodes_back() {
     assert!(invalidator.stats().measured() >= 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_no_cache_can_hold_are_skipped_and_counted_not_retried_forever() {
+    let stack = stack("bad-keys", Strategy::CacheAside).await;
+    let origin = stack.dir.join("origin.db").display().to_string();
+    let source = Source::open(&origin, "unused").await.unwrap();
+    let invalidator = Invalidator::new(source, stack.node.client().clone(), InvalidatorConfig::default());
+    stack.node.put("7", "first").await.unwrap();
+    invalidator.drain().await.unwrap();
+    assert_eq!(stack.node.get("7").await.unwrap().unwrap().value, "first");
+    assert!(stack.node.client().get(b"item:7").await.unwrap().is_some(), "cached");
+    // A key of bytes that are not UTF-8 but short enough to travel
+    // base64-encoded is a valid cache key: it must be deleted, not skipped.
+    let odd_key = b"\xff\xfe odd".to_vec();
+    stack.node.client().set(&odd_key, b"x", None).await.unwrap();
+
+    // Another program writes the database: keys no cache can hold (empty,
+    // 300 bytes, 200 bytes with spaces, not UTF-8 and too long for base64,
+    // a BLOB), a row whose id makes one, then a valid change.
+    let path = origin.clone();
+    tokio::task::spawn_blocking(move || {
+        let connection = rusqlite::Connection::open(path).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO strata_outbox (key, committed_at_ms) VALUES ('', 0);
+                 INSERT INTO strata_outbox (key, committed_at_ms)
+                     VALUES (replace(hex(zeroblob(300)), '00', 'k'), 0);
+                 INSERT INTO strata_outbox (key, committed_at_ms)
+                     VALUES (replace(hex(zeroblob(200)), '00', ' '), 0);
+                 INSERT INTO strata_outbox (key, committed_at_ms)
+                     VALUES (CAST(X'FF' AS TEXT) || replace(hex(zeroblob(199)), '00', char(9)), 0);
+                 INSERT INTO strata_outbox (key, committed_at_ms) VALUES (zeroblob(260), 'not a time');
+                 INSERT INTO items VALUES (replace(hex(zeroblob(300)), '00', 'i'), 'v', 1, 0);
+                 INSERT INTO strata_outbox (key, committed_at_ms) VALUES (CAST(X'FFFE206F6464' AS TEXT), 0);
+                 UPDATE items SET value = 'second', version = version + 1 WHERE id = '7';",
+            )
+            .unwrap();
+    })
+    .await
+    .unwrap();
+
+    // Before, the first batch failed on the first bad key, forever.
+    invalidator.drain().await.expect("bad keys are skipped, not errors");
+    let stats = invalidator.stats();
+    assert_eq!(stats.invalid_keys.load(std::sync::atomic::Ordering::Relaxed), 6);
+    assert_eq!(
+        stack.node.client().get(b"item:7").await.unwrap(),
+        None,
+        "the later change applied"
+    );
+    assert_eq!(
+        stack.node.client().get(&odd_key).await.unwrap(),
+        None,
+        "a valid odd key deleted"
+    );
+    assert_eq!(stack.node.get("7").await.unwrap().unwrap().value, "second");
+    assert_eq!(invalidator.drain().await.unwrap(), 0, "the outbox was consumed");
+    let metrics = stats.render().unwrap();
+    assert!(metrics.contains("strata_invalidator_invalid_keys_total 6"), "{metrics}");
+}
+
 /// Waits (bounded, polling real sockets) until `check` holds.
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     for _ in 0..400 {

@@ -19,7 +19,26 @@ fn now_ms() -> i64 {
 }
 
 fn keys(batch: &SlotBatch) -> Vec<&str> {
-    batch.changes.iter().map(|change| change.key.as_str()).collect()
+    batch
+        .changes
+        .iter()
+        .map(|change| std::str::from_utf8(&change.key).expect("UTF-8 key"))
+        .collect()
+}
+
+/// A new slot, moved past the cluster flush its creation queued (checked
+/// here: a slot starts with one).
+async fn new_slot(pg: &PgServer, name: &str) -> SlotSource {
+    let source = SlotSource::connect(&pg.url(), name).await.expect("slot");
+    let first = source
+        .peek(100)
+        .await
+        .unwrap()
+        .expect("a new slot starts with a flush message");
+    assert!(first.flush_all && first.changes.is_empty(), "{first:?}");
+    source.advance(&first.upto_lsn).await.unwrap();
+    assert_eq!(source.peek(100).await.unwrap(), None);
+    source
 }
 
 /// A plain client for writes the origin does not make (messages, other
@@ -75,6 +94,37 @@ async fn origin_crud_and_versions() {
     // A second origin on the same database finds the table there.
     let again = PostgresOrigin::connect(&pg.url()).await.expect("second connect");
     assert_eq!(again.get("a").await.unwrap().unwrap().value, "again");
+}
+
+#[tokio::test]
+async fn commits_stay_durable_when_a_default_or_the_url_turns_synchronous_commit_off() {
+    let Some(pg) = pgtest::start_or_skip() else { return };
+    let origin = PostgresOrigin::connect(&pg.url()).await.expect("connect");
+    assert_eq!(origin.synchronous_commit().await.unwrap(), "on", "left as it was");
+
+    // A role default turns it off for every new session...
+    let raw = raw_client(&pg).await;
+    raw.batch_execute(&format!(
+        "ALTER ROLE {} SET synchronous_commit = off",
+        pgtest::SUPERUSER
+    ))
+    .await
+    .unwrap();
+    let plain = raw_client(&pg).await;
+    let row = plain.query_one("SHOW synchronous_commit", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "off");
+    // ...but not for the origin's.
+    let origin = PostgresOrigin::connect(&pg.url()).await.expect("connect");
+    assert_eq!(origin.synchronous_commit().await.unwrap(), "local");
+    origin.apply(&[Write::put("a", "durable")]).await.expect("apply");
+
+    // Nor can the URL's options.
+    raw.batch_execute(&format!("ALTER ROLE {} RESET synchronous_commit", pgtest::SUPERUSER))
+        .await
+        .unwrap();
+    let url = format!("{}?options=-c%20synchronous_commit%3Doff", pg.url());
+    let origin = PostgresOrigin::connect(&url).await.expect("connect");
+    assert_eq!(origin.synchronous_commit().await.unwrap(), "local");
 }
 
 #[tokio::test]
@@ -207,9 +257,8 @@ async fn silent_server_times_out() {
 async fn slot_delivers_commits_in_order_and_advance_consumes_them() {
     let Some(pg) = pgtest::start_or_skip() else { return };
     let origin = Origin::open(&pg.url()).await.expect("open");
-    let source = SlotSource::connect(&pg.url(), "strata_test").await.expect("slot");
+    let source = new_slot(&pg, "strata_test").await;
     assert_eq!(source.slot(), "strata_test");
-    assert_eq!(source.peek(100).await.unwrap(), None);
 
     let before = now_ms();
     origin.put("a", "1").await.unwrap();
@@ -277,7 +326,7 @@ async fn slot_delivers_commits_in_order_and_advance_consumes_them() {
 async fn reconnected_source_redelivers_what_was_not_advanced() {
     let Some(pg) = pgtest::start_or_skip() else { return };
     let origin = Origin::open(&pg.url()).await.expect("open");
-    let source = SlotSource::connect(&pg.url(), "resume").await.expect("slot");
+    let source = new_slot(&pg, "resume").await;
     origin.put("x", "1").await.unwrap();
     let peeked = source.peek(100).await.unwrap().unwrap();
     assert_eq!(keys(&peeked), ["item:x"]);
@@ -302,7 +351,7 @@ async fn reconnected_source_redelivers_what_was_not_advanced() {
 async fn database_crash_loses_no_committed_change() {
     let Some(pg) = pgtest::start_or_skip() else { return };
     let origin = Origin::open(&pg.url()).await.expect("open");
-    let source = SlotSource::connect(&pg.url(), "crashy").await.expect("slot");
+    let source = new_slot(&pg, "crashy").await;
     origin.put("a", "1").await.unwrap();
     let batch = source.peek(100).await.unwrap().unwrap();
     source.advance(&batch.upto_lsn).await.unwrap();
@@ -330,7 +379,7 @@ async fn database_crash_loses_no_committed_change() {
 async fn messages_name_extra_keys_and_other_tables_are_ignored() {
     let Some(pg) = pgtest::start_or_skip() else { return };
     let _origin = Origin::open(&pg.url()).await.expect("open");
-    let source = SlotSource::connect(&pg.url(), "messages").await.expect("slot");
+    let source = new_slot(&pg, "messages").await;
     let client = raw_client(&pg).await;
     client
         .batch_execute(
@@ -366,6 +415,122 @@ async fn messages_name_extra_keys_and_other_tables_are_ignored() {
     assert!(only_orders.changes.is_empty());
     source.advance(&only_orders.upto_lsn).await.unwrap();
     assert_eq!(source.peek(100).await.unwrap(), None);
+
+    // A transaction holding only a message, last in the log: advancing
+    // past its batch consumes it (it once came back in every peek).
+    client
+        .batch_execute("BEGIN; SELECT pg_logical_emit_message(true, 'strata.invalidate', 'item:m'); COMMIT;")
+        .await
+        .unwrap();
+    let only_message = source.peek(100).await.unwrap().expect("the message");
+    assert_eq!(keys(&only_message), ["item:m"]);
+    assert!(
+        only_message.changes[0].committed_at_ms.is_some(),
+        "framed by its commit"
+    );
+    source.advance(&only_message.upto_lsn).await.unwrap();
+    assert_eq!(source.peek(100).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_flush_a_new_slot_owes_survives_a_reconnect_and_comes_before_later_changes() {
+    let Some(pg) = pgtest::start_or_skip() else { return };
+    let origin = Origin::open(&pg.url()).await.expect("open");
+    let source = SlotSource::connect(&pg.url(), "owed").await.expect("slot");
+    // The invalidator dies before reading anything.
+    drop(source);
+    origin.put("a", "1").await.unwrap();
+    let source = SlotSource::connect(&pg.url(), "owed").await.expect("reconnect");
+    let batch = source.peek(100).await.unwrap().expect("changes");
+    assert!(batch.flush_all, "the flush is still owed: {batch:?}");
+    assert_eq!(keys(&batch), ["item:a"]);
+    // Only the first connect created the slot, so only one flush.
+    source.advance(&batch.upto_lsn).await.unwrap();
+    origin.put("b", "1").await.unwrap();
+    let batch = source.peek(100).await.unwrap().expect("changes");
+    assert!(!batch.flush_all);
+    assert_eq!(keys(&batch), ["item:b"]);
+    // An application may ask for a flush too.
+    let raw = raw_client(&pg).await;
+    raw.batch_execute("SELECT pg_logical_emit_message(false, 'strata.flush', '')")
+        .await
+        .unwrap();
+    source.advance(&batch.upto_lsn).await.unwrap();
+    origin.put("c", "1").await.unwrap();
+    let batch = source.peek(100).await.unwrap().expect("changes");
+    assert!(batch.flush_all);
+    assert_eq!(keys(&batch), ["item:c"]);
+}
+
+#[tokio::test]
+async fn a_transaction_too_large_to_decode_in_time_is_retried_with_a_longer_timeout() {
+    let Some(pg) = pgtest::start_or_skip() else { return };
+    let _origin = Origin::open(&pg.url()).await.expect("open");
+    // Far less than decoding the big transaction below takes.
+    let base = Duration::from_millis(20);
+    let source = SlotSource::connect_with_decode_timeout(&pg.url(), "big", base)
+        .await
+        .expect("slot");
+    assert_eq!(source.decode_timeout(), base);
+    let raw = raw_client(&pg).await;
+    raw.batch_execute(
+        "INSERT INTO items (id, value, version, updated_at)
+         SELECT 'big' || n, 'v', 1, now() FROM generate_series(1, 30000) AS n",
+    )
+    .await
+    .unwrap();
+    raw.batch_execute("INSERT INTO items VALUES ('after', 'v', 1, now())")
+        .await
+        .unwrap();
+
+    // Each cancelled peek doubles the timeout; a fixed one would be
+    // cancelled forever.
+    let mut cancelled = 0;
+    let batch = loop {
+        match source.peek(1000).await {
+            Ok(batch) => break batch.expect("changes"),
+            Err(error) => {
+                let error = error.to_string();
+                assert!(error.contains("57014"), "not a statement timeout: {error}");
+                cancelled += 1;
+                assert!(cancelled < 20, "still cancelled after {cancelled} peeks: {error}");
+            }
+        }
+    };
+    eprintln!(
+        "{cancelled} peeks cancelled; decoded with a timeout of {:?}",
+        source.decode_timeout()
+    );
+    assert!(cancelled >= 1, "the first peek should have been cancelled at {base:?}");
+    assert!(source.decode_timeout() >= base * 2);
+    // The slot's own flush, then the whole big transaction, in one batch
+    // (whole transactions: `upto_nchanges` is checked at commits).
+    assert!(batch.flush_all);
+    assert_eq!(batch.changes.len(), 30_000);
+    assert!(keys(&batch).iter().all(|key| key.starts_with("item:big")));
+
+    // Advancing past it (itself bounded by the grown timeout) lets the
+    // timeout decay towards the usual one.
+    let grown = source.decode_timeout();
+    let mut tries = 0;
+    while let Err(error) = source.advance(&batch.upto_lsn).await {
+        tries += 1;
+        assert!(tries < 20, "advance still failing: {error}");
+    }
+    if tries == 0 {
+        assert_eq!(source.decode_timeout(), (grown / 2).max(base));
+    }
+    let mut tries = 0;
+    let after = loop {
+        match source.peek(1000).await {
+            Ok(batch) => break batch.expect("the later change"),
+            Err(error) => {
+                tries += 1;
+                assert!(tries < 20, "peek still failing: {error}");
+            }
+        }
+    };
+    assert_eq!(keys(&after), ["item:after"]);
 }
 
 #[tokio::test]

@@ -95,6 +95,7 @@ pub fn run(args: InvalidatorArgs) -> anyhow::Result<()> {
                     tracing::info!(
                         applied = stats.applied.load(std::sync::atomic::Ordering::Relaxed),
                         errors = stats.errors.load(std::sync::atomic::Ordering::Relaxed),
+                        invalid_keys = stats.invalid_keys.load(std::sync::atomic::Ordering::Relaxed),
                         p50_ms = stats.latency_ms(0.5),
                         p99_ms = stats.latency_ms(0.99),
                         "invalidator: keys deleted, commit-to-delete latency"

@@ -33,14 +33,44 @@
 //! The latency from commit to L2 delete is measured per change (commit
 //! timestamps come from the log itself) into a histogram.
 //!
+//! # Keys no cache can hold
+//!
+//! The log holds whatever was written to the database, by strata or not: an
+//! empty key, a key longer than the wire allows, a row id that makes one
+//! (`item:` and 300 bytes). The cluster client refuses such a key
+//! ([`strata_client::check_key`]: the same rule every client call applies,
+//! reused rather than restated), and since a batch is retried until every
+//! delete is done, one bad key used to stop invalidation for good: the
+//! same batch failed forever and no later change was ever applied. Such a
+//! key can never be cached, so there is nothing to delete: the invalidator
+//! applies the rest of the batch, advances past it, counts the bad keys
+//! ([`InvalidatorStats::invalid_keys`], exported as
+//! `strata_invalidator_invalid_keys`) and logs one warning per batch with
+//! the first few of them, escaped and cut short. Only keys the client's
+//! rule refuses are skipped; every other failure still retries the batch.
+//!
+//! # Lost slots
+//!
 //! After an error the source is reopened (a restarted database, a dropped
 //! connection). A PostgreSQL slot that is gone — dropped, or invalidated
 //! because it held more WAL than `max_slot_wal_keep_size` allows — means
-//! changes were missed and nothing can say which: the invalidator then
-//! flushes the whole cluster (every L1 follows through tracking), drops
-//! what is left of the slot and creates it again. Set
-//! `max_slot_wal_keep_size` so that a stopped invalidator cannot fill the
-//! database's disk; the price of hitting it is that one cluster flush.
+//! changes were missed and nothing can say which, so the cluster must be
+//! flushed (every L1 follows through tracking). The order matters: the
+//! invalidator drops what is left of the slot and creates it again
+//! *first*, and the flush comes after, as a `strata.flush` message that the
+//! slot's creation writes into the WAL right behind the slot's starting
+//! point (see `postgres.rs`). Every change committed after the new slot
+//! began is in the slot; every change before it is covered by the flush,
+//! which happens when the message is read, after the slot exists. (Flushing
+//! first, as this code once did, left a gap: changes committed between the
+//! flush and the new slot were neither flushed nor in the slot.) Because
+//! the flush travels in the log, it is applied like any change — at least
+//! once, surviving a restart of the invalidator, retried while the cluster
+//! refuses it. The same holds when a reconnect finds the slot gone and
+//! `SlotSource::connect` creates it: that path used to start the new slot
+//! without any flush. Set `max_slot_wal_keep_size` so that a stopped
+//! invalidator cannot fill the database's disk; the price of hitting it is
+//! that one cluster flush.
 
 pub mod outbox;
 pub mod postgres;
@@ -61,8 +91,9 @@ pub use postgres::SlotSource;
 /// One committed change: a cache key to delete.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
-    /// The cache key (`item:<id>`, or a key the application named).
-    pub key: String,
+    /// The cache key (`item:<id>`, or a key the application named), as
+    /// bytes: another program may have written one that is not UTF-8.
+    pub key: Vec<u8>,
     /// When the change committed, in ms since the Unix epoch, if known.
     pub committed_at_ms: Option<i64>,
 }
@@ -166,9 +197,11 @@ impl Source {
 }
 
 impl Invalidator {
-    /// After a failed step: reopen a closed PostgreSQL connection, and
-    /// reset a lost slot (flush the cluster, recreate the slot).
-    async fn recover(&self) -> Result<(), InvalidatorError> {
+    /// What [`run`](Self::run) does after a failed step: reopen a closed
+    /// PostgreSQL connection, and reset a lost slot: recreate it, which
+    /// queues a cluster flush in the new slot for the next steps to apply
+    /// (see "Lost slots" in the module docs). Nothing to do for the outbox.
+    pub async fn recover(&self) -> Result<(), InvalidatorError> {
         let mut source = self.source.lock().await;
         let Source::Slot(slot) = &*source else {
             return Ok(());
@@ -184,9 +217,9 @@ impl Invalidator {
             tracing::error!(
                 slot = slot.slot(),
                 "replication slot lost (dropped, or past max_slot_wal_keep_size): changes were missed; \
-                 flushing the cluster and recreating the slot"
+                 recreating the slot, then flushing the cluster"
             );
-            self.client.flush_all().await?;
+            // What is left of it (an invalidated slot keeps its name).
             let _ = slot.drop_slot().await;
             let recreated = SlotSource::connect(&self.address, slot.slot()).await?;
             *source = Source::Slot(Box::new(recreated));
@@ -205,8 +238,11 @@ pub struct InvalidatorStats {
     pub batches: AtomicU64,
     /// Steps that failed (and were retried).
     pub errors: AtomicU64,
-    /// Times a lost slot was reset (cluster flushed, slot recreated).
+    /// Times a lost slot was reset (slot recreated, cluster flush queued).
     pub slot_resets: AtomicU64,
+    /// Keys in the log that no cache can hold (empty, or too long for the
+    /// wire: see [`strata_client::check_key`]), skipped.
+    pub invalid_keys: AtomicU64,
     latency_us: Mutex<Histogram<u64>>,
 }
 
@@ -217,6 +253,7 @@ impl Default for InvalidatorStats {
             batches: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             slot_resets: AtomicU64::new(0),
+            invalid_keys: AtomicU64::new(0),
             latency_us: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")),
         }
     }
@@ -244,8 +281,13 @@ impl InvalidatorStats {
             ("errors", "Steps that failed and were retried", &self.errors),
             (
                 "slot_resets",
-                "Lost slots reset (cluster flushed, slot recreated)",
+                "Lost slots reset (slot recreated, cluster flushed)",
                 &self.slot_resets,
+            ),
+            (
+                "invalid_keys",
+                "Keys in the log no cache can hold (empty or too long), skipped",
+                &self.invalid_keys,
             ),
         ] {
             let counter = Counter::<u64>::default();
@@ -268,6 +310,27 @@ impl InvalidatorStats {
     pub fn reset_latency(&self) {
         self.latency_us.lock().reset();
     }
+}
+
+/// The first few keys, each escaped (`\xNN` for anything not printable
+/// ASCII) and cut to 64 bytes, with its length: a log line that neither
+/// floods nor lets a key forge one.
+fn describe_keys(keys: &[&[u8]]) -> String {
+    const SHOWN: usize = 3;
+    const KEY_BYTES: usize = 64;
+    let mut text = String::new();
+    for (index, key) in keys.iter().take(SHOWN).enumerate() {
+        if index > 0 {
+            text.push_str(", ");
+        }
+        let shown = &key[..key.len().min(KEY_BYTES)];
+        let cut = if key.len() > KEY_BYTES { "…" } else { "" };
+        text.push_str(&format!("\"{}{cut}\" ({} bytes)", shown.escape_ascii(), key.len()));
+    }
+    if keys.len() > SHOWN {
+        text.push_str(&format!(" and {} more", keys.len() - SHOWN));
+    }
+    text
 }
 
 /// The invalidator: a source tailed into a cluster.
@@ -307,8 +370,9 @@ impl Invalidator {
         Arc::clone(&self.stats)
     }
 
-    /// One peek–apply–advance round; the number of changes applied, or
-    /// `None` if the log was empty.
+    /// One peek–apply–advance round; the number of changes applied (keys
+    /// no cache can hold are skipped, not counted), or `None` if the log
+    /// was empty.
     pub async fn step(&self) -> Result<Option<usize>, InvalidatorError> {
         let source = self.source.lock().await;
         let Some(batch) = source.peek(self.config.batch).await? else {
@@ -317,8 +381,14 @@ impl Invalidator {
         if batch.flush_all {
             self.client.flush_all().await?;
         }
+        // Keys no cache can hold cannot be deleted, and were never cached:
+        // skip them, or this batch would fail forever (module docs).
+        let (mut keys, invalid): (Vec<&[u8]>, Vec<&[u8]>) = batch
+            .changes
+            .iter()
+            .map(|change| change.key.as_slice())
+            .partition(|key| strata_client::check_key(key).is_ok());
         // A transaction touching a key many times needs one delete.
-        let mut keys: Vec<&[u8]> = batch.changes.iter().map(|change| change.key.as_bytes()).collect();
         keys.sort_unstable();
         keys.dedup();
         // Every delete must reach the key's owner before the log moves on
@@ -335,11 +405,21 @@ impl Invalidator {
             }
         }
         source.advance(&batch.position).await?;
-        self.stats
-            .applied
-            .fetch_add(batch.changes.len() as u64, Ordering::Relaxed);
+        if !invalid.is_empty() {
+            tracing::warn!(
+                skipped = invalid.len(),
+                keys = %describe_keys(&invalid),
+                "change log names keys no cache can hold (empty, or too long for the protocol); \
+                 skipped them and applied the rest of the batch"
+            );
+            self.stats
+                .invalid_keys
+                .fetch_add(invalid.len() as u64, Ordering::Relaxed);
+        }
+        let applied = batch.changes.len() - invalid.len();
+        self.stats.applied.fetch_add(applied as u64, Ordering::Relaxed);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(batch.changes.len()))
+        Ok(Some(applied))
     }
 
     /// Steps until the log is empty (the checker's quiescence).
@@ -375,5 +455,31 @@ impl Invalidator {
                 () = tokio::time::sleep(pause) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_keys_are_logged_escaped_cut_short_and_few() {
+        let long = vec![b'k'; 300];
+        let keys: Vec<&[u8]> = vec![b"", b"a \"quoted\"\n\xff key", &long, b"x", b"y"];
+        let text = describe_keys(&keys);
+        assert!(
+            text.starts_with(r#""" (0 bytes), "a \"quoted\"\n\xff key" (16 bytes), "kkk"#),
+            "{text}"
+        );
+        assert!(text.contains("k…\" (300 bytes) and 2 more"), "{text}");
+        assert!(!text.contains(&"k".repeat(65)), "{text}");
+    }
+
+    #[test]
+    fn the_invalid_key_counter_is_exported() {
+        let stats = InvalidatorStats::default();
+        stats.invalid_keys.store(3, Ordering::Relaxed);
+        let text = stats.render().unwrap();
+        assert!(text.contains("strata_invalidator_invalid_keys_total 3"), "{text}");
     }
 }

@@ -7,10 +7,17 @@
 //! repeats them (at-least-once; a delete is idempotent). Sequence numbers
 //! come from `AUTOINCREMENT` inside write transactions, which SQLite runs
 //! one at a time, so sequence order is commit order.
+//!
+//! Keys are read as bytes, whatever another program stored: SQLite does
+//! not enforce the column's type, so a key may be a BLOB or TEXT that is
+//! not UTF-8. Reading it as a Rust `String` would fail the whole peek, and
+//! the same peek would fail forever. A key no cache can hold is the
+//! invalidator's to skip (see "Keys no cache can hold" in the parent).
 
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::{Change, ChangeBatch, Position};
@@ -52,17 +59,17 @@ impl OutboxSource {
             let mut statement = connection
                 .prepare_cached("SELECT seq, key, committed_at_ms FROM strata_outbox ORDER BY seq LIMIT ?1")?;
             let rows = statement.query_map(params![max as i64], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+                // A commit time that is not an integer (another program's
+                // row) only loses that change's latency measurement.
+                let committed_at_ms = row.get::<_, Option<i64>>(2).ok().flatten();
+                Ok((row.get::<_, i64>(0)?, key_bytes(row.get_ref(1)?), committed_at_ms))
             })?;
             let mut changes = Vec::new();
             let mut last = None;
             for row in rows {
                 let (seq, key, committed_at_ms) = row?;
                 last = Some(seq);
-                changes.push(Change {
-                    key,
-                    committed_at_ms: Some(committed_at_ms),
-                });
+                changes.push(Change { key, committed_at_ms });
             }
             Ok(last.map(|seq| ChangeBatch {
                 changes,
@@ -94,5 +101,18 @@ impl OutboxSource {
             Ok(connection.query_row("SELECT count(*) FROM strata_outbox", [], |row| row.get(0))?)
         })
         .await
+    }
+}
+
+/// The outbox's `key` column as bytes: text (UTF-8 or not) and blobs as
+/// they are, numbers as SQLite would print them. `NULL` (which the schema
+/// forbids, but an older or altered table may hold) becomes the empty key,
+/// which the invalidator skips as invalid.
+fn key_bytes(value: ValueRef<'_>) -> Vec<u8> {
+    match value {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),
+        ValueRef::Integer(number) => number.to_string().into_bytes(),
+        ValueRef::Real(number) => number.to_string().into_bytes(),
+        ValueRef::Null => Vec::new(),
     }
 }

@@ -46,19 +46,85 @@
 //! - A `TRUNCATE` of `items`, or a `DELETE` without key columns (`REPLICA
 //!   IDENTITY NOTHING`), names no key: the batch then asks for the whole
 //!   cluster to be flushed ([`SlotBatch::flush_all`]), logged as a warning.
+//! - A `strata.flush` message (any content, transactional or not) asks for
+//!   the whole cluster to be flushed; an application may send one too.
+//!   Every slot strata creates starts with one (see "A new slot starts with
+//!   a flush").
+//!
+//! Peeks run with `skip-empty-xacts` off. With it on, `test_decoding`
+//! prints `BEGIN` only at a transaction's first row change and drops the
+//! `COMMIT` of one that changed no row, so a transaction holding only
+//! messages (`SELECT pg_logical_emit_message(true, 'strata.invalidate', …)`
+//! alone, or a new slot's flush) came out as bare message lines: the batch
+//! ended at the message, before its commit, advancing there did not take
+//! the slot past the transaction, and the same message came back in every
+//! peek until some later transaction committed (at the log's tail the
+//! invalidator never went idle). Off, every decoded transaction is framed;
+//! the cost is a `BEGIN`/`COMMIT` pair for transactions with no row
+//! changes (DDL), which the server decodes anyway.
 //!
 //! A line about `items` that does not parse fails the peek rather than
 //! being skipped, so a parser gap shows at once instead of as stale reads;
 //! the slot keeps the change until it is fixed.
+//!
+//! # A new slot starts with a flush
+//!
+//! A slot sees only what commits after it is created; whatever the cache
+//! holds from before was never checked against the changes before it. So
+//! [`SlotSource::connect`], when it creates the slot, writes a
+//! `strata.flush` message in the same statement, right after the creation
+//! returns: the message lies behind the slot's starting point, the slot
+//! delivers it like any change, and the invalidator flushes the cluster
+//! when it reads it. That orders things the only safe way — slot first,
+//! flush after — and puts the owed flush in the database rather than in
+//! the invalidator's memory, so a restart of the invalidator between the
+//! two still flushes. It is what makes a lost slot safe to recreate (see
+//! the parent module), and it makes the very first start of an invalidator
+//! flush the cluster once, which is right for the same reason.
+//!
+//! The message is transactional (its transaction gets its ID only after
+//! the slot exists, so the slot decodes it), so that the statement's commit
+//! flushes it to the WAL on disk before it returns — the session runs with
+//! `synchronous_commit = local` — and the slot can read it at once. (One
+//! gap is left: a database crash during that one statement, after the slot
+//! was saved and before the commit, keeps the slot and loses the message.)
+//!
+//! # A transaction too large to decode in time
+//!
+//! The server decodes whole transactions: `upto_nchanges` is checked only
+//! at commits, and a peek cannot stop inside a transaction (nor can the
+//! slot be advanced into one: the next peek would decode it from its start
+//! again). So one transaction with millions of rows is decoded by a single
+//! peek, however long that takes. With a fixed `statement_timeout` such a
+//! peek would be cancelled every time and the invalidator would retry the
+//! same batch forever, every later change waiting behind it.
+//!
+//! Instead, peeks and advances run with their own *decode timeout*: it
+//! starts at [`STATEMENT_TIMEOUT`], doubles each time the server cancels one
+//! of them for taking too long (SQLSTATE 57014), up to
+//! [`MAX_DECODE_TIMEOUT`], and halves (not below where it started) with
+//! each advance that succeeds. (Not straight back: the next peeks start at
+//! the slot's restart point, which can lag behind a big transaction, and
+//! may have to read it again, though they output none of it.) The
+//! time lost to cancelled attempts is less than the one that succeeds, so
+//! a big transaction costs at most about three times its decoding time
+//! instead of forever; only a transaction needing more than a day to
+//! decode would still stall. The client-side bound grows with it. What is
+//! not bounded: the peek's rows are held in memory at once, and
+//! `test_decoding` prints every column, so a transaction that rewrote
+//! gigabytes of rows needs that much memory here (PostgreSQL's own side
+//! spills to disk past `logical_decoding_work_mem`).
 //!
 //! The line parser is the child module `test_decoding`
 //! (`postgres/test_decoding.rs`).
 
 mod test_decoding;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
 
 use crate::origin::OriginError;
 use crate::origin::postgres::{describe, session_config, target_of};
@@ -73,12 +139,24 @@ const PLUGIN: &str = "test_decoding";
 /// The prefix of logical messages that name cache keys.
 pub const MESSAGE_PREFIX: &str = "strata.invalidate";
 
+/// The prefix of logical messages that ask for a cluster flush.
+pub const FLUSH_PREFIX: &str = "strata.flush";
+
 /// The server-side `statement_timeout` of the slot's session: decoding a
-/// large backlog takes longer than a point query.
+/// large backlog takes longer than a point query. Also where the decode
+/// timeout of peeks and advances starts.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most the decode timeout grows to (see "A transaction too large to
+/// decode in time").
+pub const MAX_DECODE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// The client-side bound on one call.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// What the client-side bound adds to a server-side timeout: the server's
+/// cancellation should arrive first.
+const CLIENT_MARGIN: Duration = Duration::from_secs(5);
 
 /// A change source reading one logical replication slot over its own
 /// connection.
@@ -90,6 +168,12 @@ pub struct SlotSource {
     slot: String,
     /// `host:port` for error messages.
     target: String,
+    /// Where the decode timeout starts and returns to.
+    base_decode_timeout: Duration,
+    /// The decode timeout of the next peek or advance, in ms.
+    decode_timeout_ms: AtomicU64,
+    /// The session's `statement_timeout`, in ms, as last set.
+    session_timeout_ms: AtomicU64,
 }
 
 /// The changes of one peek: whole transactions, in commit order.
@@ -112,10 +196,27 @@ impl SlotSource {
     /// with `test_decoding` if it does not exist (idempotent). Fails with a
     /// clear message if the server's `wal_level` is not `logical`, or if a
     /// slot of that name exists with another plugin or database.
+    ///
+    /// Creating the slot also queues a cluster flush in it (see "A new slot
+    /// starts with a flush").
     pub async fn connect(url: &str, slot: &str) -> Result<SlotSource, OriginError> {
+        Self::connect_with_decode_timeout(url, slot, STATEMENT_TIMEOUT).await
+    }
+
+    /// [`connect`](Self::connect) with the decode timeout starting at
+    /// `decode_timeout` rather than [`STATEMENT_TIMEOUT`] (tests use a
+    /// short one).
+    pub async fn connect_with_decode_timeout(
+        url: &str,
+        slot: &str,
+        decode_timeout: Duration,
+    ) -> Result<SlotSource, OriginError> {
         check_slot_name(slot)?;
-        // Commit times are printed in the session's time zone.
-        let config = session_config(url, STATEMENT_TIMEOUT, "-c TimeZone=UTC")?;
+        let decode_timeout = decode_timeout.clamp(Duration::from_millis(1), MAX_DECODE_TIMEOUT);
+        // Commit times are printed in the session's time zone. Its one
+        // write, the flush message of a new slot, must be on disk when the
+        // statement returns.
+        let config = session_config(url, STATEMENT_TIMEOUT, "-c TimeZone=UTC -c synchronous_commit=local")?;
         let target = target_of(&config);
         let connect = tokio::time::timeout(OPERATION_TIMEOUT, config.connect(NoTls));
         let (client, connection) = match connect.await {
@@ -146,6 +247,9 @@ impl SlotSource {
             url: url.to_owned(),
             slot: slot.to_owned(),
             target,
+            base_decode_timeout: decode_timeout,
+            decode_timeout_ms: AtomicU64::new(millis(decode_timeout)),
+            session_timeout_ms: AtomicU64::new(millis(STATEMENT_TIMEOUT)),
         };
         source.check_wal_level().await?;
         source.ensure_slot().await?;
@@ -167,26 +271,29 @@ impl SlotSource {
     /// decoder output when there are that many, but always whole
     /// transactions (so a big transaction can exceed it). `None` when there
     /// is nothing to read.
+    ///
+    /// Runs with the decode timeout, which doubles each time the server
+    /// cancels a peek for taking too long (see "A transaction too large to
+    /// decode in time").
     pub async fn peek(&self, max_changes: i32) -> Result<Option<SlotBatch>, OriginError> {
         let rows = self
-            .bounded("peek", async {
+            .decoding("peek", async {
                 let rows = self
                     .client
                     .query(
                         "SELECT lsn::text, textsend(data)
                          FROM pg_logical_slot_peek_changes($1, NULL, $2,
-                              'include-timestamp', 'on', 'skip-empty-xacts', 'on')",
+                              'include-timestamp', 'on', 'skip-empty-xacts', 'off')",
                         &[&self.slot, &max_changes.max(1)],
                     )
-                    .await
-                    .map_err(|e| self.failed("peek", &e))?;
+                    .await?;
                 rows.iter()
                     .map(|row| {
-                        let lsn: String = row.try_get(0).map_err(|e| self.failed("peek", &e))?;
-                        let data: Vec<u8> = row.try_get(1).map_err(|e| self.failed("peek", &e))?;
+                        let lsn: String = row.try_get(0)?;
+                        let data: Vec<u8> = row.try_get(1)?;
                         Ok((lsn, String::from_utf8_lossy(&data).into_owned()))
                     })
-                    .collect::<Result<Vec<_>, OriginError>>()
+                    .collect::<Result<Vec<_>, tokio_postgres::Error>>()
             })
             .await?;
         decode_rows(&rows).map_err(|why| OriginError::Postgres(format!("slot {} on {}: {why}", self.slot, self.target)))
@@ -199,25 +306,84 @@ impl SlotSource {
         let lsn = parse_lsn(upto_lsn)
             .ok_or_else(|| OriginError::Postgres(format!("advance slot {}: bad LSN {upto_lsn:?}", self.slot)))?;
         let lsn = format_lsn(lsn);
-        self.bounded("advance", async {
-            // The server refuses to move a slot backwards; a batch
-            // delivered twice must not turn into an error.
-            let moved = self
-                .client
-                .query(
-                    "SELECT pg_replication_slot_advance(slot_name, $2::text::pg_lsn)::text
-                     FROM pg_replication_slots
-                     WHERE slot_name = $1 AND confirmed_flush_lsn < $2::text::pg_lsn",
-                    &[&self.slot, &lsn],
-                )
-                .await
-                .map_err(|e| self.failed("advance", &e))?;
-            if moved.is_empty() {
-                self.slot_row().await?;
+        // Advancing a logical slot reads the WAL it skips (without
+        // decoding rows), which past a huge transaction takes time too.
+        let moved = self
+            .decoding("advance", async {
+                // The server refuses to move a slot backwards; a batch
+                // delivered twice must not turn into an error.
+                self.client
+                    .query(
+                        "SELECT pg_replication_slot_advance(slot_name, $2::text::pg_lsn)::text
+                         FROM pg_replication_slots
+                         WHERE slot_name = $1 AND confirmed_flush_lsn < $2::text::pg_lsn",
+                        &[&self.slot, &lsn],
+                    )
+                    .await
+            })
+            .await?;
+        // Past the batch: the timeout decays towards the usual one, halving
+        // per batch rather than dropping at once, since the next peeks may
+        // have to read the same big transaction again (they start at the
+        // slot's restart point, which can lag behind).
+        let halved = (self.decode_timeout() / 2).max(self.base_decode_timeout);
+        self.decode_timeout_ms.store(millis(halved), Ordering::Relaxed);
+        if moved.is_empty() {
+            self.bounded("advance", self.slot_row()).await?;
+        }
+        Ok(())
+    }
+
+    /// The decode timeout the next peek or advance runs with.
+    pub fn decode_timeout(&self) -> Duration {
+        Duration::from_millis(self.decode_timeout_ms.load(Ordering::Relaxed))
+    }
+
+    /// Runs a peek or an advance under the decode timeout: sets the
+    /// session's `statement_timeout` to it if it differs, bounds the call
+    /// on the client side a little longer, and doubles it when the server
+    /// cancelled the statement for running too long.
+    async fn decoding<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, OriginError> {
+        let timeout_ms = self.decode_timeout_ms.load(Ordering::Relaxed);
+        let timeout = Duration::from_millis(timeout_ms);
+        let client_bound = timeout.saturating_add(CLIENT_MARGIN);
+        let outcome = tokio::time::timeout(client_bound, async {
+            if self.session_timeout_ms.load(Ordering::Relaxed) != timeout_ms {
+                self.client
+                    .query(
+                        "SELECT set_config('statement_timeout', $1, false)",
+                        &[&timeout_ms.to_string()],
+                    )
+                    .await
+                    .map_err(|e| self.failed(&format!("{what}: set statement_timeout"), &e))?;
+                self.session_timeout_ms.store(timeout_ms, Ordering::Relaxed);
             }
-            Ok(())
+            call.await.map_err(|error| {
+                if error.code() == Some(&SqlState::QUERY_CANCELED) {
+                    let grown = timeout.saturating_mul(2).min(MAX_DECODE_TIMEOUT);
+                    self.decode_timeout_ms.store(millis(grown), Ordering::Relaxed);
+                    tracing::warn!(
+                        slot = %self.slot, target = %self.target, timeout = ?timeout, next = ?grown,
+                        "{what} of the replication slot was cancelled after its timeout (a large \
+                         transaction?); retrying with a longer one"
+                    );
+                }
+                self.failed(what, &error)
+            })
         })
-        .await
+        .await;
+        outcome.unwrap_or_else(|_| {
+            Err(OriginError::Postgres(format!(
+                "{what} (slot {}) on {}: no answer within {} s",
+                self.slot,
+                self.target,
+                client_bound.as_secs()
+            )))
+        })
     }
 
     /// How far the slot is behind: `pg_current_wal_lsn()` minus its
@@ -315,16 +481,25 @@ impl SlotSource {
             if let Some(existing) = self.slot_row_opt().await? {
                 return self.check_existing(&existing);
             }
+            // The slot, then a flush message behind its starting point, in
+            // one statement: the CTE is scanned, so the slot exists, before
+            // the message is written (module docs: "A new slot starts with
+            // a flush").
             let created = self
                 .client
                 .execute(
-                    "SELECT pg_create_logical_replication_slot($1, $2)",
-                    &[&self.slot, &PLUGIN],
+                    "WITH created AS (SELECT pg_create_logical_replication_slot($1, $2))
+                     SELECT pg_logical_emit_message(true, $3, 'slot created') FROM created",
+                    &[&self.slot, &PLUGIN, &FLUSH_PREFIX],
                 )
                 .await;
             match created {
                 Ok(_) => {
-                    tracing::info!(slot = %self.slot, target = %self.target, "created logical replication slot");
+                    tracing::info!(
+                        slot = %self.slot, target = %self.target,
+                        "created logical replication slot; the cluster will be flushed once, as it \
+                         cannot know what changed before the slot existed"
+                    );
                     Ok(())
                 }
                 // Created by another process a moment ago.
@@ -423,6 +598,10 @@ struct SlotRow {
     same_database: bool,
 }
 
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Slot names are 1 to 63 of `a-z`, `0-9`, `_` (the server's rule, checked
 /// here for a clearer message).
 fn check_slot_name(slot: &str) -> Result<(), OriginError> {
@@ -460,7 +639,10 @@ pub(crate) fn decode_rows(rows: &[(String, String)]) -> Result<Option<SlotBatch>
                 in_transaction = true;
             }
             Line::Commit { committed_at_ms } => {
-                changes.extend(pending.drain(..).map(|key| Change { key, committed_at_ms }));
+                changes.extend(pending.drain(..).map(|key| Change {
+                    key: key.into_bytes(),
+                    committed_at_ms,
+                }));
                 flush_all |= std::mem::take(&mut pending_flush);
                 in_transaction = false;
                 upto = upto.max(Some(lsn));
@@ -474,7 +656,7 @@ pub(crate) fn decode_rows(rows: &[(String, String)]) -> Result<Option<SlotBatch>
                     }
                 } else {
                     changes.extend(keys.into_iter().map(|key| Change {
-                        key,
+                        key: key.into_bytes(),
                         committed_at_ms: None,
                     }));
                     if !in_transaction {
@@ -488,6 +670,17 @@ pub(crate) fn decode_rows(rows: &[(String, String)]) -> Result<Option<SlotBatch>
                     pending_flush = true;
                 } else {
                     flush_all = true;
+                }
+            }
+            Line::Flush { transactional } => {
+                tracing::info!(lsn = %lsn_text, "a strata.flush message: the cluster will be flushed");
+                if in_transaction && transactional {
+                    pending_flush = true;
+                } else {
+                    flush_all = true;
+                    if !in_transaction {
+                        upto = upto.max(Some(lsn));
+                    }
                 }
             }
             Line::Other => {}
@@ -559,7 +752,7 @@ mod tests {
         let got: Vec<(&str, Option<i64>)> = batch
             .changes
             .iter()
-            .map(|c| (c.key.as_str(), c.committed_at_ms))
+            .map(|c| (std::str::from_utf8(&c.key).unwrap(), c.committed_at_ms))
             .collect();
         assert_eq!(
             got,
@@ -580,6 +773,30 @@ mod tests {
             ]))
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_flush_message_is_a_batch_of_its_own_or_joins_one() {
+        // Alone in the slot (the message a new slot starts with): a batch,
+        // so that the slot moves past it once the flush is done.
+        let alone = rows(&[(
+            "0/10",
+            "message: transactional: 0 prefix: strata.flush, sz: 12 content:slot created",
+        )]);
+        let batch = decode_rows(&alone).unwrap().unwrap();
+        assert!(batch.flush_all && batch.changes.is_empty());
+        assert_eq!(batch.upto_lsn, "0/10");
+        let inside = rows(&[
+            ("0/10", "BEGIN 900"),
+            ("0/18", "message: transactional: 1 prefix: strata.flush, sz: 0 content:"),
+            ("0/20", "COMMIT 900 (at 1970-01-01 00:00:01+00)"),
+        ]);
+        assert!(decode_rows(&inside).unwrap().unwrap().flush_all);
+        let cut = rows(&[
+            ("0/10", "BEGIN 901"),
+            ("0/18", "message: transactional: 1 prefix: strata.flush, sz: 0 content:"),
+        ]);
+        assert_eq!(decode_rows(&cut).unwrap(), None);
     }
 
     #[test]

@@ -13,13 +13,18 @@
 //! - `codec.rs`: the record and checkpoint codecs: pure functions over bytes
 //!   (`encode_record`, `decode_record`, `parse_segment`, `encode_checkpoint`,
 //!   `decode_checkpoint`), unit-tested without files.
-//! - `files.rs`: the directory's files: segment names and listing, the
-//!   checkpoint's atomic replacement, deleting flushed segments, syncing the
-//!   directory.
+//! - `files.rs`: the directory's files: creating the directory durably, its
+//!   lock, segment names and listing, the checkpoint's atomic replacement,
+//!   deleting flushed segments, syncing the directory.
+//! - `fs.rs`: the file operations themselves, behind a small trait, so that
+//!   the power-loss test (`power_loss.rs`, test builds only) can run the
+//!   journal over a model of a disk that keeps only what was synced.
+//!
 //! # On-disk format
 //!
 //! A directory holds segment files `journal-<firstseq>.log` (the first seq
-//! zero-padded to 20 digits so that names sort) and a `checkpoint` file.
+//! zero-padded to 20 digits so that names sort), a `checkpoint` file and an
+//! empty `lock` file (see "One journal per directory").
 //! A segment is a run of records with consecutive seqs, starting at the
 //! seq in its name; a new segment is started when the next record would
 //! take the active one past `segment_bytes` (a record larger than that gets
@@ -54,6 +59,13 @@
 //!
 //! # Crash safety
 //!
+//! A file's `fsync` makes its contents durable but not its name: a file
+//! created, renamed or deleted is durable only once its directory is
+//! fsynced, and a directory only once its parent is. So:
+//!
+//! 0. [`Journal::open`] creates the directory (and missing ancestors),
+//!    fsyncing the parent of each — and the journal directory's parent
+//!    even when it already existed — before anything is acknowledged.
 //! 1. An append is acknowledged only after the `fdatasync` covering its
 //!    record returned success, and, if the record opened a new segment,
 //!    after the directory was fsynced to make that file's name durable.
@@ -84,11 +96,16 @@
 //!    batch, in order, on restart. A re-applied `Put` writes the same value
 //!    (its version bumps again), a re-applied `Delete` is a no-op, and
 //!    because the replay is in order the final state is the same.
+//! 6. The journal forgets what the flusher marks flushed, so the origin's
+//!    commit must be durable by then, not merely visible: the SQLite origin
+//!    runs `synchronous = FULL` and the PostgreSQL origin never commits with
+//!    `synchronous_commit = off` (see their module docs). Otherwise a power
+//!    loss right after a checkpoint could take a write from both.
 //!
 //! # What write-behind loses
 //!
 //! If fsync is honest: nothing that was acknowledged, whether the process is
-//! killed or the machine loses power. A process crash (kill -9, panic, OOM)
+//! killed or the machine loses power (given a durable origin, item 6). A process crash (kill -9, panic, OOM)
 //! loses nothing acknowledged even if the disk lies, since the page cache
 //! survives it; that is what the crash test in `tests/journal.rs` exercises.
 //! If the disk acknowledges flushes it has not done (a volatile write cache
@@ -99,11 +116,38 @@
 //! unflushed writes. Until they are flushed, other readers of the origin do
 //! not see them either.
 //!
-//! One [`Journal`] per directory: nothing stops a second process from
-//! opening the same directory, which would interleave two writers.
+//! The power-loss test (`power_loss.rs`) checks all of this against a model
+//! of the disk rather than trusting the argument above: it runs a workload
+//! (appends, rolls, checkpoints, deletions, reopens) over a file system that
+//! loses everything not synced — unsynced data beyond a random prefix, and
+//! any subset of unsynced name changes — crashes it after every single file
+//! operation in turn, and checks that every acknowledged write is either
+//! replayed or was flushed. Removing any one of the fsyncs durability rests
+//! on — a segment's data, a new segment's name (on roll and on open), the
+//! checkpoint's data, its rename, the journal directory's name — makes it
+//! fail (each was removed by hand to see it fail). Its disk keeps a prefix
+//! of unsynced data, never later pages without earlier ones: that case is
+//! the false alarm of item 2, an error at open rather than a loss.
+//!
+//! # One journal per directory
+//!
+//! Two journals writing one directory would interleave their segments and
+//! checkpoints and lose writes. [`Journal::open`] therefore takes an
+//! exclusive, non-blocking lock (`flock`, through
+//! [`std::fs::File::try_lock`]) on the directory's `lock` file, before it
+//! reads or changes anything there, and holds it until the journal is
+//! dropped; a second open fails at once with [`JournalError::Locked`],
+//! naming the directory. The lock belongs to the open file, not the
+//! process, so a second open in the same process is refused too, and the
+//! kernel releases it when the holder dies, however it dies: no stale lock
+//! to clean up after a crash. (On NFS `flock` may be local to one client;
+//! keep the journal on a local disk, which it needs for its fsyncs anyway.)
 
 mod codec;
 mod files;
+mod fs;
+#[cfg(test)]
+mod power_loss;
 mod recover;
 mod writer;
 
@@ -121,6 +165,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::origin::Write;
 use codec::{MAX_PAYLOAD_BYTES, encode_write, record_len};
 use files::{delete_segments, fully_flushed_segments, sync_dir, write_checkpoint};
+use fs::{JournalFs, LockGuard, RealFs};
 use recover::recover;
 use writer::Writer;
 
@@ -173,6 +218,15 @@ pub enum JournalError {
         /// The operating system's error.
         #[source]
         source: io::Error,
+    },
+    /// Another journal (in this process or another) has the directory open.
+    #[error(
+        "journal directory {} is in use: another strata node (or another journal in this process) holds its lock",
+        dir.display()
+    )]
+    Locked {
+        /// The journal directory.
+        dir: PathBuf,
     },
     /// A segment or the checkpoint holds damage that is not a torn tail.
     #[error("journal corrupt: {} at offset {offset}: {reason}", path.display())]
@@ -231,11 +285,16 @@ pub struct Journal {
     /// `Option` only so that `Drop` can close the channel before joining.
     requests: Option<mpsc::Sender<AppendRequest>>,
     writer: Option<JoinHandle<()>>,
+    /// The directory's lock, released after the writer has stopped (fields
+    /// drop after `Drop::drop` has joined it).
+    _lock: Box<dyn LockGuard>,
 }
 
 #[derive(Debug)]
 struct Shared {
     config: JournalConfig,
+    /// Every file operation goes through here (`fs.rs`).
+    fs: Arc<dyn JournalFs>,
     /// A parking_lot mutex, not tokio's: it is held only for in-memory
     /// updates, never across an `.await` or any I/O.
     state: Mutex<State>,
@@ -285,8 +344,16 @@ impl Journal {
     /// Opens (creating) the journal and returns it with every entry not yet
     /// marked flushed, oldest first, to replay. Truncates a torn tail left
     /// by a crash. Blocking (it reads every segment): call it at startup.
+    ///
+    /// Fails with [`JournalError::Locked`] while another journal has the
+    /// directory open.
     pub fn open(config: JournalConfig) -> Result<(Journal, Vec<Entry>), JournalError> {
-        let recovered = recover(&config)?;
+        Journal::open_with(config, Arc::new(RealFs))
+    }
+
+    /// [`Journal::open`] over the file system `fs`.
+    fn open_with(config: JournalConfig, fs: Arc<dyn JournalFs>) -> Result<(Journal, Vec<Entry>), JournalError> {
+        let recovered = recover(&*fs, &config)?;
         let replay = recovered.unflushed.iter().map(|u| u.entry.clone()).collect();
         let unflushed_bytes = recovered.unflushed.iter().map(|u| u.record_bytes).sum();
         let shared = Arc::new(Shared {
@@ -304,6 +371,7 @@ impl Journal {
             checkpointing: Mutex::new(()),
             group_commits: AtomicU64::new(0),
             config,
+            fs,
         });
         let writer = Writer {
             shared: Arc::clone(&shared),
@@ -324,6 +392,7 @@ impl Journal {
             shared,
             requests: Some(requests),
             writer: Some(writer),
+            _lock: recovered.lock,
         };
         Ok((journal, replay))
     }
@@ -435,8 +504,8 @@ impl Journal {
                 });
             }
         }
-        let dir = &self.shared.config.dir;
-        write_checkpoint(dir, seq)?;
+        let (fs, dir) = (&*self.shared.fs, &self.shared.config.dir);
+        write_checkpoint(fs, dir, seq)?;
         let doomed: Vec<u64> = {
             let mut state = self.shared.state.lock();
             state.flushed_seq = seq;
@@ -449,8 +518,8 @@ impl Journal {
         };
         self.shared.room.notify_waiters();
         if !doomed.is_empty() {
-            delete_segments(dir, doomed)?;
-            sync_dir(dir)?;
+            delete_segments(fs, dir, doomed)?;
+            sync_dir(fs, dir)?;
         }
         Ok(())
     }
@@ -582,7 +651,7 @@ mod tests {
             assert_eq!(seq, i + 1);
         }
         assert_eq!(journal.pending(3, 2).iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
-        assert!(list_segments(&dir.0).unwrap().len() > 3);
+        assert!(list_segments(&RealFs, &dir.0).unwrap().len() > 3);
         journal.mark_flushed(6).unwrap();
         assert_eq!(journal.unflushed_entries(), 4);
         drop(journal);
@@ -590,7 +659,7 @@ mod tests {
         assert_eq!(replay.iter().map(|e| e.seq).collect::<Vec<_>>(), [7, 8, 9, 10]);
         // Segments holding only seqs through 6 are gone; the oldest left
         // holds seq 7.
-        let segments = list_segments(&dir.0).unwrap();
+        let segments = list_segments(&RealFs, &dir.0).unwrap();
         assert!(
             segments[0] <= 7 && segments.get(1).is_none_or(|&next| next > 7),
             "{segments:?}"

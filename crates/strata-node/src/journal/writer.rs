@@ -1,19 +1,18 @@
 //! The writer thread: the one owner of the active segment file, where
 //! group commit happens (see "Group commit" in the module docs).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 
 use super::codec::encode_record;
 use super::files::{delete_segments, segment_name, sync_dir};
+use super::fs::JournalFile;
 use super::{AppendRequest, Entry, JournalError, Shared, Unflushed, io_error, take_reclaimable};
 
 /// Owns the active segment; runs on its own thread.
 pub(super) struct Writer {
     pub(super) shared: Arc<Shared>,
-    pub(super) file: File,
+    pub(super) file: Box<dyn JournalFile>,
     pub(super) file_bytes: u64,
     pub(super) next_seq: u64,
     pub(super) buf: Vec<u8>,
@@ -84,12 +83,10 @@ impl Writer {
     /// just sealed (or older ones), deletes them too: one directory fsync
     /// covers both.
     fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
-        let dir = &self.shared.config.dir;
+        let (fs, dir) = (&*self.shared.fs, &self.shared.config.dir);
         let path = dir.join(segment_name(first_seq));
-        self.file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
+        self.file = fs
+            .create_new(&path)
             .map_err(|error| io_error(format!("creating {}", path.display()), error))?;
         self.file_bytes = 0;
         let doomed = {
@@ -97,11 +94,13 @@ impl Writer {
             state.segments.push(first_seq);
             take_reclaimable(&mut state)
         };
-        if let Err(error) = delete_segments(dir, doomed) {
+        if let Err(error) = delete_segments(fs, dir, doomed) {
             // Space, not durability: the next open deletes what is left.
             tracing::warn!(%error, "cannot delete a flushed journal segment");
         }
-        sync_dir(dir)
+        // The new segment's name: without this, records acknowledged in it
+        // could vanish with the name after a power loss.
+        sync_dir(fs, dir)
     }
 
     /// The batch is durable: hand it to the flusher's view, then answer.

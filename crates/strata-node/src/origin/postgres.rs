@@ -21,6 +21,22 @@
 //! client side, which also covers a server that stops answering without
 //! closing the socket.
 //!
+//! # Durable commits
+//!
+//! A write the node has answered (`200`, or write-behind's flusher about to
+//! let its journal forget a batch) must survive a crash of the database
+//! server. PostgreSQL's commit is durable unless `synchronous_commit` is
+//! `off`, which a server, database or role default (`ALTER ROLE … SET`), or
+//! the URL's `options`, can set; then a server crash can lose the last
+//! commits after the client was told they succeeded. So every pooled
+//! connection, when it is opened, raises `off` to `local` (wait for the
+//! local WAL flush, not for standbys: the least that is durable) and leaves
+//! any other value — `local`, `on`, `remote_write`, `remote_apply` — as the
+//! operator chose it. Nothing in strata lowers it afterwards
+//! ([`PostgresOrigin::synchronous_commit`] reports it). The server's own
+//! `fsync = off` cannot be overridden from a session; that is the
+//! operator's promise to keep.
+//!
 //! The helpers at the bottom (URL parsing with those settings, error
 //! descriptions) are shared with the invalidator's replication-slot source.
 
@@ -28,7 +44,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use super::{Applied, OriginError, Row, Write};
@@ -50,6 +66,12 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS items (
     value TEXT NOT NULL,
     version BIGINT NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now())";
+
+/// Run on every new pooled connection: commits are durable even if a
+/// default or the URL turned `synchronous_commit` off (see "Durable
+/// commits").
+const DURABLE_COMMITS: &str = "SELECT set_config('synchronous_commit', 'local', false)
+     WHERE current_setting('synchronous_commit') = 'off'";
 
 /// `updated_at` as whole milliseconds since the Unix epoch.
 const UPDATED_AT_MS: &str = "floor(extract(epoch FROM updated_at) * 1000)::bigint";
@@ -91,6 +113,15 @@ impl PostgresOrigin {
             .wait_timeout(Some(OPERATION_TIMEOUT))
             .create_timeout(Some(CONNECT_TIMEOUT))
             .recycle_timeout(Some(STATEMENT_TIMEOUT))
+            .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    client
+                        .simple_query(DURABLE_COMMITS)
+                        .await
+                        .map(drop)
+                        .map_err(HookError::Backend)
+                })
+            }))
             .build()
             .map_err(|error| OriginError::Postgres(format!("connection pool for {target}: {error}")))?;
         let origin = PostgresOrigin { pool, target };
@@ -172,6 +203,20 @@ impl PostgresOrigin {
                 .await
                 .map_err(|e| self.failed("apply: commit", &e))?;
             Ok(applied)
+        })
+        .await
+    }
+
+    /// The `synchronous_commit` the origin's connections commit with
+    /// (never `off`: see "Durable commits" in the module docs).
+    pub async fn synchronous_commit(&self) -> Result<String, OriginError> {
+        self.bounded("SHOW synchronous_commit", async {
+            let client = self.client().await?;
+            let row = client
+                .query_one("SELECT current_setting('synchronous_commit')", &[])
+                .await
+                .map_err(|e| self.failed("SHOW synchronous_commit", &e))?;
+            row.try_get(0).map_err(|e| self.failed("SHOW synchronous_commit", &e))
         })
         .await
     }

@@ -5,7 +5,7 @@
 //! docs, and turning a peek's rows into whole transactions is the parent's
 //! `decode_rows`.
 
-use super::MESSAGE_PREFIX;
+use super::{FLUSH_PREFIX, MESSAGE_PREFIX};
 use crate::item::cache_key;
 
 /// One line of `test_decoding` output, as far as invalidation cares.
@@ -28,6 +28,11 @@ pub(super) enum Line {
     },
     /// A change to `items` that names no key (why).
     Unkeyed(String),
+    /// A `strata.flush` message: flush the whole cluster.
+    Flush {
+        /// False for a non-transactional message.
+        transactional: bool,
+    },
     /// Anything else: other tables, other message prefixes.
     Other,
     /// A line about `items` that does not parse (why).
@@ -209,6 +214,9 @@ fn parse_message(rest: &str) -> Line {
     let Some((prefix, content)) = fallback else {
         return Line::Other;
     };
+    if prefix == FLUSH_PREFIX {
+        return Line::Flush { transactional };
+    }
     if prefix != MESSAGE_PREFIX {
         return Line::Other;
     }
@@ -351,6 +359,18 @@ mod tests {
         assert_eq!(
             parse_line("message: transactional: 1 prefix: other.prefix, sz: 6 content:item:x"),
             Line::Other
+        );
+    }
+
+    #[test]
+    fn a_flush_message_asks_for_a_flush() {
+        assert_eq!(
+            parse_line("message: transactional: 0 prefix: strata.flush, sz: 12 content:slot created"),
+            Line::Flush { transactional: false }
+        );
+        assert_eq!(
+            parse_line("message: transactional: 1 prefix: strata.flush, sz: 0 content:"),
+            Line::Flush { transactional: true }
         );
     }
 
