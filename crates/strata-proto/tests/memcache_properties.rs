@@ -13,16 +13,15 @@ use strata_proto::memcache::client::{
     encode_me, encode_mg, encode_mn, encode_ms, encode_store, encode_touch,
 };
 use strata_proto::memcache::{
-    ArithmeticOp, Discard, Limits, MetaArg, MetaCode, MetaDebug, MetaFlags, MetaResponse, Parsed, ReplyKind, Request,
-    RequestError, Response, ResponseDecoder, ResponseLimits, ReturnedFlag, SetMode, Stat, Status, StoreCommand,
-    TooLarge, Value, encode_request, encode_response, parse_request,
+    ArithmeticOp, Discard, GetEnd, GetStream, Limits, MetaArg, MetaCode, MetaDebug, MetaFlags, MetaResponse, Parsed,
+    ReplyKind, Request, RequestError, Response, ResponseDecoder, ResponseLimits, ReturnedFlag, SetMode, Stat, Status,
+    StoreCommand, TooLarge, Value, encode_request, encode_response, parse_request,
 };
 
 const LIMITS: Limits = Limits {
     max_key_bytes: 250,
     max_value_bytes: 1024,
     max_line_bytes: 16384,
-    max_keys_per_get: 32,
 };
 
 /// Which meta command a [`Model::Meta`] is.
@@ -445,8 +444,23 @@ fn parse_one(buf: &[u8]) -> Result<Model, TestCaseError> {
 /// A server read loop over `chunks`: every request it parsed, and every
 /// refusal.
 fn serve(chunks: &[&[u8]]) -> Result<(Vec<Model>, Vec<RequestError>), TestCaseError> {
+    serve_with(chunks, &LIMITS)
+}
+
+/// A streamed retrieval in progress: its stream and the keys it has
+/// handed out since its reply last ended.
+struct Streaming {
+    stream: GetStream,
+    keys: Vec<Vec<u8>>,
+}
+
+/// [`serve`] within `limits`. A retrieval streamed past the line limit
+/// shows as the get of every key it handed out — then, if it was refused
+/// part-way, its refusal.
+fn serve_with(chunks: &[&[u8]], limits: &Limits) -> Result<(Vec<Model>, Vec<RequestError>), TestCaseError> {
     let mut buffer = Vec::new();
     let mut discard = Discard::new(0);
+    let mut streaming: Option<Streaming> = None;
     let (mut requests, mut refusals) = (Vec::new(), Vec::new());
     for chunk in chunks {
         buffer.extend_from_slice(chunk);
@@ -456,9 +470,44 @@ fn serve(chunks: &[&[u8]]) -> Result<(Vec<Model>, Vec<RequestError>), TestCaseEr
             if !discard.is_done() {
                 break;
             }
-            let parsed = parse_request(&buffer, &LIMITS).map_err(|fatal| TestCaseError::fail(fatal.to_string()))?;
+            if let Some(current) = &mut streaming {
+                let chunk = current.stream.parse(&buffer);
+                let consumed = chunk.consumed;
+                current.keys.extend(chunk.keys.iter().map(<[u8]>::to_vec));
+                if let Some(end) = chunk.end {
+                    requests.push(Model::Get {
+                        cas: current.stream.cas(),
+                        touch: current.stream.touch(),
+                        keys: std::mem::take(&mut current.keys),
+                    });
+                    if let GetEnd::Refused(error) = end {
+                        refusals.push(error);
+                    }
+                }
+                buffer.drain(..consumed);
+                if current.stream.is_done() {
+                    streaming = None;
+                    continue;
+                }
+                // Only the start of one key is left: the line is never held
+                // whole.
+                prop_assert!(
+                    buffer.len() <= limits.max_key_bytes + 1,
+                    "holding {} bytes",
+                    buffer.len()
+                );
+                break;
+            }
+            let parsed = parse_request(&buffer, limits).map_err(|fatal| TestCaseError::fail(fatal.to_string()))?;
             let consumed = match parsed {
                 Parsed::Incomplete => break,
+                Parsed::LongGet { stream, consumed } => {
+                    streaming = Some(Streaming {
+                        stream,
+                        keys: Vec::new(),
+                    });
+                    consumed
+                }
                 Parsed::Request { request, consumed } => {
                     requests.push(model_of(&request));
                     consumed
@@ -483,6 +532,7 @@ fn serve(chunks: &[&[u8]]) -> Result<(Vec<Model>, Vec<RequestError>), TestCaseEr
         }
     }
     prop_assert!(buffer.is_empty(), "left over {:?}", String::from_utf8_lossy(&buffer));
+    prop_assert!(streaming.is_none(), "a streamed line never ended");
     Ok((requests, refusals))
 }
 
@@ -580,6 +630,100 @@ proptest! {
         let (requests, refusals) = serve(&split(&bytes, &cuts))?;
         prop_assert_eq!(requests, vec![before, after]);
         prop_assert_eq!(refusals, vec![RequestError::TooLarge]);
+    }
+}
+
+/// Limits under which a retrieval of a few keys already outgrows the line,
+/// so that it is streamed.
+const SHORT_LINES: Limits = Limits {
+    max_key_bytes: 250,
+    max_value_bytes: 1024,
+    max_line_bytes: 300,
+};
+
+/// Limits under which every generated retrieval fits one line.
+const LONG_LINES: Limits = Limits {
+    max_line_bytes: 1 << 20,
+    ..LIMITS
+};
+
+fn retrieval() -> impl Strategy<Value = Model> {
+    (
+        any::<bool>(),
+        any::<Option<i64>>(),
+        prop::collection::vec(text_key(), 1..=200),
+    )
+        .prop_map(|(cas, touch, keys)| Model::Get { cas, touch, keys })
+}
+
+/// A key memcached's protocol refuses: too long, or with a control
+/// character (never `\n`, which would end the line, nor a space, which
+/// would split it).
+fn bad_key() -> impl Strategy<Value = Vec<u8>> {
+    let control = prop_oneof![0x00u8..=0x09, 0x0bu8..=0x1f, Just(0x7fu8)];
+    prop_oneof![
+        prop::collection::vec(key_byte(), 251..=600),
+        (
+            prop::collection::vec(key_byte(), 0..=8),
+            control,
+            prop::collection::vec(key_byte(), 0..=8)
+        )
+            .prop_map(|(before, control, after)| [before, vec![control], after].concat()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// A get line cut anywhere gives, in order, the keys that parsing it
+    /// whole gives; the server never holds more of it than one key.
+    #[test]
+    fn streamed_retrievals_give_the_keys_of_the_whole_line(
+        get in retrieval(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..=24),
+    ) {
+        let line = wire(&get);
+        match parse_request(&line, &LONG_LINES) {
+            Ok(Parsed::Request { request, consumed }) => {
+                prop_assert_eq!(consumed, line.len());
+                prop_assert_eq!(model_of(&request), get.clone());
+            }
+            other => return Err(TestCaseError::fail(format!("parsed whole: {other:?}"))),
+        }
+        let next = Model::Get { cas: false, touch: None, keys: vec![b"next".to_vec()] };
+        let bytes = [line.as_slice(), &wire(&next), b"mn\r\n"].concat();
+        let expected = (vec![get, next, Model::MetaNoop], Vec::new());
+        prop_assert_eq!(&serve_with(&split(&bytes, &cuts), &SHORT_LINES)?, &expected);
+        let byte_by_byte: Vec<&[u8]> = bytes.chunks(1).collect();
+        prop_assert_eq!(&serve_with(&byte_by_byte, &SHORT_LINES)?, &expected);
+    }
+
+    /// A bad key refuses a line parsed whole outright; a streamed line has
+    /// answered the keys before it, and its refusal ends that reply. Either
+    /// way the rest of the line is dropped and the next request is read.
+    #[test]
+    fn a_bad_key_ends_a_streamed_reply_in_step(
+        before in prop::collection::vec(text_key(), 0..=100),
+        bad in bad_key(),
+        after in prop::collection::vec(text_key(), 0..=20),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..=24),
+    ) {
+        let mut line = b"get".to_vec();
+        for key in before.iter().chain([&bad]).chain(&after) {
+            line.push(b' ');
+            line.extend_from_slice(key);
+        }
+        line.extend_from_slice(b"\r\n");
+        let streamed = line.len() > SHORT_LINES.max_line_bytes;
+        let bytes = [line.as_slice(), b"mn\r\n"].concat();
+        let mut expected = Vec::new();
+        if streamed {
+            expected.push(Model::Get { cas: false, touch: None, keys: before });
+        }
+        expected.push(Model::MetaNoop);
+        let (requests, refusals) = serve_with(&split(&bytes, &cuts), &SHORT_LINES)?;
+        prop_assert_eq!(requests, expected);
+        prop_assert_eq!(refusals, vec![RequestError::BadFormat]);
     }
 }
 
@@ -826,7 +970,7 @@ proptest! {
 
     #[test]
     fn any_bytes_parse_without_panic_and_reparse_the_same(input in bytes()) {
-        let small = Limits { max_key_bytes: 8, max_value_bytes: 16, max_line_bytes: 64, max_keys_per_get: 3 };
+        let small = Limits { max_key_bytes: 8, max_value_bytes: 16, max_line_bytes: 64 };
         for limits in [LIMITS, small] {
             let mut rest = input.as_slice();
             while let Ok(parsed) = parse_request(rest, &limits) {
@@ -848,6 +992,20 @@ proptest! {
                     }
                     Parsed::Reject { consumed, .. } => consumed,
                     Parsed::Swallow { consumed, swallow, .. } => consumed.saturating_add(swallow).min(rest.len()),
+                    Parsed::LongGet { mut stream, consumed } => {
+                        prop_assert!(consumed > 0 && consumed < rest.len());
+                        let chunk = stream.parse(&rest[consumed..]);
+                        for key in chunk.keys.iter() {
+                            prop_assert!(!key.is_empty() && key.len() <= limits.max_key_bytes);
+                        }
+                        let used = consumed + chunk.consumed;
+                        prop_assert!(used <= rest.len());
+                        if !stream.is_done() {
+                            prop_assert!(rest.len() - used <= limits.max_key_bytes + 1);
+                            break;
+                        }
+                        used
+                    }
                 };
                 prop_assert!(consumed > 0 && consumed <= rest.len());
                 rest = &rest[consumed..];

@@ -13,7 +13,6 @@ const LIMITS: Limits = Limits {
     max_key_bytes: 250,
     max_value_bytes: 64,
     max_line_bytes: 1024,
-    max_keys_per_get: 8,
 };
 
 fn parse(buf: &[u8]) -> Parsed<'_> {
@@ -244,7 +243,7 @@ fn classic_noreply_is_reported_with_refusals() {
 
 #[test]
 fn too_long_lines_are_fatal_as_soon_as_proven() {
-    let mut buf = b"get ".to_vec();
+    let mut buf = b"mg ".to_vec();
     buf.resize(1023, b'k');
     assert_eq!(parse_request(&buf, &LIMITS), Ok(Parsed::Incomplete));
     buf.push(b'k');
@@ -252,6 +251,12 @@ fn too_long_lines_are_fatal_as_soon_as_proven() {
         parse_request(&buf, &LIMITS),
         Err(FatalError::LineTooLong { limit: 1024 })
     );
+    // A retrieval that long is not fatal: it is streamed.
+    buf.splice(..2, *b"get");
+    assert!(matches!(
+        parse_request(&buf, &LIMITS),
+        Ok(Parsed::LongGet { consumed: 3, .. })
+    ));
     // A complete line of exactly the limit is fine.
     let mut line = b"get ".to_vec();
     line.resize(1022, b'k');
@@ -305,6 +310,7 @@ fn serve(chunks: &[&[u8]]) -> Vec<Seen> {
                     discard = Discard::new(swallow);
                     consumed
                 }
+                Parsed::LongGet { .. } => panic!("no line here is longer than the limit"),
             };
             buffer.drain(..consumed);
         }

@@ -7,7 +7,12 @@
 //! cas, incr/decr, append/prepend, replace, gat/gats, flush_all, the meta
 //! commands — get `SERVER_ERROR … not supported by strata proxy` and the
 //! connection stays open. Oversized
-//! values are refused and swallowed unbuffered, as the server does.
+//! values are refused and swallowed unbuffered, as the server does. A get
+//! line longer than the line limit is streamed, as the server does
+//! ([`GetStream`]): each read's complete keys are fetched and answered as
+//! one batch, so the reply comes batch by batch and `END` when the line
+//! ends; if the cluster fails mid-line, `SERVER_ERROR` ends the reply and
+//! the rest of the line is dropped.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,7 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strata_proto::memcache::encode::{
     encode_end, encode_request_error, encode_server_error, encode_stat, encode_value,
 };
-use strata_proto::memcache::{Discard, Expiration, Limits, Parsed, Request, StoreCommand, parse_request};
+use strata_proto::memcache::{
+    Discard, Expiration, GetEnd, GetStream, Keys, Limits, Parsed, Request, StoreCommand, parse_request,
+};
 
 use super::{Outcome, ProxyShared};
 
@@ -23,6 +30,8 @@ use super::{Outcome, ProxyShared};
 pub(crate) struct Session {
     limits: Limits,
     swallowing: Option<Discard>,
+    /// A get line too long to buffer, answered as its keys arrive.
+    streaming: Option<GetStream>,
 }
 
 /// A parsed request borrowing the read buffer, or a reply decided while
@@ -37,13 +46,22 @@ enum Command<'a> {
         key: Vec<u8>,
         reply: Option<Vec<u8>>,
     },
+    /// Keys of a streamed get line that have arrived, and how its reply
+    /// ends here, if it does.
+    GetPart {
+        keys: Keys<'a>,
+        cas: bool,
+        end: Option<GetEnd>,
+    },
 }
 
-/// The keys of a plain `get`/`gets` (batched across a pipeline), with
-/// whether CAS uniques are wanted; `None` for anything else.
-fn get_keys<'c, 'a>(command: &'c Command<'a>) -> Option<(&'c strata_proto::memcache::Keys<'a>, bool)> {
+/// The keys of a plain `get`/`gets` or part of a streamed one (batched
+/// across a pipeline), with whether CAS uniques are wanted and how the
+/// reply ends after them; `None` for anything else.
+fn get_keys<'c, 'a>(command: &'c Command<'a>) -> Option<(&'c Keys<'a>, bool, Option<GetEnd>)> {
     match command {
-        Command::Request(Request::Get(get)) if get.touch.is_none() => Some((&get.keys, get.cas)),
+        Command::Request(Request::Get(get)) if get.touch.is_none() => Some((&get.keys, get.cas, Some(GetEnd::End))),
+        Command::GetPart { keys, cas, end } => Some((keys, *cas, *end)),
         _ => None,
     }
 }
@@ -71,6 +89,7 @@ impl Session {
                 ..Limits::default()
             },
             swallowing: None,
+            streaming: None,
         }
     }
 
@@ -85,6 +104,21 @@ impl Session {
                     break;
                 }
                 self.swallowing = None;
+            }
+            if let Some(stream) = &mut self.streaming {
+                let chunk = stream.parse(&input[consumed..]);
+                consumed += chunk.consumed;
+                if !chunk.keys.is_empty() || chunk.end.is_some() {
+                    commands.push(Command::GetPart {
+                        keys: chunk.keys,
+                        cas: stream.cas(),
+                        end: chunk.end,
+                    });
+                }
+                if !stream.is_done() {
+                    break;
+                }
+                self.streaming = None;
             }
             match parse_request(&input[consumed..], &self.limits) {
                 Err(fatal) => {
@@ -133,6 +167,20 @@ impl Session {
                     consumed += used;
                     self.swallowing = Some(Discard::new(swallow));
                 }
+                Ok(Parsed::LongGet {
+                    mut stream,
+                    consumed: used,
+                }) => {
+                    if stream.touch().is_some() {
+                        let mut reply = Vec::new();
+                        let message = format!("{} is not supported by strata proxy", stream.command_name());
+                        encode_server_error(&mut reply, message.as_bytes());
+                        commands.push(Command::Reply(reply));
+                        stream.abandon();
+                    }
+                    consumed += used;
+                    self.streaming = Some(stream);
+                }
             }
         }
         let mut close = close_after;
@@ -143,16 +191,18 @@ impl Session {
             if run > 0 {
                 let mut keys: Vec<&[u8]> = Vec::new();
                 let mut counts = Vec::with_capacity(run);
-                for (get, cas) in commands[at..at + run].iter().filter_map(get_keys) {
-                    counts.push((get.iter().count(), cas));
+                for (get, cas, end) in commands[at..at + run].iter().filter_map(get_keys) {
+                    counts.push((get.len(), cas, end));
                     keys.extend(get.iter());
                 }
-                shared.stats.requests.fetch_add(run as u64, Ordering::Relaxed);
+                // A streamed get counts once, when its reply ends.
+                let requests = counts.iter().filter(|(_, _, end)| end.is_some()).count();
+                shared.stats.requests.fetch_add(requests as u64, Ordering::Relaxed);
                 match shared.client.get_many_items(&keys).await {
                     Ok(items) => {
                         let mut items = items.into_iter();
                         let mut keys = keys.iter();
-                        for (count, with_cas) in counts {
+                        for (count, with_cas, end) in counts {
                             for _ in 0..count {
                                 let (Some(key), Some(item)) = (keys.next(), items.next()) else {
                                     break;
@@ -161,13 +211,24 @@ impl Session {
                                     encode_value(out, key, item.flags, &item.value, with_cas.then_some(item.cas));
                                 }
                             }
-                            encode_end(out);
+                            match end {
+                                Some(GetEnd::End) => encode_end(out),
+                                Some(GetEnd::Refused(error)) => encode_request_error(out, error),
+                                None => {}
+                            }
                         }
                     }
                     Err(error) => {
                         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-                        for _ in 0..run {
+                        for (_, _, end) in &counts {
                             encode_server_error(out, format!("cluster: {error}").as_bytes());
+                            if end.is_none() {
+                                // The streamed line still coming: its reply
+                                // has ended here.
+                                if let Some(stream) = &mut self.streaming {
+                                    stream.abandon();
+                                }
+                            }
                         }
                     }
                 }
@@ -222,6 +283,8 @@ async fn execute(command: &Command<'_>, out: &mut Vec<u8>, shared: &ProxyShared)
             }
             return false;
         }
+        // Answered with the gets around it (`get_keys`).
+        Command::GetPart { .. } => return false,
     };
     match request {
         Request::Get(get) => unsupported(out, get.command_name()),

@@ -284,6 +284,9 @@ async fn ascii_auth_when_a_password_is_set() {
     .await;
     let mut s = TcpStream::connect(server.memcache_addr).await.unwrap();
     roundtrip(&mut s, b"get k\r\n", b"CLIENT_ERROR unauthenticated\r\n").await;
+    // A get line past the line limit too, once, and all of it is dropped.
+    let long = format!("get {}\r\n", "k ".repeat(40_000));
+    roundtrip(&mut s, long.as_bytes(), b"CLIENT_ERROR unauthenticated\r\n").await;
     roundtrip(
         &mut s,
         b"set auth 0 0 10\r\nuser wrong\r\n",
@@ -329,4 +332,161 @@ async fn delayed_flush_all_follows_the_clock() {
     roundtrip(&mut s, b"set k 0 0 1\r\nw\r\n", b"STORED\r\n").await;
     clock.advance(Duration::from_secs(2000));
     roundtrip(&mut s, b"get k\r\n", b"VALUE k 0 1\r\nw\r\nEND\r\n").await;
+}
+
+/// Writes `chunks` from a task of its own while the caller reads, so that
+/// neither side can stall the other on a full socket buffer; returns the
+/// reading half and the writer's handle.
+fn write_in_chunks(
+    stream: TcpStream,
+    chunks: Vec<Vec<u8>>,
+) -> (
+    tokio::net::tcp::OwnedReadHalf,
+    tokio::task::JoinHandle<tokio::net::tcp::OwnedWriteHalf>,
+) {
+    let (read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        for chunk in chunks {
+            write.write_all(&chunk).await.expect("write");
+            write.flush().await.expect("flush");
+            tokio::task::yield_now().await;
+        }
+        write
+    });
+    (read, writer)
+}
+
+/// Reads exactly `n` bytes (or what came before the server closed), within
+/// 10 s.
+async fn read_exactly(read: &mut tokio::net::tcp::OwnedReadHalf, n: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = vec![0; n];
+    let mut filled = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while filled < n {
+        match tokio::time::timeout_at(deadline, read.read(&mut got[filled..])).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(k)) => filled += k,
+            Err(_) => panic!("timed out after {filled} of {n} bytes"),
+        }
+    }
+    got.truncate(filled);
+    got
+}
+
+/// Cuts `bytes` into `pieces` chunks of uneven sizes (cuts fall inside keys).
+fn uneven_chunks(bytes: &[u8], pieces: usize) -> Vec<Vec<u8>> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    for piece in 1..pieces {
+        let end = (bytes.len() * piece / pieces + piece * 7).min(bytes.len());
+        chunks.push(bytes[start..end].to_vec());
+        start = end;
+    }
+    chunks.push(bytes[start..].to_vec());
+    chunks
+}
+
+/// A multiget far past the line limit (found by a user: 18,000 keys, a
+/// 128 KiB+ line, used to close the connection) is answered key by key as
+/// the line arrives, in request order, with one END.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multiget_of_18000_keys_is_answered_as_it_streams() {
+    let server = support::start().await;
+    let mut s = TcpStream::connect(server.memcache_addr).await.unwrap();
+    let keys: Vec<String> = (0..18_000).map(|i| format!("multiget:{i:05}")).collect();
+    let mut stores = Vec::new();
+    let mut expected = Vec::new();
+    for (i, key) in keys.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+        let value = format!("value-{i}");
+        stores.extend_from_slice(format!("set {key} {i} 0 {} noreply\r\n{value}\r\n", value.len()).as_bytes());
+        expected.extend_from_slice(format!("VALUE {key} {i} {}\r\n{value}\r\n", value.len()).as_bytes());
+    }
+    expected.extend_from_slice(b"END\r\n");
+    stores.extend_from_slice(b"mn\r\n");
+    roundtrip(&mut s, &stores, b"MN\r\n").await;
+
+    let line = format!("get {}\r\n", keys.join(" "));
+    assert!(line.len() > 128 * 1024, "{} bytes", line.len());
+    let (mut read, writer) = write_in_chunks(s, uneven_chunks(line.as_bytes(), 9));
+    let reply = read_exactly(&mut read, expected.len()).await;
+    let mut write = writer.await.unwrap();
+    assert_eq!(reply.len(), expected.len());
+    assert!(reply == expected, "the values came back out of order or changed");
+    // Nothing more for that line, and the connection carries on in step.
+    write.write_all(b"get multiget:00000\r\n").await.unwrap();
+    let next = b"VALUE multiget:00000 0 7\r\nvalue-0\r\nEND\r\n";
+    assert_eq!(read_exactly(&mut read, next.len()).await, next);
+}
+
+/// A 1 MiB get line goes through a server whose connections may buffer
+/// only ~130 KiB (the value limit plus the line limit): the line is never
+/// held whole, and the connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_mebibyte_get_line_is_never_buffered_whole() {
+    let server = support::start_with(Config {
+        max_item_size: "4kb".parse().unwrap(),
+        ..Config::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(server.memcache_addr).await.unwrap();
+    let long_key = "k".repeat(250);
+    let stores = format!("set first 1 0 1\r\na\r\nset {long_key} 2 0 1\r\nb\r\nset last 3 0 1\r\nc\r\n");
+    roundtrip(&mut s, stores.as_bytes(), b"STORED\r\nSTORED\r\nSTORED\r\n").await;
+
+    let mut line = b"get first".to_vec();
+    let mut i = 0;
+    while line.len() < 1024 * 1024 {
+        line.extend_from_slice(format!(" missing-key-{i}").as_bytes());
+        if i == 30_000 {
+            line.push(b' ');
+            line.extend_from_slice(long_key.as_bytes());
+        }
+        i += 1;
+    }
+    line.extend_from_slice(b" last\r\n");
+    let expected = format!("VALUE first 1 1\r\na\r\nVALUE {long_key} 2 1\r\nb\r\nVALUE last 3 1\r\nc\r\nEND\r\n");
+    let (mut read, writer) = write_in_chunks(s, uneven_chunks(&line, 40));
+    let reply = read_exactly(&mut read, expected.len()).await;
+    assert_eq!(String::from_utf8_lossy(&reply), expected);
+    let mut write = writer.await.unwrap();
+    // Still open and in step: a following command works.
+    write.write_all(b"get first\r\n").await.unwrap();
+    let next = b"VALUE first 1 1\r\na\r\nEND\r\n";
+    assert_eq!(read_exactly(&mut read, next.len()).await, next);
+}
+
+/// A bad key in a streamed line ends its reply with memcached's error after
+/// the values already sent; the rest of the line is dropped and the next
+/// command is read. gat/gats lines stream too.
+#[tokio::test]
+async fn a_bad_key_ends_a_streamed_reply_in_step() {
+    let server = support::start().await;
+    let mut s = TcpStream::connect(server.memcache_addr).await.unwrap();
+    roundtrip(
+        &mut s,
+        b"set a 0 0 1\r\n1\r\nset b 0 0 1\r\n2\r\n",
+        b"STORED\r\nSTORED\r\n",
+    )
+    .await;
+    let mut request = b"gat 0 a ".to_vec();
+    request.extend_from_slice(&b"x ".repeat(40_000));
+    request.extend_from_slice(b"b bad\x01key c ");
+    request.extend_from_slice(&b"y ".repeat(40_000));
+    request.extend_from_slice(b"\r\nmn\r\n");
+    let expected: &[u8] = b"VALUE a 0 1\r\n1\r\nVALUE b 0 1\r\n2\r\nCLIENT_ERROR bad command line format\r\nMN\r\n";
+    let (mut read, writer) = write_in_chunks(s, uneven_chunks(&request, 5));
+    assert_eq!(
+        String::from_utf8_lossy(&read_exactly(&mut read, expected.len()).await),
+        String::from_utf8_lossy(expected)
+    );
+    let mut write = writer.await.unwrap();
+    // A key still arriving is refused as soon as it is too long.
+    let mut long = b"get a ".to_vec();
+    long.extend_from_slice(&b"z".repeat(70_000));
+    write.write_all(&long).await.unwrap();
+    let refusal = b"VALUE a 0 1\r\n1\r\nCLIENT_ERROR bad command line format\r\n";
+    assert_eq!(read_exactly(&mut read, refusal.len()).await, refusal);
+    write.write_all(b"zzz\r\nmn\r\n").await.unwrap();
+    assert_eq!(read_exactly(&mut read, 4).await, b"MN\r\n");
 }

@@ -6,17 +6,19 @@
 //! are; a decision made on a prefix is the decision made on the whole
 //! buffer (so reading more never changes a past answer); a parsed request
 //! re-encodes to bytes that parse to the same request (allowing the one
-//! byte a bare `\n` grows by).
+//! byte a bare `\n` grows by). A retrieval streamed past the line limit
+//! hands out only valid keys, leaves at most one key's bytes unused, and
+//! on a prefix hands out a prefix of the same keys (the same keys and end,
+//! once it ends the reply).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strata_proto::memcache::{Discard, Limits, Parsed, ReplyKind, encode_request, parse_request};
+use strata_proto::memcache::{Discard, GetStream, Limits, Parsed, ReplyKind, encode_request, parse_request};
 
 const TINY: Limits = Limits {
     max_key_bytes: 8,
     max_value_bytes: 16,
     max_line_bytes: 48,
-    max_keys_per_get: 3,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -72,6 +74,14 @@ fuzz_target!(|data: &[u8]| {
                 discard = Discard::new(swallow);
                 consumed
             }
+            Ok(Parsed::LongGet { stream, consumed }) => {
+                assert!(consumed > 0 && consumed < rest.len());
+                match stream_keys(stream, &rest[consumed..], cut.saturating_sub(consumed), &limits) {
+                    Some(used) => consumed + used,
+                    // The line goes on past the input.
+                    None => break,
+                }
+            }
         };
         assert!(
             consumed > 0 && consumed <= rest.len(),
@@ -81,3 +91,36 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[consumed..];
     }
 });
+
+/// Runs `stream` over `buf` as a server would with everything buffered,
+/// checking it against a run over the first `cut` bytes; the bytes the
+/// line used, or `None` if it has not ended.
+fn stream_keys(mut stream: GetStream, buf: &[u8], cut: usize, limits: &Limits) -> Option<usize> {
+    let mut early = stream.clone();
+    let prefix = early.parse(&buf[..cut.min(buf.len())]);
+    let chunk = stream.parse(buf);
+    assert!(chunk.consumed <= buf.len());
+    for key in chunk.keys.iter() {
+        assert!(!key.is_empty() && key.len() <= limits.max_key_bytes, "{key:?}");
+        assert!(key.iter().all(|&byte| byte > b' ' && byte != 0x7f), "{key:?}");
+    }
+    let keys: Vec<&[u8]> = chunk.keys.iter().collect();
+    let early_keys: Vec<&[u8]> = prefix.keys.iter().collect();
+    assert!(keys.starts_with(&early_keys), "a prefix handed out other keys");
+    if prefix.end.is_some() {
+        assert_eq!(
+            (early_keys, prefix.end),
+            (keys, chunk.end),
+            "a prefix ended the reply differently"
+        );
+    }
+    if stream.is_done() {
+        Some(chunk.consumed)
+    } else {
+        assert!(
+            buf.len() - chunk.consumed <= limits.max_key_bytes + 1,
+            "held more than a key"
+        );
+        None
+    }
+}

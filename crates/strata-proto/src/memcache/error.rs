@@ -36,12 +36,6 @@ pub enum RequestError {
     /// `delete` with arguments other than a legacy `0` and `noreply`.
     #[error("CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]")]
     DeleteUsage,
-    /// A `get` with more keys than [`Limits::max_keys_per_get`]; memcached
-    /// has no such limit, so the message is strata's.
-    ///
-    /// [`Limits::max_keys_per_get`]: crate::memcache::Limits::max_keys_per_get
-    #[error("CLIENT_ERROR too many keys")]
-    TooManyKeys,
     /// A meta flag given twice.
     #[error("CLIENT_ERROR duplicate flag")]
     DuplicateFlag,
@@ -91,7 +85,6 @@ impl RequestError {
             RequestError::InvalidExptime => "CLIENT_ERROR invalid exptime argument",
             RequestError::InvalidDelta => "CLIENT_ERROR invalid numeric delta argument",
             RequestError::DeleteUsage => "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]",
-            RequestError::TooManyKeys => "CLIENT_ERROR too many keys",
             RequestError::DuplicateFlag => "CLIENT_ERROR duplicate flag",
             RequestError::InvalidFlag => "CLIENT_ERROR invalid flag",
             RequestError::BadToken => "CLIENT_ERROR bad token in command line format",
@@ -112,10 +105,13 @@ impl RequestError {
 /// memcached does (`try_read_command_ascii`, `process_command_ascii`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FatalError {
-    /// No newline within [`Limits::max_line_bytes`]. memcached closes a
+    /// No newline within [`Limits::max_line_bytes`], on a line that is not
+    /// a retrieval (those are streamed: [`GetStream`]). memcached closes a
     /// connection that sends 2048 bytes without a newline unless the line
     /// starts with `get `/`gets ` (which it lets grow without bound); strata
-    /// applies one configurable limit to every line.
+    /// applies one configurable limit to every other line.
+    ///
+    /// [`GetStream`]: crate::memcache::GetStream
     ///
     /// [`Limits::max_line_bytes`]: crate::memcache::Limits::max_line_bytes
     #[error("request line longer than {limit} bytes")]
@@ -200,7 +196,6 @@ mod tests {
             RequestError::InvalidExptime,
             RequestError::InvalidDelta,
             RequestError::DeleteUsage,
-            RequestError::TooManyKeys,
             RequestError::DuplicateFlag,
             RequestError::InvalidFlag,
             RequestError::BadToken,

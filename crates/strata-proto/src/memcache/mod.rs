@@ -10,9 +10,11 @@
 //!
 //! [`parse_request`] turns the start of a read buffer into a [`Parsed`]:
 //! incomplete, a [`Request`] borrowing from the buffer, a refusal with its
-//! reply line, or a refusal whose value must be swallowed unbuffered. Fatal
-//! input (an endless line, the binary protocol, HTTP) is an `Err`. The reply
-//! encoders in [`encode`] append replies to a `Vec<u8>` without allocating.
+//! reply line, a refusal whose value must be swallowed unbuffered, or the
+//! start of a retrieval line too long to buffer, whose keys a [`GetStream`]
+//! then hands out as they arrive. Fatal input (an endless line that is not
+//! a retrieval, the binary protocol, HTTP) is an `Err`. The reply encoders
+//! in [`encode`] append replies to a `Vec<u8>` without allocating.
 //!
 //! ```
 //! use strata_proto::memcache::{Limits, Parsed, Request, parse_request};
@@ -48,10 +50,18 @@
 //!   answered `ERROR`). `version`, `quit` and `mn` ignore extras, as memcached.
 //! - `delete <key> 0 [noreply]` is accepted, as up to 1.6.39 (1.6.40+
 //!   dropped the check and ignores any extra token).
-//! - One line limit ([`Limits::max_line_bytes`]) for every command; memcached
-//!   closes at 2048 bytes without a newline except for `get`/`gets`, which it
-//!   lets grow without bound. [`Limits::max_keys_per_get`] has no memcached
-//!   counterpart.
+//! - One line limit ([`Limits::max_line_bytes`], 64 KiB by default) for
+//!   every command but the retrievals; memcached closes at 2048 bytes
+//!   without a newline except for `get`/`gets`. Retrieval lines (`get`,
+//!   `gets`, and also `gat`, `gats`, which memcached limits) may be of any
+//!   length and any number of keys, as memcached's `get`/`gets`; but where
+//!   memcached buffers the whole line, strata answers the keys of a line
+//!   past the limit as they arrive ([`GetStream`]), so a connection's
+//!   memory stays bounded. A bad key in such a streamed line ends the reply
+//!   with `CLIENT_ERROR bad command line format` after the values of the
+//!   keys before it (which were already sent); in a line within the limit
+//!   it is the whole reply, as in memcached. A streamed `gat`/`gats` whose
+//!   exptime is not a number is closed as an over-long line.
 //! - The value limit applies to the data length; memcached's `-I` limit
 //!   counts the whole item (key, header and data).
 //! - Exptimes are `i64`; memcached refuses values outside `i32`.
@@ -70,6 +80,7 @@
 //! - [`request`]: [`Request`] and its parts, [`Limits`], [`Expiration`].
 //! - `parse.rs`: [`parse_request`], [`Parsed`], [`Discard`]; the classic
 //!   commands.
+//! - `stream.rs`: [`GetStream`], retrieval lines longer than the line limit.
 //! - `meta.rs`: the meta commands and [`MetaFlags`].
 //! - [`encode`]: server-side reply encoders (the client side parses
 //!   replies in `response.rs`), [`MetaReply`].
@@ -86,6 +97,7 @@ mod meta;
 mod parse;
 pub mod request;
 pub mod response;
+mod stream;
 
 pub use client::{MetaArg, encode_request};
 pub use encode::{Field, MetaCode, MetaReply, Status};
@@ -100,3 +112,4 @@ pub use response::{
     MetaDebug, MetaResponse, Progress, ReplyKind, Response, ResponseDecoder, ResponseLimits, ReturnedFlag, Stat, Value,
     encode_response, parse_response,
 };
+pub use stream::{GetChunk, GetEnd, GetStream};

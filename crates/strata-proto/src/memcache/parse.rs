@@ -8,7 +8,10 @@
 //! decoded into an owned buffer.
 //!
 //! Every outcome mirrors what memcached does with the same bytes; the
-//! variants of [`Parsed`] say which of its behaviours applies.
+//! variants of [`Parsed`] say which of its behaviours applies. The one
+//! request that may outgrow the line limit, a retrieval of many keys, is
+//! handed to a [`GetStream`] (see `stream.rs`), the one piece of state the
+//! caller keeps between reads besides a [`Discard`].
 
 use std::borrow::Cow;
 
@@ -16,6 +19,7 @@ use super::error::{FatalError, RequestError};
 use super::line::{LineScan, Tokens, ends_with_noreply, is_valid_key, last_token, parse_i64, parse_u32, parse_u64};
 use super::meta::{MetaCommand, parse_meta};
 use super::request::{ArithmeticOp, Get, Keys, Limits, Request, Store, StoreCommand};
+use super::stream::{self, GetStream};
 
 /// The first byte of a binary-protocol request.
 const BINARY_REQUEST_MAGIC: u8 = 0x80;
@@ -80,6 +84,22 @@ pub enum Parsed<'a> {
         /// the value the failed write meant to replace).
         too_large: Option<TooLarge<'a>>,
     },
+    /// A retrieval (`get`, `gets`, `gat`, `gats`) whose line is longer than
+    /// [`Limits::max_line_bytes`]: too long to buffer whole, so its keys are
+    /// answered as they arrive. Drop `consumed` bytes (the command and, for
+    /// `gat`/`gats`, its exptime), keep `stream`, and give it what is
+    /// buffered next instead of calling [`parse_request`] until
+    /// [`GetStream::is_done`].
+    ///
+    /// This is returned as soon as the buffer holds `max_line_bytes` bytes
+    /// without a newline, and only then: a shorter retrieval line is parsed
+    /// whole, as a [`Parsed::Request`].
+    LongGet {
+        /// The rest of the line, as it arrives.
+        stream: GetStream,
+        /// Bytes of the buffer the command used.
+        consumed: usize,
+    },
 }
 
 /// The key of a storage request refused because its value is too large.
@@ -129,7 +149,8 @@ impl Discard {
 ///
 /// Returns `Err` for input after which the connection must be closed
 /// ([`FatalError`]): a line longer than [`Limits::max_line_bytes`] as soon as
-/// the buffer proves it, the binary protocol, or HTTP.
+/// the buffer proves it (unless it is a retrieval: [`Parsed::LongGet`]), the
+/// binary protocol, or HTTP.
 pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, FatalError> {
     let Some(&first) = buf.first() else {
         return Ok(Parsed::Incomplete);
@@ -141,9 +162,12 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, F
         LineScan::Complete { line, consumed } => (line, consumed),
         LineScan::Incomplete => return Ok(Parsed::Incomplete),
         LineScan::TooLong => {
-            return Err(FatalError::LineTooLong {
-                limit: limits.max_line_bytes,
-            });
+            return match stream::start(buf, limits) {
+                Some((stream, consumed)) => Ok(Parsed::LongGet { stream, consumed }),
+                None => Err(FatalError::LineTooLong {
+                    limit: limits.max_line_bytes,
+                }),
+            };
         }
     };
     let context = Context {
@@ -292,7 +316,8 @@ pub(crate) fn parse_data_len(token: &[u8]) -> Option<usize> {
 ///
 /// memcached checks each key as it goes and, on a key over 250 bytes, throws
 /// away the values it had found and answers only the error; checking every
-/// key first gives the same reply.
+/// key first gives the same reply. Any number of keys is accepted, as in
+/// memcached: the line limit bounds them.
 fn parse_get<'a>(context: &Context<'a>, mut args: Tokens<'a>, cas: bool, touch: bool) -> Parsed<'a> {
     let touch = if touch {
         match args.next().map(parse_i64) {
@@ -310,9 +335,6 @@ fn parse_get<'a>(context: &Context<'a>, mut args: Tokens<'a>, cas: bool, touch: 
             return context.reject(RequestError::BadFormat, false);
         }
         count += 1;
-        if count > context.limits.max_keys_per_get {
-            return context.reject(RequestError::TooManyKeys, false);
-        }
     }
     if count == 0 {
         return context.reject(RequestError::BadFormat, false);
@@ -493,7 +515,6 @@ mod tests {
             max_key_bytes: 250,
             max_value_bytes: 100,
             max_line_bytes: 512,
-            max_keys_per_get: 4,
         };
         parse_request(buf, &LIMITS)
     }
@@ -529,6 +550,50 @@ mod tests {
     }
 
     #[test]
+    fn any_number_of_keys_within_the_line() {
+        let line = format!("get {}\r\n", vec!["k"; 200].join(" "));
+        let Ok(Parsed::Request {
+            request: Request::Get(get),
+            consumed,
+        }) = parse(line.as_bytes())
+        else {
+            panic!("not a get")
+        };
+        assert_eq!((get.keys.len(), consumed), (200, line.len()));
+    }
+
+    #[test]
+    fn a_retrieval_past_the_line_limit_is_streamed() {
+        let line = format!("gats 30 {}\r\n", vec!["key"; 300].join(" "));
+        let buf = line.as_bytes();
+        // Below the limit it waits like any line; at it, the command alone
+        // is parsed and the keys are left to the stream.
+        assert_eq!(parse(&buf[..511]), Ok(Parsed::Incomplete));
+        let Ok(Parsed::LongGet { mut stream, consumed }) = parse(&buf[..512]) else {
+            panic!("not streamed")
+        };
+        assert_eq!(
+            parse(buf),
+            Ok(Parsed::LongGet {
+                stream: stream.clone(),
+                consumed
+            })
+        );
+        assert_eq!(consumed, 7);
+        assert_eq!(
+            (stream.cas(), stream.touch(), stream.command_name()),
+            (true, Some(30), "gats")
+        );
+        let chunk = stream.parse(&buf[consumed..]);
+        assert_eq!(chunk.keys.len(), 300);
+        assert_eq!(chunk.consumed, buf.len() - consumed);
+        assert_eq!(chunk.end, Some(crate::memcache::GetEnd::End));
+        // Any other long line is still fatal.
+        let set = format!("set {}", "k".repeat(600));
+        assert_eq!(parse(set.as_bytes()), Err(FatalError::LineTooLong { limit: 512 }));
+    }
+
+    #[test]
     fn gat_takes_exptime_first() {
         let Ok(Parsed::Request {
             request: Request::Get(get),
@@ -547,7 +612,6 @@ mod tests {
     #[test]
     fn get_errors() {
         assert_eq!(rejected(b"get\r\n"), (RequestError::BadFormat, false, 5));
-        assert_eq!(rejected(b"get a b c d e\r\n").0, RequestError::TooManyKeys);
         let long = [b"get ".as_slice(), &[b'k'; 251], b"\r\n"].concat();
         assert_eq!(rejected(&long).0, RequestError::BadFormat);
         assert_eq!(rejected(b"get a\x01b\r\n").0, RequestError::BadFormat);

@@ -29,20 +29,24 @@ pub struct Limits {
     /// complete, and their data is swallowed unbuffered.
     pub max_value_bytes: usize,
     /// Longest command line, including its `\r\n`. A buffer holding this many
-    /// bytes without a newline closes the connection.
+    /// bytes without a newline closes the connection — unless the line is a
+    /// retrieval (`get`, `gets`, `gat`, `gats`), which is then parsed as its
+    /// keys arrive ([`GetStream`](crate::memcache::GetStream)) and may be
+    /// of any length.
+    ///
+    /// There is no limit on the number of keys of a retrieval: memcached
+    /// has none, and one would not bound memory, which the line limit (for
+    /// a line parsed whole) and streaming (for a longer one) already do.
     pub max_line_bytes: usize,
-    /// Most keys in one `get`/`gets`/`gat`/`gats`.
-    pub max_keys_per_get: usize,
 }
 
 impl Default for Limits {
-    /// memcached's key and value limits; 64 KiB lines; 1024 keys per get.
+    /// memcached's key and value limits; 64 KiB lines.
     fn default() -> Self {
         Limits {
             max_key_bytes: KEY_MAX_BYTES,
             max_value_bytes: 1024 * 1024,
             max_line_bytes: 64 * 1024,
-            max_keys_per_get: 1024,
         }
     }
 }

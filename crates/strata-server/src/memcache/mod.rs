@@ -8,6 +8,15 @@
 //! command line arrives and its data is then *swallowed* as it comes,
 //! never buffered (memcached's `conn_swallow`).
 //!
+//! Retrieval lines (`get`, `gets`, `gat`, `gats`) may be of any length, as
+//! memcached lets multigets be: one that outgrows the line limit is
+//! streamed ([`GetStream`]) — each read's complete keys are answered at
+//! once and their bytes dropped, so the read buffer holds at most one
+//! partial key however long the line, and `END` goes out when the newline
+//! arrives. Before authentication such a line is answered `CLIENT_ERROR
+//! unauthenticated`, like a short one, and the rest of it is dropped as it
+//! comes.
+//!
 //! Authentication follows memcached's ASCII auth: with `requirepass` set, a
 //! connection must first send `set <any-key> 0 0 <len>` whose data is
 //! `<user> <password>` (any user name; the password must match); until then
@@ -31,8 +40,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use strata_proto::memcache::encode::encode_request_error;
-use strata_proto::memcache::{Discard, Expiration, Limits, Parsed, Request, parse_request};
+use strata_proto::memcache::encode::{encode_end, encode_request_error};
+use strata_proto::memcache::{Discard, Expiration, GetEnd, GetStream, Limits, Parsed, Request, parse_request};
 use strata_store::Expiry;
 
 use crate::Shared;
@@ -69,7 +78,7 @@ pub(crate) static COMMAND_NAMES: &[&str] = &[
 ];
 
 fn command_index(request: &Request<'_>) -> usize {
-    let name = match request {
+    name_index(match request {
         Request::Get(get) => get.command_name(),
         Request::Store(store) => store.command.name(),
         Request::Delete { .. } => "delete",
@@ -86,7 +95,10 @@ fn command_index(request: &Request<'_>) -> usize {
         Request::MetaArithmetic(_) => "ma",
         Request::MetaNoop => "mn",
         Request::MetaDebug { .. } => "me",
-    };
+    })
+}
+
+fn name_index(name: &str) -> usize {
     COMMAND_NAMES.iter().position(|&n| n == name).unwrap_or(0)
 }
 
@@ -130,6 +142,15 @@ pub(crate) struct McSession {
     reply_limit: usize,
     /// Bytes of a refused value still to discard as they arrive.
     swallowing: Option<Discard>,
+    /// A retrieval line too long to buffer, being answered as it arrives.
+    streaming: Option<Streaming>,
+}
+
+/// A streamed retrieval and the time spent answering it so far (recorded
+/// as one command when its line ends).
+struct Streaming {
+    stream: GetStream,
+    nanos: u64,
 }
 
 impl McSession {
@@ -152,6 +173,7 @@ impl McSession {
             auth_failures: 0,
             reply_limit,
             swallowing: None,
+            streaming: None,
         }
     }
 
@@ -221,6 +243,15 @@ impl Session for McSession {
                     return Outcome { consumed, close: false };
                 }
                 self.swallowing = None;
+            }
+            if let Some(streaming) = &mut self.streaming {
+                consumed += stream_keys(&self.shared, streaming, &input[consumed..], out);
+                if !streaming.stream.is_done() {
+                    return Outcome { consumed, close: false };
+                }
+                stats.record(name_index(streaming.stream.command_name()), streaming.nanos);
+                self.streaming = None;
+                continue;
             }
             if out.len() >= strata_session::OUTPUT_CHUNK {
                 // Let the loop write these replies before taking more.
@@ -312,9 +343,41 @@ impl Session for McSession {
                     consumed += used;
                     self.swallowing = Some(Discard::new(swallow));
                 }
+                Parsed::LongGet {
+                    mut stream,
+                    consumed: used,
+                } => {
+                    if !self.authenticated {
+                        out.extend_from_slice(b"CLIENT_ERROR unauthenticated\r\n");
+                        stream.abandon();
+                    }
+                    consumed += used;
+                    self.streaming = Some(Streaming { stream, nanos: 0 });
+                }
             }
         }
     }
+}
+
+/// Answers the keys of a streamed retrieval that have arrived in
+/// `input`, and its `END` (or error) once the line ends; the bytes used.
+fn stream_keys(shared: &Shared, streaming: &mut Streaming, input: &[u8], out: &mut Vec<u8>) -> usize {
+    let started = Instant::now();
+    let chunk = streaming.stream.parse(input);
+    let stream = &streaming.stream;
+    text::retrieve_keys(shared, chunk.keys, stream.cas(), stream.touch(), out);
+    match chunk.end {
+        None => {}
+        Some(GetEnd::End) => encode_end(out),
+        Some(GetEnd::Refused(error)) => {
+            shared.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+            encode_request_error(out, error);
+        }
+    }
+    streaming.nanos = streaming
+        .nanos
+        .saturating_add(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    chunk.consumed
 }
 
 impl McSession {

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use strata_proto::memcache::encode::{
     encode_end, encode_number, encode_stat, encode_status, encode_value, encode_version,
 };
-use strata_proto::memcache::{ArithmeticOp, Get, Request, Status, Store, StoreCommand};
+use strata_proto::memcache::{ArithmeticOp, Get, Keys, Request, Status, Store, StoreCommand};
 use strata_store::{Condition, Expiry, MetaGet, SetOptions, StoreError};
 
 use super::{EXPIRED, McCounters, expiry};
@@ -106,12 +106,23 @@ pub(super) fn execute(shared: &Shared, request: &Request<'_>, out: &mut Vec<u8>)
 
 /// get / gets / gat / gats: one VALUE per hit, then END.
 fn retrieve(shared: &Shared, get: &Get<'_>, out: &mut Vec<u8>) {
-    let touch = get.touch.map(|exptime| expiry(shared, exptime).unwrap_or(EXPIRED));
+    retrieve_keys(shared, get.keys, get.cas, get.touch, out);
+    encode_end(out);
+}
+
+/// The VALUEs of a retrieval's `keys` (with CAS uniques if `cas`, touching
+/// each hit with `touch`), without the END: all of a line's keys, or those
+/// of a streamed line that have arrived so far.
+pub(super) fn retrieve_keys(shared: &Shared, keys: Keys<'_>, cas: bool, touch: Option<i64>, out: &mut Vec<u8>) {
+    if keys.is_empty() {
+        return;
+    }
+    let touch = touch.map(|exptime| expiry(shared, exptime).unwrap_or(EXPIRED));
     let counters = &shared.memcache;
-    for key in get.keys.iter() {
+    for key in keys.iter() {
         let found = match touch {
             None => shared.store.get(key, |item| {
-                encode_value(out, key, item.flags(), item.value(), get.cas.then(|| item.cas()));
+                encode_value(out, key, item.flags(), item.value(), cas.then(|| item.cas()));
             }),
             Some(expiry) => {
                 let options = MetaGet {
@@ -121,7 +132,7 @@ fn retrieve(shared: &Shared, get: &Get<'_>, out: &mut Vec<u8>) {
                 shared.store.meta_get(key, &options, |hit| {
                     hit.map(|hit| {
                         let item = hit.item;
-                        encode_value(out, key, item.flags(), item.value(), get.cas.then(|| item.cas()));
+                        encode_value(out, key, item.flags(), item.value(), cas.then(|| item.cas()));
                     })
                 })
             }
@@ -137,7 +148,6 @@ fn retrieve(shared: &Shared, get: &Get<'_>, out: &mut Vec<u8>) {
             (false, true) => McCounters::bump(&counters.touch_misses),
         }
     }
-    encode_end(out);
 }
 
 /// set / add / replace / append / prepend / cas.
