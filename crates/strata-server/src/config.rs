@@ -52,6 +52,11 @@ pub struct Config {
     pub max_connections: usize,
     /// Close a client idle this many seconds; 0 never (Redis's `timeout`).
     pub timeout: u64,
+    /// Redis's `protected-mode`: while no password is set, refuse clients
+    /// that do not connect from a loopback address, with an error that
+    /// says why and how to fix it — so binding to a public address without
+    /// a password does not open the cache to the network. On by default.
+    pub protected_mode: bool,
     /// Password required by `AUTH` (RESP) and by memcached's ASCII
     /// authentication (a first `set` whose data is `<user> <password>`).
     pub requirepass: Option<strata_session::Secret>,
@@ -98,6 +103,7 @@ impl Default for Config {
             proto_max_bulk_len: ByteSize(512 * 1024 * 1024),
             max_connections: 10_000,
             timeout: 0,
+            protected_mode: true,
             requirepass: None,
             active_expire_effort: 1,
             lease_ms: 10_000,

@@ -286,6 +286,16 @@ impl Server {
         tasks.spawn(admin::serve(admin, metrics, shutdown.clone()));
         tasks.spawn(expire_loop(shared.clone(), effort, shutdown.clone()));
         tracing::info!(%resp_addr, %memcache_addr, %admin_addr, "strata server listening");
+        {
+            let config = shared.config.read();
+            if config.protected_mode && config.requirepass.is_none() && !config.bind.is_loopback() {
+                tracing::warn!(
+                    bind = %config.bind,
+                    "no password is set: protected mode refuses every client that is not on a loopback \
+                     address (set requirepass, or protected-mode = false behind a firewall)"
+                );
+            }
+        }
         Ok(RunningServer {
             resp_addr,
             memcache_addr,
@@ -328,6 +338,10 @@ async fn accept_loop(
         metrics.rejected_connections.fetch_add(1, Ordering::Relaxed);
     };
     let handle = |stream: TcpStream| {
+        let denied = stream
+            .peer_addr()
+            .ok()
+            .and_then(|peer| protected_refusal(&shared.config.read(), peer.ip(), kind));
         shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
         shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
         let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
@@ -340,6 +354,15 @@ async fn accept_loop(
                 }
             };
             let metrics = Arc::clone(&shared.metrics);
+            if let Some(message) = denied {
+                let mut stream = stream;
+                metrics.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("refused a non-loopback client in protected mode");
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, message).await;
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+                metrics.connections.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
             match kind {
                 Kind::Resp => {
                     let session = resp::RespSession::new(Arc::clone(&shared));
@@ -358,6 +381,35 @@ async fn accept_loop(
         }
     };
     strata_session::accept_loop(listener, gate, shutdown.clone(), on_refused, handle).await;
+}
+
+/// Redis's protected-mode refusal, word for word on the RESP port.
+const PROTECTED_RESP: &[u8] = b"-DENIED strata is running in protected mode because protected mode is enabled and no \
+password is set. In this mode connections are only accepted from the loopback interface. If you want to connect \
+from external computers to strata you may adopt one of the following solutions: 1) Set a password with \
+`requirepass` in the config file or CONFIG SET requirepass from a loopback client (the setting also guards the \
+memcached port). 2) Turn protected mode off with `protected-mode = false` in the config file, if you are sure \
+only trusted networks can reach this server (a firewall). 3) Bind to a loopback address only.\r\n";
+const PROTECTED_MEMCACHE: &[u8] = b"SERVER_ERROR strata is in protected mode: no password is set, so only loopback \
+clients are accepted; set requirepass, or protected-mode = false behind a firewall\r\n";
+
+/// Whether a client at `peer` is refused by protected mode, and the
+/// message to send it: protected mode on, no password, and a client that
+/// is not on a loopback address (a server bound to loopback cannot have
+/// one, so this only ever bites a server bound to a public address).
+fn protected_refusal(config: &Config, peer: std::net::IpAddr, kind: Kind) -> Option<&'static [u8]> {
+    let loopback = match peer {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        // An IPv4 client of a dual-stack socket arrives mapped.
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    };
+    if !config.protected_mode || config.requirepass.is_some() || loopback {
+        return None;
+    }
+    Some(match kind {
+        Kind::Resp => PROTECTED_RESP,
+        Kind::Memcache => PROTECTED_MEMCACHE,
+    })
 }
 
 /// The largest request a connection may buffer: one maximal item plus
@@ -382,5 +434,43 @@ async fn expire_loop(shared: Arc<Shared>, effort: u64, shutdown: CancellationTok
                 shared.run_due_flush();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    #[test]
+    fn protected_mode_refuses_only_remote_clients_of_a_server_without_a_password() {
+        let remote = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mapped = IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped());
+        let open = Config {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ..Config::default()
+        };
+        assert_eq!(protected_refusal(&open, remote, Kind::Resp), Some(PROTECTED_RESP));
+        assert_eq!(
+            protected_refusal(&open, remote, Kind::Memcache),
+            Some(PROTECTED_MEMCACHE)
+        );
+        for local in [loopback, mapped, IpAddr::V6(Ipv6Addr::LOCALHOST)] {
+            assert_eq!(protected_refusal(&open, local, Kind::Resp), None, "{local}");
+        }
+        let with_password = Config {
+            requirepass: Some("s3cret".into()),
+            ..open.clone()
+        };
+        assert_eq!(protected_refusal(&with_password, remote, Kind::Resp), None);
+        let unprotected = Config {
+            protected_mode: false,
+            ..open
+        };
+        assert_eq!(protected_refusal(&unprotected, remote, Kind::Resp), None);
+        assert!(PROTECTED_RESP.starts_with(b"-DENIED ") && PROTECTED_RESP.ends_with(b"\r\n"));
+        assert_eq!(PROTECTED_RESP.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
     }
 }

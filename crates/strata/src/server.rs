@@ -65,6 +65,18 @@ pub struct ServerArgs {
     /// Require this password (AUTH, or memcached's ASCII auth).
     #[arg(long, value_name = "PASSWORD")]
     requirepass: Option<String>,
+    /// Protected mode (yes/no): without a password, refuse clients that
+    /// are not on a loopback address (on by default, as in Redis).
+    #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+    protected_mode: Option<bool>,
+    /// Largest RESP value a client may send (Redis's proto-max-bulk-len,
+    /// default 512mb); values past --max-item-size get an error reply.
+    #[arg(long, value_name = "SIZE")]
+    proto_max_bulk_len: Option<ByteSize>,
+    /// Largest reply one command may build; a connection whose reply
+    /// passes it is closed (default: maxmemory/8, at least 2 items).
+    #[arg(long, value_name = "SIZE")]
+    reply_buffer_limit: Option<ByteSize>,
     /// Active expiry effort, 1–10.
     #[arg(long, value_name = "N")]
     active_expire_effort: Option<u8>,
@@ -102,8 +114,13 @@ impl ServerArgs {
             max_connections,
             timeout,
             active_expire_effort,
-            lease_ms
+            lease_ms,
+            protected_mode,
+            proto_max_bulk_len
         );
+        if self.reply_buffer_limit.is_some() {
+            config.reply_buffer_limit = self.reply_buffer_limit;
+        }
         if let Some(port) = self.port {
             config.resp_port = port;
         }
@@ -118,6 +135,15 @@ impl ServerArgs {
         }
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// Redis's yes/no (and true/false) for a boolean setting.
+fn parse_yes_no(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("expected yes or no, not {text:?}")),
     }
 }
 

@@ -409,6 +409,10 @@ fn config_values(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
                 String::new()
             },
         ),
+        (
+            "protected-mode",
+            if config.protected_mode { "yes" } else { "no" }.into(),
+        ),
         ("active-expire-effort", config.active_expire_effort.to_string()),
         ("lease-ms", config.lease_ms.to_string()),
         ("tracking-table-max-keys", ctx.shared.tracking.max_keys().to_string()),
@@ -518,6 +522,13 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), String> {
             }
             // Connections opened from now on get the new limit.
             ctx.shared.config.write().push_buffer_limit = bytes;
+        }
+        "protected-mode" => {
+            ctx.shared.config.write().protected_mode = match text.to_ascii_lowercase().as_str() {
+                "yes" => true,
+                "no" => false,
+                _ => return Err(failed("argument must be 'yes' or 'no'")),
+            };
         }
         "reply-buffer-limit" => {
             let bytes: ByteSize = text.parse().map_err(|e: String| failed(&e))?;
