@@ -14,8 +14,8 @@ use strata_proto::memcache::client::{
 };
 use strata_proto::memcache::{
     ArithmeticOp, Discard, Limits, MetaArg, MetaCode, MetaDebug, MetaFlags, MetaResponse, Parsed, ReplyKind, Request,
-    RequestError, Response, ResponseDecoder, ResponseLimits, ReturnedFlag, SetMode, Stat, Status, StoreCommand, TooLarge, Value,
-    encode_request, encode_response, parse_request,
+    RequestError, Response, ResponseDecoder, ResponseLimits, ReturnedFlag, SetMode, Stat, Status, StoreCommand,
+    TooLarge, Value, encode_request, encode_response, parse_request,
 };
 
 const LIMITS: Limits = Limits {

@@ -5,7 +5,8 @@
 use std::borrow::Cow;
 
 use strata_proto::memcache::{
-    ArithmeticOp, Discard, FatalError, Limits, MetaFlag, Parsed, Request, RequestError, SetMode, TooLarge, parse_request,
+    ArithmeticOp, Discard, FatalError, Limits, MetaFlag, Parsed, Request, RequestError, SetMode, TooLarge,
+    parse_request,
 };
 
 const LIMITS: Limits = Limits {

@@ -83,13 +83,19 @@ async fn a_refused_resp_value_removes_the_old_one() {
     let append = format!("*3\r\n$6\r\nAPPEND\r\n$1\r\nk\r\n$3000\r\n{chunk}\r\n");
     let reply = exchange(&mut resp, append.as_bytes(), 4).await;
     assert!(reply.starts_with(b"-ERR"), "{}", String::from_utf8_lossy(&reply));
-    assert_eq!(exchange(&mut resp, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 5).await, b"$-1\r\n");
+    assert_eq!(
+        exchange(&mut resp, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 5).await,
+        b"$-1\r\n"
+    );
 
     assert_eq!(exchange(&mut resp, set.as_bytes(), 5).await, b"+OK\r\n");
     let setrange = "*4\r\n$8\r\nSETRANGE\r\n$1\r\nk\r\n$4\r\n5000\r\n$1\r\nz\r\n";
     let reply = exchange(&mut resp, setrange.as_bytes(), 4).await;
     assert!(reply.starts_with(b"-ERR"), "{}", String::from_utf8_lossy(&reply));
-    assert_eq!(exchange(&mut resp, b"*2\r\n$6\r\nEXISTS\r\n$1\r\nk\r\n", 4).await, b":0\r\n");
+    assert_eq!(
+        exchange(&mut resp, b"*2\r\n$6\r\nEXISTS\r\n$1\r\nk\r\n", 4).await,
+        b":0\r\n"
+    );
 }
 
 /// Cross-protocol scripting: a browser made to post to a data port. Redis
@@ -104,7 +110,12 @@ async fn http_on_a_data_port_is_hung_up_on() {
     ] {
         let mut resp = TcpStream::connect(server.resp_addr).await.expect("connect");
         resp.write_all(request).await.expect("write");
-        assert_eq!(read_to_close(&mut resp).await, b"", "{}", String::from_utf8_lossy(request));
+        assert_eq!(
+            read_to_close(&mut resp).await,
+            b"",
+            "{}",
+            String::from_utf8_lossy(request)
+        );
     }
     let mut resp = TcpStream::connect(server.resp_addr).await.expect("connect");
     assert_eq!(
@@ -114,7 +125,9 @@ async fn http_on_a_data_port_is_hung_up_on() {
     );
 
     let mut mc = TcpStream::connect(server.memcache_addr).await.expect("connect");
-    mc.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await.expect("write");
+    mc.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("write");
     assert_eq!(read_to_close(&mut mc).await, b"");
 }
 
@@ -135,7 +148,9 @@ async fn the_password_is_never_shown_and_guessing_is_cut_off() {
     assert!(text.contains("redacted"), "{text}");
 
     let mut guesser = TcpStream::connect(server.resp_addr).await.expect("connect");
-    let guesses: Vec<u8> = (0..20).flat_map(|i| format!("AUTH guess{i}\r\n").into_bytes()).collect();
+    let guesses: Vec<u8> = (0..20)
+        .flat_map(|i| format!("AUTH guess{i}\r\n").into_bytes())
+        .collect();
     guesser.write_all(&guesses).await.expect("write");
     let replies = read_to_close(&mut guesser).await;
     let wrong = String::from_utf8_lossy(&replies).matches("-WRONGPASS").count();
@@ -160,10 +175,21 @@ async fn unsupported_persistence_settings_are_refused() {
     let server = support::start().await;
     let mut resp = TcpStream::connect(server.resp_addr).await.expect("connect");
     let reply = exchange(&mut resp, b"CONFIG SET appendonly yes\r\n", 4).await;
-    assert!(reply.starts_with(b"-ERR CONFIG SET failed"), "{}", String::from_utf8_lossy(&reply));
+    assert!(
+        reply.starts_with(b"-ERR CONFIG SET failed"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
     let reply = exchange(&mut resp, b"CONFIG SET save \"900 1\"\r\n", 4).await;
-    assert!(reply.starts_with(b"-ERR CONFIG SET failed"), "{}", String::from_utf8_lossy(&reply));
-    assert_eq!(exchange(&mut resp, b"CONFIG SET appendonly no\r\n", 5).await, b"+OK\r\n");
+    assert!(
+        reply.starts_with(b"-ERR CONFIG SET failed"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(
+        exchange(&mut resp, b"CONFIG SET appendonly no\r\n", 5).await,
+        b"+OK\r\n"
+    );
     assert_eq!(exchange(&mut resp, b"CONFIG SET save \"\"\r\n", 5).await, b"+OK\r\n");
 }
 
@@ -175,7 +201,9 @@ async fn a_huge_recache_threshold_does_not_wrap() {
     let server = support::start().await;
     let mut mc = TcpStream::connect(server.memcache_addr).await.expect("connect");
     assert_eq!(exchange(&mut mc, b"set k 0 3600 1\r\nv\r\n", 8).await, b"STORED\r\n");
-    mc.write_all(b"mg k R99999999999999999 v\r\nmn\r\n").await.expect("write");
+    mc.write_all(b"mg k R99999999999999999 v\r\nmn\r\n")
+        .await
+        .expect("write");
     let reply = read_at_least(&mut mc, 14).await;
     let text = String::from_utf8_lossy(&reply);
     // Every remaining TTL is below an enormous threshold: the first caller

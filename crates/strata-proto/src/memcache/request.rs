@@ -424,9 +424,19 @@ mod tests {
     #[test]
     fn a_ttl_round_trips_through_memcacheds_exptime_rule() {
         let now = 1_700_000_000;
-        for ttl in [1, 60, MAX_RELATIVE_EXPTIME as u64, MAX_RELATIVE_EXPTIME as u64 + 1, 400 * 86_400] {
+        for ttl in [
+            1,
+            60,
+            MAX_RELATIVE_EXPTIME as u64,
+            MAX_RELATIVE_EXPTIME as u64 + 1,
+            400 * 86_400,
+        ] {
             let exptime = exptime_for_ttl(ttl, now);
-            assert_eq!(Expiration::from_exptime(exptime, now), Expiration::AtUnixSecs(now + ttl), "{ttl}");
+            assert_eq!(
+                Expiration::from_exptime(exptime, now),
+                Expiration::AtUnixSecs(now + ttl),
+                "{ttl}"
+            );
         }
         assert_eq!(exptime_for_ttl(0, now), 1);
         assert_eq!(exptime_for_ttl(u64::MAX, now), i64::MAX);

@@ -51,7 +51,9 @@ pub(super) fn mg(shared: &Shared, meta: &Meta<'_>, out: &mut Vec<u8>) {
     let to_expiry = |ttl: i64| expiry(shared, ttl).unwrap_or(EXPIRED);
     let options = MetaGet {
         vivify: flags.vivify_ttl().map(to_expiry),
-        recache_below_ms: flags.recache_ttl().map(|secs| (secs.max(0) as u64).saturating_mul(1000)),
+        recache_below_ms: flags
+            .recache_ttl()
+            .map(|secs| (secs.max(0) as u64).saturating_mul(1000)),
         touch: flags.ttl().map(to_expiry),
         new_cas: flags.new_cas(),
         no_bump: flags.no_bump(),
@@ -167,7 +169,7 @@ pub(super) fn ms(shared: &Shared, set: &MetaSet<'_>, out: &mut Vec<u8>) {
         Err(StoreError::TooLarge { .. }) => {
             McCounters::bump(&shared.memcache.store_too_large);
             if set.mode != SetMode::Add {
-                shared.remove_refused(&key, NO_CLIENT);
+                shared.remove_refused(key, NO_CLIENT);
             }
             out.extend_from_slice(b"SERVER_ERROR object too large for cache\r\n");
             return;

@@ -174,7 +174,10 @@ impl McSession {
                     out.extend_from_slice(b"CLIENT_ERROR authentication failure\r\n");
                     self.auth_failures += 1;
                     if self.auth_failures >= crate::resp::MAX_AUTH_FAILURES {
-                        tracing::warn!("closing a memcached connection after {} failed auth attempts", self.auth_failures);
+                        tracing::warn!(
+                            "closing a memcached connection after {} failed auth attempts",
+                            self.auth_failures
+                        );
                         return true;
                     }
                 }

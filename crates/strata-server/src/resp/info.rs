@@ -49,7 +49,10 @@ fn auth_failed(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
     ctx.conn.auth_failures += 1;
     ctx.shared.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
     if ctx.conn.auth_failures >= MAX_AUTH_FAILURES {
-        tracing::warn!(client = ctx.conn.id, "closing a connection after {MAX_AUTH_FAILURES} failed AUTH attempts");
+        tracing::warn!(
+            client = ctx.conn.id,
+            "closing a connection after {MAX_AUTH_FAILURES} failed AUTH attempts"
+        );
         return Flow::Close;
     }
     Flow::Continue

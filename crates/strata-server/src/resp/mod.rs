@@ -535,7 +535,9 @@ fn looks_like_http(args: &strata_proto::resp::Args, buf: &[u8]) -> bool {
     if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") {
         return true;
     }
-    const METHODS: &[&[u8]] = &[b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE"];
+    const METHODS: &[&[u8]] = &[
+        b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE",
+    ];
     args.len() == 3 && METHODS.contains(&name) && args.get(buf, 2).starts_with(b"HTTP/")
 }
 
