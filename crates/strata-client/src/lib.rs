@@ -42,7 +42,10 @@
 //!   whenever a connection is lost;
 //! - `route.rs`: where a key goes now — owner, gutter, or next on the ring —
 //!   and the probe that brings a node back;
-//! - `ops.rs`: get, set, delete, touch, and their multi-key forms;
+//! - `ops.rs`: get, set, delete, touch, and their multi-key forms; the
+//!   conditional stores (cas, replace, append, prepend), incr/decr,
+//!   get-and-touch, and `meta`, which sends a meta request as it came (for
+//!   the proxy);
 //! - `lease.rs`: `get_or_fill`, the lease protocol;
 //! - `warmup.rs`: reading the previous owner after a topology change.
 //!
@@ -87,6 +90,7 @@ use tokio::time::Instant;
 pub use health::HealthPolicy;
 pub use lease::{Fill, VERSION_CAS_BASE, Versioned};
 pub use meta::{MAX_KEY_BYTES, check_key};
+pub use ops::StoreOutcome;
 pub use server_pool::{PoolError, PoolSettings};
 pub use tracking::{Invalidation, Tracker, TrackingConfig};
 
@@ -100,6 +104,13 @@ pub enum ClientError {
     /// The node answered with an error.
     #[error("server error: {0}")]
     Server(String),
+    /// The request itself was refused: by the node, as memcached's
+    /// `CLIENT_ERROR` (`incr` of a value that is not a number), or by the
+    /// client before sending (a request it cannot route by key). Unlike
+    /// [`ClientError::Server`] it says nothing about the node's health, and
+    /// a proxy hands it on as the client's error it is.
+    #[error("refused: {0}")]
+    Refused(String),
     /// The key is empty or too long for the protocol.
     #[error("invalid key of {len} bytes (1-250 plain bytes, or up to 187 bytes of any kind)")]
     InvalidKey {
@@ -126,6 +137,9 @@ pub struct Fetched {
     pub flags: u32,
     /// The node's CAS unique for this version of the item (0 if unknown).
     pub cas: u64,
+    /// Its remaining TTL when fetched, in whole seconds as memcached's `t`
+    /// reports it (`None`: it never expires).
+    pub ttl: Option<Duration>,
 }
 
 /// Where a down node's keys go.

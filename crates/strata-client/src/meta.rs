@@ -1,10 +1,10 @@
 //! The meta commands the client sends, and what their replies mean.
 
-use strata_proto::memcache::client::{MetaArg, encode_md, encode_mg, encode_mn, encode_ms};
-use strata_proto::memcache::{MetaCode, ReplyKind, Response};
+use strata_proto::memcache::client::{MetaArg, encode_ma, encode_md, encode_me, encode_mg, encode_mn, encode_ms};
+use strata_proto::memcache::{Expiration, MetaCode, MetaFlags, ReplyKind, Request, Response};
 
-use crate::ClientError;
 use crate::server_pool::Batch;
+use crate::{ClientError, StoreOutcome};
 
 /// memcached's key limit, in bytes on the wire.
 pub const MAX_KEY_BYTES: usize = 250;
@@ -120,6 +120,13 @@ pub enum SetMode {
         /// The CAS the new item gets.
         new_cas: u64,
     },
+    /// Only if present (`MR`): memcached's `replace`.
+    Replace,
+    /// After the existing value, keeping its flags and TTL (`MA`):
+    /// memcached's `append`.
+    Append,
+    /// Before the existing value (`MP`): memcached's `prepend`.
+    Prepend,
 }
 
 /// `ms <key> <len> [F<flags>] [T<ttl>] [ME|C<cas>] [E<new cas>]`.
@@ -132,14 +139,19 @@ pub fn set(
     mode: SetMode,
 ) {
     let mut flags = Flags::new(key, &[]);
-    if client_flags != 0 {
+    // Appending keeps the item's flags and TTL: memcached ignores both.
+    let appends = matches!(mode, SetMode::Append | SetMode::Prepend);
+    if client_flags != 0 && !appends {
         flags.push(MetaArg::uint(b'F', u64::from(client_flags)));
     }
-    if let Some(ttl) = ttl {
+    if let Some(ttl) = ttl.filter(|_| !appends) {
         flags.push(MetaArg::int(b'T', ttl_secs(ttl)));
     }
     match mode {
         SetMode::Set => {}
+        SetMode::Replace => flags.push(MetaArg::token(b'M', b"R")),
+        SetMode::Append => flags.push(MetaArg::token(b'M', b"A")),
+        SetMode::Prepend => flags.push(MetaArg::token(b'M', b"P")),
         SetMode::Add => flags.push(MetaArg::token(b'M', b"E")),
         SetMode::Cas(cas) => flags.push(MetaArg::uint(b'C', cas)),
         SetMode::AddAs(new_cas) => {
@@ -160,11 +172,121 @@ pub fn delete(batch: &mut Batch, key: &[u8]) {
     batch.push(ReplyKind::Meta, |out| encode_md(out, key, flags.as_slice()));
 }
 
+/// The `T` token of a touch: a zero `ttl` removes the expiry (`T0`).
+fn touch_secs(ttl: std::time::Duration) -> i64 {
+    if ttl.is_zero() { 0 } else { ttl_secs(ttl) }
+}
+
 /// `mg <key> T<ttl>`: touch. A zero `ttl` removes the expiry (`T0`).
 pub fn touch(batch: &mut Batch, key: &[u8], ttl: std::time::Duration) {
-    let secs = if ttl.is_zero() { 0 } else { ttl_secs(ttl) };
-    let flags = Flags::new(key, &[MetaArg::int(b'T', secs)]);
+    let flags = Flags::new(key, &[MetaArg::int(b'T', touch_secs(ttl))]);
     batch.push(ReplyKind::Meta, |out| encode_mg(out, key, flags.as_slice()));
+}
+
+/// `mg <key> v f t c T<ttl>`: get and touch (memcached's `gat`), the TTL
+/// reported being the new one. A zero `ttl` removes the expiry.
+pub fn get_and_touch(batch: &mut Batch, key: &[u8], ttl: std::time::Duration) {
+    let mut flags = Flags::new(key, &GET_FLAGS);
+    flags.push(MetaArg::int(b'T', touch_secs(ttl)));
+    batch.push(ReplyKind::Meta, |out| encode_mg(out, key, flags.as_slice()));
+}
+
+/// `ma <key> v D<delta> [MD]`: memcached's `incr`/`decr`, answering the
+/// new value. Never creates the key (no `N`).
+pub fn arithmetic(batch: &mut Batch, key: &[u8], decrement: bool, delta: u64) {
+    let mut flags = Flags::new(key, &[MetaArg::flag(b'v'), MetaArg::uint(b'D', delta)]);
+    if decrement {
+        flags.push(MetaArg::token(b'M', b"D"));
+    }
+    batch.push(ReplyKind::Meta, |out| encode_ma(out, key, flags.as_slice()));
+}
+
+/// What [`forward`] sends for a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forwarded {
+    /// `mg` or `me`: reads (an `mg` may touch or create a lease
+    /// placeholder, which changes no value).
+    Read,
+    /// `ms`, `md` or `ma`: changes the key's value.
+    Write,
+}
+
+/// The key and kind of a meta request [`forward`] can send, or `None`
+/// for any other request.
+pub fn forwardable<'r>(request: &'r Request<'_>) -> Option<(&'r [u8], Forwarded)> {
+    match request {
+        Request::MetaGet(meta) => Some((&meta.key, Forwarded::Read)),
+        Request::MetaDebug { key, .. } => Some((key, Forwarded::Read)),
+        Request::MetaSet(set) => Some((&set.meta.key, Forwarded::Write)),
+        Request::MetaDelete(meta) => Some((&meta.key, Forwarded::Write)),
+        Request::MetaArithmetic(arithmetic) => Some((&arithmetic.meta.key, Forwarded::Write)),
+        _ => None,
+    }
+}
+
+/// Appends `request` (a meta request about one key, see [`forwardable`])
+/// to `batch` as it came, with two changes. Its `q` flag is dropped: the
+/// connection needs one reply per request, so the caller applies quiet
+/// mode to the reply. And with `cap` (a write to a stand-in), every
+/// exptime (`T`, `N`) is cut to at most `cap`, and an `ms` without `T` gets
+/// `T<cap>`, as every other write to a stand-in is.
+pub fn forward(batch: &mut Batch, request: &Request<'_>, cap: Option<std::time::Duration>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let capped = |exptime: &[u8]| -> Option<i64> {
+        let cap = cap?;
+        let exptime = std::str::from_utf8(exptime).ok()?.parse::<i64>().ok()?;
+        let longer = match Expiration::from_exptime(exptime, now) {
+            Expiration::Never => true,
+            Expiration::Expired => false,
+            Expiration::AtUnixSecs(at) => at.saturating_sub(now) > cap.as_secs(),
+        };
+        longer.then(|| ttl_secs(cap))
+    };
+    let args = |flags: &MetaFlags<'_>, add_ttl: bool| -> Vec<(u8, Vec<u8>)> {
+        let mut args: Vec<(u8, Vec<u8>)> = Vec::with_capacity(flags.len() + 1);
+        for flag in flags.iter().filter(|flag| flag.flag != b'q') {
+            let token = match flag.flag {
+                b'T' | b'N' => {
+                    capped(flag.token).map_or_else(|| flag.token.to_vec(), |secs| secs.to_string().into_bytes())
+                }
+                _ => flag.token.to_vec(),
+            };
+            args.push((flag.flag, token));
+        }
+        if let Some(cap) = cap.filter(|_| add_ttl && !flags.has(b'T')) {
+            args.push((b'T', ttl_secs(cap).to_string().into_bytes()));
+        }
+        args
+    };
+    fn as_meta_args(args: &[(u8, Vec<u8>)]) -> Vec<MetaArg<'_>> {
+        args.iter().map(|(flag, token)| MetaArg::token(*flag, token)).collect()
+    }
+    match request {
+        Request::MetaGet(meta) => {
+            let args = args(&meta.flags, false);
+            batch.push(ReplyKind::Meta, |out| encode_mg(out, &meta.key, &as_meta_args(&args)));
+        }
+        Request::MetaSet(set) => {
+            let args = args(&set.meta.flags, true);
+            batch.push(ReplyKind::Meta, |out| {
+                encode_ms(out, &set.meta.key, set.data, &as_meta_args(&args))
+            });
+        }
+        Request::MetaDelete(meta) => {
+            let args = args(&meta.flags, false);
+            batch.push(ReplyKind::Meta, |out| encode_md(out, &meta.key, &as_meta_args(&args)));
+        }
+        Request::MetaArithmetic(arithmetic) => {
+            let args = args(&arithmetic.meta.flags, false);
+            batch.push(ReplyKind::Meta, |out| {
+                encode_ma(out, &arithmetic.meta.key, &as_meta_args(&args))
+            });
+        }
+        Request::MetaDebug { key, binary } => batch.push(ReplyKind::Meta, |out| encode_me(out, key, *binary)),
+        _ => {}
+    }
 }
 
 /// `mn`: a no-op, the health probe.
@@ -202,23 +324,26 @@ impl From<Hit> for crate::Fetched {
             value: hit.value,
             flags: hit.flags,
             cas: hit.cas.unwrap_or(0),
+            ttl: u64::try_from(hit.ttl_secs).ok().map(std::time::Duration::from_secs),
         }
     }
 }
 
-fn server_error(response: &Response) -> Option<String> {
+/// The error a reply carries, if it is one: `CLIENT_ERROR` is the
+/// request's fault ([`ClientError::Refused`]), the others the node's.
+fn reply_error(response: &Response) -> Option<ClientError> {
+    let text = |message: &[u8]| String::from_utf8_lossy(message).into_owned();
     match response {
-        Response::Error(message) | Response::ClientError(message) | Response::ServerError(message) => {
-            Some(String::from_utf8_lossy(message).into_owned())
-        }
+        Response::ClientError(message) => Some(ClientError::Refused(text(message))),
+        Response::Error(message) | Response::ServerError(message) => Some(ClientError::Server(text(message))),
         _ => None,
     }
 }
 
 /// Reads an `mg` reply: `Ok(None)` is a miss.
 pub fn read_get(response: Response) -> Result<Option<Hit>, ClientError> {
-    if let Some(message) = server_error(&response) {
-        return Err(ClientError::Server(message));
+    if let Some(error) = reply_error(&response) {
+        return Err(error);
     }
     let Response::Meta(meta) = response else {
         return Err(ClientError::Server(format!("unexpected reply {response:?}")));
@@ -245,11 +370,153 @@ pub fn read_get(response: Response) -> Result<Option<Hit>, ClientError> {
 /// Reads an `ms`, `md` or touch reply: `Ok(true)` for `HD` (stored,
 /// deleted, touched), `Ok(false)` otherwise (`NS`, `EX`, `NF`, `EN`).
 pub fn read_set(response: Response) -> Result<bool, ClientError> {
-    if let Some(message) = server_error(&response) {
-        return Err(ClientError::Server(message));
+    Ok(read_store(response)? == StoreOutcome::Stored)
+}
+
+/// Reads an `ms` (or `md`, touch) reply as memcached's storage outcome.
+pub fn read_store(response: Response) -> Result<StoreOutcome, ClientError> {
+    if let Some(error) = reply_error(&response) {
+        return Err(error);
     }
     match response {
-        Response::Meta(meta) => Ok(meta.code == MetaCode::Hd),
+        Response::Meta(meta) => Ok(match meta.code {
+            MetaCode::Hd | MetaCode::Va => StoreOutcome::Stored,
+            MetaCode::Ex => StoreOutcome::Exists,
+            MetaCode::Nf | MetaCode::En => StoreOutcome::NotFound,
+            MetaCode::Ns | MetaCode::Mn => StoreOutcome::NotStored,
+        }),
         other => Err(ClientError::Server(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// Reads an [`arithmetic`] reply: the new value, or `None` if the key is
+/// missing.
+pub fn read_arithmetic(response: Response) -> Result<Option<u64>, ClientError> {
+    if let Some(error) = reply_error(&response) {
+        return Err(error);
+    }
+    match response {
+        Response::Meta(meta) if meta.code == MetaCode::Nf => Ok(None),
+        Response::Meta(meta) => {
+            let data = meta.data.unwrap_or_default();
+            std::str::from_utf8(&data)
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .map(Some)
+                .ok_or_else(|| ClientError::Server(format!("ma answered {:?}", String::from_utf8_lossy(&data))))
+        }
+        other => Err(ClientError::Server(format!("unexpected reply {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use strata_proto::memcache::{Limits, MetaResponse, Parsed, ReturnedFlag, parse_request};
+
+    use super::*;
+
+    fn sent(build: impl FnOnce(&mut Batch)) -> String {
+        let mut batch = Batch::default();
+        build(&mut batch);
+        assert_eq!(batch.kinds, [ReplyKind::Meta]);
+        String::from_utf8(batch.bytes).expect("ascii")
+    }
+
+    /// `line` forwarded, with the stand-in cap `cap`.
+    fn forwarded(line: &[u8], cap: Option<Duration>) -> String {
+        let Ok(Parsed::Request { request, .. }) = parse_request(line, &Limits::default()) else {
+            panic!("{line:?} parses");
+        };
+        assert!(forwardable(&request).is_some());
+        sent(|batch| forward(batch, &request, cap))
+    }
+
+    #[test]
+    fn conditional_stores_say_their_mode_and_appends_keep_flags_and_ttl() {
+        let ttl = Some(Duration::from_secs(30));
+        assert_eq!(
+            sent(|b| set(b, b"k", b"v", 3, ttl, SetMode::Replace)),
+            "ms k 1 F3 T30 MR\r\nv\r\n"
+        );
+        assert_eq!(
+            sent(|b| set(b, b"k", b"v", 3, ttl, SetMode::Cas(9))),
+            "ms k 1 F3 T30 C9\r\nv\r\n"
+        );
+        assert_eq!(
+            sent(|b| set(b, b"k", b"v", 3, ttl, SetMode::Append)),
+            "ms k 1 MA\r\nv\r\n"
+        );
+        assert_eq!(
+            sent(|b| set(b, b"k", b"v", 0, None, SetMode::Prepend)),
+            "ms k 1 MP\r\nv\r\n"
+        );
+    }
+
+    #[test]
+    fn arithmetic_and_get_and_touch_requests() {
+        assert_eq!(sent(|b| arithmetic(b, b"n", false, 5)), "ma n v D5\r\n");
+        assert_eq!(sent(|b| arithmetic(b, b"n", true, 1)), "ma n v D1 MD\r\n");
+        assert_eq!(
+            sent(|b| get_and_touch(b, b"k", Duration::from_secs(9))),
+            "mg k v f t c T9\r\n"
+        );
+        assert_eq!(sent(|b| get_and_touch(b, b"k", Duration::ZERO)), "mg k v f t c T0\r\n");
+        // A key that is not plain travels base64-encoded.
+        assert_eq!(sent(|b| arithmetic(b, b"a b", false, 1)), "ma YSBi v D1 b\r\n");
+    }
+
+    #[test]
+    fn forwarded_requests_go_as_they_came_without_q() {
+        assert_eq!(forwarded(b"mg k v t q Oabc k\r\n", None), "mg k v t Oabc k\r\n");
+        assert_eq!(forwarded(b"ms k 2 T0 MA q\r\nhi\r\n", None), "ms k 2 T0 MA\r\nhi\r\n");
+        assert_eq!(forwarded(b"md k q I T30\r\n", None), "md k I T30\r\n");
+        assert_eq!(forwarded(b"ma k N0 J5 D2 v\r\n", None), "ma k N0 J5 D2 v\r\n");
+        assert_eq!(forwarded(b"mg YSBi b v\r\n", None), "mg YSBi b v\r\n");
+        assert_eq!(forwarded(b"me k\r\n", None), "me k\r\n");
+    }
+
+    #[test]
+    fn forwarded_writes_to_a_stand_in_get_the_gutter_ttl() {
+        let cap = Some(Duration::from_secs(60));
+        // Never expires, or longer than the cap: cut to the cap.
+        assert_eq!(forwarded(b"ms k 1 T0\r\nv\r\n", cap), "ms k 1 T60\r\nv\r\n");
+        assert_eq!(forwarded(b"ms k 1 T3600 q\r\nv\r\n", cap), "ms k 1 T60\r\nv\r\n");
+        assert_eq!(forwarded(b"ms k 1\r\nv\r\n", cap), "ms k 1 T60\r\nv\r\n");
+        assert_eq!(forwarded(b"ma k N0 v\r\n", cap), "ma k N60 v\r\n");
+        // Shorter, or already expired: left alone.
+        assert_eq!(forwarded(b"ms k 1 T5\r\nv\r\n", cap), "ms k 1 T5\r\nv\r\n");
+        assert_eq!(forwarded(b"mg k v T-1\r\n", cap), "mg k v T-1\r\n");
+    }
+
+    #[test]
+    fn replies_read_as_outcomes() {
+        let meta = |code, data: Option<&[u8]>| {
+            Response::Meta(MetaResponse {
+                code,
+                flags: vec![ReturnedFlag {
+                    flag: b'c',
+                    token: b"7".to_vec(),
+                }],
+                data: data.map(<[u8]>::to_vec),
+            })
+        };
+        assert_eq!(read_store(meta(MetaCode::Hd, None)).unwrap(), StoreOutcome::Stored);
+        assert_eq!(read_store(meta(MetaCode::Ex, None)).unwrap(), StoreOutcome::Exists);
+        assert_eq!(read_store(meta(MetaCode::Nf, None)).unwrap(), StoreOutcome::NotFound);
+        assert_eq!(read_store(meta(MetaCode::Ns, None)).unwrap(), StoreOutcome::NotStored);
+        assert_eq!(read_arithmetic(meta(MetaCode::Va, Some(b"42"))).unwrap(), Some(42));
+        assert_eq!(read_arithmetic(meta(MetaCode::Nf, None)).unwrap(), None);
+        let refused = read_arithmetic(Response::ClientError(
+            b"cannot increment or decrement non-numeric value".to_vec(),
+        ));
+        assert!(matches!(refused, Err(ClientError::Refused(message)) if message.contains("non-numeric")));
+        assert!(matches!(
+            read_store(Response::ServerError(b"out of memory".to_vec())),
+            Err(ClientError::Server(_))
+        ));
+        let hit = read_get(meta(MetaCode::Va, Some(b"v"))).unwrap().expect("a hit");
+        assert_eq!(crate::Fetched::from(hit).ttl, None, "no t returned: never expires");
     }
 }

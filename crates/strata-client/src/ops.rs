@@ -1,4 +1,15 @@
-//! The plain operations and their multi-key forms.
+//! The plain operations and their multi-key forms; the conditional
+//! stores, incr/decr and get-and-touch; and `meta`, a meta request sent as
+//! it came.
+//!
+//! Every single-key write goes the same way (`Inner::write_one`): to the
+//! node serving the key now, failing over once; a write that lands on a
+//! stand-in gets the gutter TTL and is remembered for the owner's return;
+//! and during warm-up the key is deleted on its previous owner. So a
+//! `cas` or an `incr` is as safe through a failover as a `set`. A
+//! conditional write whose key has just moved to a new owner (warm-up) sees
+//! the new owner's miss and fails (`NOT_STORED`, `NOT_FOUND`): warm-up
+//! copies values only for reads.
 //!
 //! A multi-key call groups its keys by the node that serves each (owner or
 //! stand-in), sends one batch per node concurrently, and puts the answers
@@ -9,12 +20,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use strata_proto::memcache::Response;
+use strata_proto::memcache::{MetaCode, Request, Response};
 
-use crate::meta::{self, SetMode};
+use crate::meta::{self, Forwarded, SetMode};
 use crate::route::{Role, Route};
 use crate::server_pool::Batch;
 use crate::{Client, ClientError, Fetched, Inner, Stats};
+
+/// What a conditional store did: memcached's `STORED`, `NOT_STORED`,
+/// `EXISTS` and `NOT_FOUND`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// Stored.
+    Stored,
+    /// Its condition failed: `add` of a present key, `replace`, `append`
+    /// or `prepend` of a missing one.
+    NotStored,
+    /// `cas`: the item changed since its CAS unique was read.
+    Exists,
+    /// `cas`: the item is gone.
+    NotFound,
+}
 
 impl Client {
     /// The value of `key`, or `None`.
@@ -97,13 +123,128 @@ impl Client {
         meta::check_key(key)?;
         let inner = &self.inner;
         let route = inner.route(key)?;
-        let build = |_: Role| {
+        let build = |role: Role| {
             let mut batch = Batch::default();
-            meta::touch(&mut batch, key, ttl);
+            meta::touch(&mut batch, key, inner.touch_ttl(role, ttl));
             batch
         };
-        let (replies, _) = inner.exec_routed(key, route, build(Role::Owner), build).await?;
+        let (replies, _) = inner.exec_routed(key, route.clone(), build(route.role), build).await?;
         meta::read_set(first(replies)?)
+    }
+
+    /// Stores `value` only if `key` is present (memcached's `replace`);
+    /// true if stored.
+    pub async fn replace_item(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        ttl: Option<Duration>,
+    ) -> Result<bool, ClientError> {
+        self.inner.set(key, value, flags, ttl, SetMode::Replace).await
+    }
+
+    /// Stores `value` only if `key` still has the CAS unique `cas` (read by
+    /// [`Self::get_item`] or [`Self::get_many_items`]): memcached's `cas`.
+    pub async fn cas_item(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        ttl: Option<Duration>,
+        cas: u64,
+    ) -> Result<StoreOutcome, ClientError> {
+        self.inner.store(key, value, flags, ttl, SetMode::Cas(cas)).await
+    }
+
+    /// Adds `data` after `key`'s value, keeping its flags and TTL
+    /// (memcached's `append`); false if `key` is missing.
+    pub async fn append(&self, key: &[u8], data: &[u8]) -> Result<bool, ClientError> {
+        self.inner.set(key, data, 0, None, SetMode::Append).await
+    }
+
+    /// Adds `data` before `key`'s value (memcached's `prepend`); false if
+    /// `key` is missing.
+    pub async fn prepend(&self, key: &[u8], data: &[u8]) -> Result<bool, ClientError> {
+        self.inner.set(key, data, 0, None, SetMode::Prepend).await
+    }
+
+    /// Adds `delta` to the decimal number stored under `key`, wrapping at
+    /// 2^64 (memcached's `incr`): the new value, or `None` if `key` is
+    /// missing. A value that is not a number is [`ClientError::Refused`].
+    pub async fn incr(&self, key: &[u8], delta: u64) -> Result<Option<u64>, ClientError> {
+        self.inner.arithmetic(key, false, delta).await
+    }
+
+    /// Subtracts `delta`, stopping at 0 (memcached's `decr`); see
+    /// [`Self::incr`].
+    pub async fn decr(&self, key: &[u8], delta: u64) -> Result<Option<u64>, ClientError> {
+        self.inner.arithmetic(key, true, delta).await
+    }
+
+    /// The item under `key`, its TTL set to `ttl` (zero: never expires) in
+    /// the same request (memcached's `gat`); the TTL returned is the new
+    /// one. `None` if missing (nothing is touched).
+    pub async fn get_and_touch(&self, key: &[u8], ttl: Duration) -> Result<Option<Fetched>, ClientError> {
+        meta::check_key(key)?;
+        let inner = &self.inner;
+        Stats::bump(&inner.stats.gets);
+        let route = inner.route(key)?;
+        let build = |role: Role| {
+            let mut batch = Batch::default();
+            meta::get_and_touch(&mut batch, key, inner.touch_ttl(role, ttl));
+            batch
+        };
+        let (replies, route) = inner.exec_routed(key, route.clone(), build(route.role), build).await?;
+        inner.read_get(key, &route, first(replies)?).await
+    }
+
+    /// Sends a meta request about one key (`mg`, `ms`, `md`, `ma`, `me`) to
+    /// the node serving the key now, and returns that node's reply as it
+    /// came: for a proxy, which relays it. Routing and failover are those of
+    /// every other call: a write (`ms`, `md`, `ma`) that lands on a
+    /// stand-in has its TTLs cut to the gutter TTL (an `ms` without `T`
+    /// gets one) and is remembered for the owner's return, and during
+    /// warm-up deletes the key on its previous owner. What the client adds
+    /// for its own reads is not done (a miss does not warm up).
+    ///
+    /// The request's `q` flag is not sent (each request on a pooled
+    /// connection must be answered), so the reply is always returned and the
+    /// caller applies quiet mode. Any other request is
+    /// [`ClientError::Refused`].
+    pub async fn meta(&self, request: &Request<'_>) -> Result<Response, ClientError> {
+        let Some((key, kind)) = meta::forwardable(request) else {
+            return Err(ClientError::Refused(
+                "only mg, ms, md, ma and me are sent by key".into(),
+            ));
+        };
+        meta::check_key(key)?;
+        let inner = &self.inner;
+        match request {
+            Request::MetaGet(_) => Stats::bump(&inner.stats.gets),
+            Request::MetaSet(_) => Stats::bump(&inner.stats.sets),
+            Request::MetaDelete(_) => Stats::bump(&inner.stats.deletes),
+            _ => {}
+        }
+        let build = |role: Role| {
+            let mut batch = Batch::default();
+            let cap = (role == Role::Standby).then(|| inner.config.read().gutter_ttl);
+            meta::forward(&mut batch, request, cap);
+            batch
+        };
+        match kind {
+            Forwarded::Write => inner.write_one(key, build).await,
+            Forwarded::Read => {
+                let route = inner.route(key)?;
+                let (replies, _) = inner.exec_routed(key, route.clone(), build(route.role), build).await?;
+                let reply = first(replies)?;
+                let hit = matches!(&reply, Response::Meta(meta) if matches!(meta.code, MetaCode::Va | MetaCode::Hd));
+                if hit && matches!(request, Request::MetaGet(_)) {
+                    Stats::bump(&inner.stats.hits);
+                }
+                Ok(reply)
+            }
+        }
     }
 
     /// The values of `keys`, in order, each `None` if missing. One batch per
@@ -293,21 +434,63 @@ impl Inner {
         ttl: Option<Duration>,
         mode: SetMode,
     ) -> Result<bool, ClientError> {
+        Ok(self.store(key, value, flags, ttl, mode).await? == StoreOutcome::Stored)
+    }
+
+    /// An `ms` of `mode`, and what it did.
+    pub(crate) async fn store(
+        self: &Arc<Self>,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        ttl: Option<Duration>,
+        mode: SetMode,
+    ) -> Result<StoreOutcome, ClientError> {
         meta::check_key(key)?;
-        let route = self.route(key)?;
         let build = |role: Role| {
             let mut batch = Batch::default();
             meta::set(&mut batch, key, value, flags, self.effective_ttl(role, ttl), mode);
             batch
         };
+        let outcome = meta::read_store(self.write_one(key, build).await?)?;
+        Stats::bump(&self.stats.sets);
+        Ok(outcome)
+    }
+
+    /// `incr`/`decr` as an `ma`.
+    async fn arithmetic(self: &Arc<Self>, key: &[u8], decrement: bool, delta: u64) -> Result<Option<u64>, ClientError> {
+        meta::check_key(key)?;
+        let build = |_: Role| {
+            let mut batch = Batch::default();
+            meta::arithmetic(&mut batch, key, decrement, delta);
+            batch
+        };
+        meta::read_arithmetic(self.write_one(key, build).await?)
+    }
+
+    /// Sends the one-command write `build(role)` about `key` to the node
+    /// serving it now (failing over once), remembers it for the owner if it
+    /// landed on a stand-in, and during warm-up deletes the key on its
+    /// previous owner. The node's reply.
+    pub(crate) async fn write_one(
+        self: &Arc<Self>,
+        key: &[u8],
+        build: impl Fn(Role) -> Batch,
+    ) -> Result<Response, ClientError> {
+        let route = self.route(key)?;
         let (replies, route) = self.exec_routed(key, route.clone(), build(route.role), build).await?;
         if route.role == Role::Standby {
             self.note_diverted(&route.owner, key).await;
         }
-        let stored = meta::read_set(first(replies)?)?;
-        Stats::bump(&self.stats.sets);
         self.forget_previous(key, &route.owner).await;
-        Ok(stored)
+        first(replies)
+    }
+
+    /// The TTL a touch of `ttl` (zero: never expires) sends to `role`: on a
+    /// stand-in, at most the gutter TTL, as every write there.
+    fn touch_ttl(&self, role: Role, ttl: Duration) -> Duration {
+        let ttl = (!ttl.is_zero()).then_some(ttl);
+        self.effective_ttl(role, ttl).unwrap_or(Duration::ZERO)
     }
 
     pub(crate) async fn delete(self: &Arc<Self>, key: &[u8]) -> Result<bool, ClientError> {

@@ -15,9 +15,12 @@
 //! multi-set), which the client splits by node and sends concurrently, so a
 //! pipeline of N GETs costs one round trip per node, not N.
 //!
-//! What the proxy serves: the commands a cache client uses (see
-//! `resp.rs` and `memcache.rs`); others get the protocol's error, in its
-//! wording, and the connection stays open.
+//! What the proxy serves: what clients send — the RESP door speaks RESP2
+//! and RESP3 (`HELLO 3`, which redis-py sends by default), and the
+//! memcached door routes every single-key command, meta commands included,
+//! to the key's node (see `resp.rs` and `memcache.rs`). What needs every
+//! server or one server's state gets the protocol's error, saying so, and
+//! the connection stays open.
 
 mod memcache;
 mod resp;
@@ -110,6 +113,8 @@ pub(crate) struct ProxyShared {
     pub(crate) client: Client,
     pub(crate) stats: Arc<ProxyStats>,
     pub(crate) max_value_bytes: usize,
+    /// The last RESP connection's id (CLIENT ID, HELLO).
+    pub(crate) last_client_id: AtomicU64,
 }
 
 /// Binds both listeners and serves on the current runtime.
@@ -122,6 +127,7 @@ pub async fn start(client: Client, config: ProxyConfig) -> std::io::Result<Runni
         client,
         stats: Arc::clone(&stats),
         max_value_bytes: config.max_value_bytes,
+        last_client_id: AtomicU64::new(0),
     });
     let shutdown = CancellationToken::new();
     let permits = Arc::new(Semaphore::new(config.max_connections));
@@ -174,8 +180,9 @@ async fn accept_loop(
         async move {
             match door {
                 Door::Resp => {
+                    let id = shared.last_client_id.fetch_add(1, Ordering::Relaxed) + 1;
                     let front = Front {
-                        session: resp::Session::default(),
+                        session: resp::Session::new(id),
                         shared,
                     };
                     strata_session::serve(stream, front, limits, shutdown).await;

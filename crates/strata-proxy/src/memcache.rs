@@ -1,14 +1,28 @@
-//! The proxy's memcached front door (text protocol).
+//! The proxy's memcached front door (text and meta protocol).
 //!
-//! Served: get and gets (any number of keys; gets returns each node's CAS
-//! unique), set, add, delete, touch, version, verbosity, stats (the proxy's
-//! own counters), quit, all with `noreply` where memcached allows it.
-//! Commands that need one node's local state or a cluster-wide operation —
-//! cas, incr/decr, append/prepend, replace, gat/gats, flush_all, the meta
-//! commands — get `SERVER_ERROR … not supported by strata proxy` and the
-//! connection stays open. Oversized
-//! values are refused and swallowed unbuffered, as the server does. A get
-//! line longer than the line limit is streamed, as the server does
+//! Every command about one key goes to that key's node, as mcrouter routes
+//! them: a CAS unique is the node's own, so `gets` then `cas` works
+//! because both go to the same node, and so do `incr`/`decr` and the
+//! conditional stores, which the node applies atomically. Served:
+//! - get and gets (any number of keys; runs of them in a pipeline become
+//!   one multi-get), gat and gats (a get-and-touch per key);
+//! - set, add, replace, append, prepend, cas, delete, touch, incr, decr,
+//!   each through its cluster client call (so a write that fails over to
+//!   the gutter gets its short TTL and is replayed as a delete when the
+//!   owner returns);
+//! - the meta commands mg, ms, md, ma and me, sent to the key's node as
+//!   they came and answered with its reply as it came (flags, opaque and
+//!   returned key included); `q` is applied here, since each request on a
+//!   pooled node connection needs its reply. mn is answered here, in
+//!   order;
+//! - version, verbosity, stats (the proxy's own counters), quit;
+//!
+//! all with `noreply` where memcached allows it (then nothing is sent, not
+//! even an error, as memcached does). flush_all, which would empty every
+//! server, gets `SERVER_ERROR flush_all is not supported by strata proxy`
+//! and the connection stays open. Oversized values are refused and
+//! swallowed unbuffered, as the server does.
+//! A get line longer than the line limit is streamed, as the server does
 //! ([`GetStream`]): each read's complete keys are fetched and answered as
 //! one batch, so the reply comes batch by batch and `END` when the line
 //! ends; if the cluster fails mid-line, `SERVER_ERROR` ends the reply and
@@ -17,11 +31,14 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use strata_client::{ClientError, StoreOutcome};
 use strata_proto::memcache::encode::{
-    encode_end, encode_request_error, encode_server_error, encode_stat, encode_value,
+    encode_client_error, encode_end, encode_number, encode_request_error, encode_server_error, encode_stat,
+    encode_status, encode_value,
 };
 use strata_proto::memcache::{
-    Discard, Expiration, GetEnd, GetStream, Keys, Limits, Parsed, Request, StoreCommand, parse_request,
+    ArithmeticOp, Discard, Expiration, GetEnd, GetStream, Keys, Limits, MetaCode, MetaFlags, Parsed, Request, Response,
+    Status, StoreCommand, encode_response, parse_request,
 };
 
 use super::{Outcome, ProxyShared};
@@ -253,12 +270,45 @@ fn refusal(error: strata_proto::memcache::RequestError) -> Command<'static> {
     Command::Reply(reply)
 }
 
+/// The reply line of a store's outcome.
+fn store_status(outcome: StoreOutcome) -> Status {
+    match outcome {
+        StoreOutcome::Stored => Status::Stored,
+        StoreOutcome::NotStored => Status::NotStored,
+        StoreOutcome::Exists => Status::Exists,
+        StoreOutcome::NotFound => Status::NotFound,
+    }
+}
+
+/// Whether `reply` is the nominal reply that a meta request's `q` flag
+/// suppresses: `EN` for `mg`, `HD` for `ms` and `md`, success for `ma` —
+/// as strata's server and memcached do. Errors are always sent.
+fn quiet_hides(request: &Request<'_>, reply: &Response) -> bool {
+    let (flags, hidden): (&MetaFlags<'_>, &[MetaCode]) = match request {
+        Request::MetaGet(meta) => (&meta.flags, &[MetaCode::En]),
+        Request::MetaSet(set) => (&set.meta.flags, &[MetaCode::Hd]),
+        Request::MetaDelete(meta) => (&meta.flags, &[MetaCode::Hd]),
+        Request::MetaArithmetic(arithmetic) => (&arithmetic.meta.flags, &[MetaCode::Hd, MetaCode::Va]),
+        _ => return false,
+    };
+    flags.quiet() && matches!(reply, Response::Meta(meta) if hidden.contains(&meta.code))
+}
+
 /// Runs one command; true to close.
 async fn execute(command: &Command<'_>, out: &mut Vec<u8>, shared: &ProxyShared) -> bool {
     let client = &shared.client;
-    let failed = |out: &mut Vec<u8>, error: strata_client::ClientError| {
+    // A failed call: the node's refusal is the client's error, anything
+    // else the cluster's. Nothing is sent for `noreply`, as memcached sends
+    // nothing (a client that asked for no reply reads none).
+    let failed = |out: &mut Vec<u8>, error: ClientError, noreply: bool| {
         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-        encode_server_error(out, format!("cluster: {error}").as_bytes());
+        if noreply {
+            return;
+        }
+        match error {
+            ClientError::Refused(message) => encode_client_error(out, message.as_bytes()),
+            error => encode_server_error(out, format!("cluster: {error}").as_bytes()),
+        }
     };
     let unsupported = |out: &mut Vec<u8>, name: &str| {
         shared.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -287,29 +337,81 @@ async fn execute(command: &Command<'_>, out: &mut Vec<u8>, shared: &ProxyShared)
         Command::GetPart { .. } => return false,
     };
     match request {
-        Request::Get(get) => unsupported(out, get.command_name()),
-        Request::Store(store) if matches!(store.command, StoreCommand::Set | StoreCommand::Add) => {
-            let (key, data, flags) = (store.key, store.data, store.flags);
-            let result = match ttl_of(store.exptime) {
+        // gat and gats (plain gets are batched before they get here): one
+        // get-and-touch per key, every answer collected before any is
+        // written, so a failure is one SERVER_ERROR and not half a reply.
+        Request::Get(get) => {
+            let exptime = get.touch.unwrap_or(0);
+            let mut found = Vec::with_capacity(get.keys.len());
+            for key in get.keys.iter() {
+                let item = match ttl_of(exptime) {
+                    Ok(ttl) => client.get_and_touch(key, ttl.unwrap_or(Duration::ZERO)).await,
+                    // Touched to expire at once: answered, then gone.
+                    Err(()) => match client.get_item(key).await {
+                        Ok(Some(item)) => client.delete(key).await.map(|_| Some(item)),
+                        other => other,
+                    },
+                };
+                match item {
+                    Ok(item) => found.push((key, item)),
+                    Err(error) => {
+                        failed(out, error, false);
+                        return false;
+                    }
+                }
+            }
+            for (key, item) in found {
+                if let Some(item) = item {
+                    encode_value(out, key, item.flags, &item.value, get.cas.then_some(item.cas));
+                }
+            }
+            encode_end(out);
+        }
+        Request::Store(store) => {
+            let (key, data, flags, noreply) = (store.key, store.data, store.flags, store.noreply);
+            // memcached ignores append's and prepend's exptime.
+            let appends = matches!(store.command, StoreCommand::Append | StoreCommand::Prepend);
+            let expiry = if appends { Ok(None) } else { ttl_of(store.exptime) };
+            let ttl = expiry.unwrap_or(None);
+            let stored = |done: bool| {
+                if done {
+                    StoreOutcome::Stored
+                } else {
+                    StoreOutcome::NotStored
+                }
+            };
+            let result = match store.command {
                 // Stored already expired: memcached answers STORED and the
                 // item is gone.
-                Err(()) => client.delete(key).await.map(|_| true),
-                Ok(ttl) if store.command == StoreCommand::Add => client.add_item(key, data, flags, ttl).await,
-                Ok(ttl) => client.set_item(key, data, flags, ttl).await.map(|()| true),
+                StoreCommand::Set if expiry.is_err() => client.delete(key).await.map(|_| StoreOutcome::Stored),
+                StoreCommand::Set => client
+                    .set_item(key, data, flags, ttl)
+                    .await
+                    .map(|()| StoreOutcome::Stored),
+                StoreCommand::Add => client.add_item(key, data, flags, ttl).await.map(stored),
+                StoreCommand::Replace => client.replace_item(key, data, flags, ttl).await.map(stored),
+                StoreCommand::Append => client.append(key, data).await.map(stored),
+                StoreCommand::Prepend => client.prepend(key, data).await.map(stored),
+                StoreCommand::Cas(unique) => client.cas_item(key, data, flags, ttl, unique).await,
+            };
+            // A conditional store with an exptime already past: stored (as
+            // memcached answers), then gone.
+            let result = match result {
+                Ok(StoreOutcome::Stored) if expiry.is_err() && store.command != StoreCommand::Set => {
+                    client.delete(key).await.map(|_| StoreOutcome::Stored)
+                }
+                other => other,
             };
             match result {
-                Ok(stored) if !store.noreply => {
-                    out.extend_from_slice(if stored { b"STORED\r\n" } else { b"NOT_STORED\r\n" })
-                }
+                Ok(outcome) if !noreply => encode_status(out, store_status(outcome)),
                 Ok(_) => {}
-                Err(error) => failed(out, error),
+                Err(error) => failed(out, error, noreply),
             }
         }
-        Request::Store(store) => unsupported(out, store.command.name()),
         Request::Delete { key, noreply } => match client.delete(key).await {
             Ok(found) if !noreply => out.extend_from_slice(if found { b"DELETED\r\n" } else { b"NOT_FOUND\r\n" }),
             Ok(_) => {}
-            Err(error) => failed(out, error),
+            Err(error) => failed(out, error, *noreply),
         },
         Request::Touch { key, exptime, noreply } => {
             let result = match ttl_of(*exptime) {
@@ -320,7 +422,24 @@ async fn execute(command: &Command<'_>, out: &mut Vec<u8>, shared: &ProxyShared)
             match result {
                 Ok(found) if !noreply => out.extend_from_slice(if found { b"TOUCHED\r\n" } else { b"NOT_FOUND\r\n" }),
                 Ok(_) => {}
-                Err(error) => failed(out, error),
+                Err(error) => failed(out, error, *noreply),
+            }
+        }
+        Request::Arithmetic {
+            op,
+            key,
+            delta,
+            noreply,
+        } => {
+            let result = match op {
+                ArithmeticOp::Incr => client.incr(key, *delta).await,
+                ArithmeticOp::Decr => client.decr(key, *delta).await,
+            };
+            match result {
+                Ok(_) if *noreply => {}
+                Ok(Some(value)) => encode_number(out, value),
+                Ok(None) => encode_status(out, Status::NotFound),
+                Err(error) => failed(out, error, *noreply),
             }
         }
         Request::Version => {
@@ -347,14 +466,19 @@ async fn execute(command: &Command<'_>, out: &mut Vec<u8>, shared: &ProxyShared)
             encode_end(out);
         }
         Request::Quit => return true,
-        Request::Arithmetic { op, .. } => unsupported(out, op.name()),
         Request::FlushAll { .. } => unsupported(out, "flush_all"),
+        // Answered here: requests are answered in order, so everything
+        // before it has been.
+        Request::MetaNoop => out.extend_from_slice(b"MN\r\n"),
         Request::MetaGet(_)
         | Request::MetaSet(_)
         | Request::MetaDelete(_)
         | Request::MetaArithmetic(_)
-        | Request::MetaNoop
-        | Request::MetaDebug { .. } => unsupported(out, "meta commands"),
+        | Request::MetaDebug { .. } => match client.meta(request).await {
+            Ok(reply) if quiet_hides(request, &reply) => {}
+            Ok(reply) => encode_response(out, &reply),
+            Err(error) => failed(out, error, false),
+        },
     }
     false
 }

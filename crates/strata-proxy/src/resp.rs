@@ -1,15 +1,45 @@
-//! The proxy's RESP front door (RESP2).
+//! The proxy's RESP front door: RESP2, and RESP3 after `HELLO 3`.
 //!
-//! Served: PING, ECHO, QUIT, SELECT 0, HELLO [2], COMMAND (empty, enough
-//! for redis-cli), INFO, CLIENT SETNAME/GETNAME/ID, GET, MGET, SET (EX, PX,
-//! EXAT, PXAT, NX), SETEX, PSETEX, SETNX, MSET, DEL, UNLINK, EXISTS,
-//! EXPIRE, PEXPIRE. Anything else gets Redis's `unknown command` error.
+//! Why RESP3: the proxy is `strata up`'s front door, and clients open their
+//! connections the way they open them to Redis — redis-py 8, for one, sends
+//! `HELLO 3` first by default, and a proxy that answers `NOPROTO` fails
+//! every command of such a client. So each connection has a protocol, RESP2
+//! until a `HELLO 3`, and every reply is written by `strata_proto`'s
+//! [`Encoder`] in it: nulls as `_`, HELLO's map as a map, INFO and CLIENT
+//! INFO as verbatim strings, as Redis 7 does.
+//!
+//! Served:
+//! - connection: PING, ECHO, QUIT, RESET, SELECT 0, HELLO [2|3 [AUTH user
+//!   pass] [SETNAME name]], AUTH (the proxy has no password: like Redis's
+//!   default user without one, `default` with any password is accepted),
+//!   CLIENT ID/SETNAME/GETNAME/SETINFO/INFO/LIST/NO-EVICT/NO-TOUCH/HELP,
+//!   COMMAND (empty, enough for redis-cli), INFO (the proxy's and the
+//!   client's counters), TIME;
+//! - strings, routed by key: GET, MGET, SET (EX, PX, EXAT, PXAT, NX),
+//!   SETEX, PSETEX, SETNX, MSET, STRLEN;
+//! - keys: DEL, UNLINK, EXISTS, TOUCH, TYPE (`string` or `none`), TTL,
+//!   PTTL, EXPIRETIME, PEXPIRETIME, EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT
+//!   (with NX/XX/GT/LT), PERSIST.
+//!
+//! TTLs travel as memcached's (the cluster client speaks the meta
+//! protocol): whole seconds. PTTL is the TTL in seconds times 1000, and a
+//! PEXPIRE of 1500 ms lasts 1 s (never less than 1 s). EXPIRE with
+//! NX/XX/GT/LT, and PERSIST, read the TTL and then set it: two requests, not
+//! one atomic step as in Redis.
+//!
+//! Refused with `ERR '<NAME>' is not supported by strata proxy: <why>`
+//! (the connection stays open): what needs every server (DBSIZE, KEYS,
+//! SCAN, RANDOMKEY, FLUSHDB, FLUSHALL), what may span servers (RENAME,
+//! COPY, MSETNX), transactions and scripts, pub/sub, one server's
+//! administration (CONFIG, OBJECT, …), and the string commands the cluster
+//! client has no request for (INCR, APPEND, GETSET, …). Anything else gets
+//! Redis's `unknown command` error, as strata's server answers it.
 
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use strata_proto::resp::command::{CommandError, Condition, Expiry, ExpiryMs, SetOptions};
+use strata_proto::resp::command::{CommandError, Condition, ExpireFlags, Expiry, ExpiryMs, SetOptions};
 use strata_proto::resp::{
     Args, Encoder, Limits, MAX_COMMAND_NAME_LEN, Protocol, parse_request, parse_strict_i64, uppercase_command,
 };
@@ -17,11 +47,21 @@ use strata_proto::resp::{
 use super::{Outcome, ProxyShared};
 use strata_client::ClientError;
 
+/// The Redis version the proxy reports (HELLO, INFO): that of the command
+/// set strata's servers implement (`strata_server::REDIS_COMPAT_VERSION`),
+/// which clients may read before using a command.
+const REDIS_COMPAT_VERSION: &str = "7.2.0";
+
 /// One RESP connection's state.
-#[derive(Default)]
 pub(crate) struct Session {
     args: Args,
+    /// CLIENT ID and HELLO's `id`.
+    id: u64,
+    /// What replies are encoded in: RESP2 until a `HELLO 3`.
+    protocol: Protocol,
     name: Option<Vec<u8>>,
+    lib_name: Option<Vec<u8>>,
+    lib_ver: Option<Vec<u8>>,
 }
 
 fn upper(arg: &[u8]) -> Vec<u8> {
@@ -39,7 +79,7 @@ fn wrong_args(out: &mut Encoder<'_>, name: &[u8]) {
 fn cluster_error(out: &mut Encoder<'_>, shared: &ProxyShared, error: &ClientError) {
     shared.stats.failed.fetch_add(1, Ordering::Relaxed);
     match error {
-        ClientError::InvalidKey { .. } => out.error(format!("ERR {error}").as_bytes()),
+        ClientError::InvalidKey { .. } | ClientError::Refused(_) => out.error(format!("ERR {error}").as_bytes()),
         _ => out.error(format!("ERR cluster: {error}").as_bytes()),
     };
 }
@@ -48,6 +88,69 @@ fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Client names are printable and without spaces, as Redis requires.
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+/// The proxy has no password: like Redis's default user without one
+/// (`nopass`), `default` is accepted with any password, and no other user
+/// exists. `Err` is the reply.
+fn check_auth(user: &[u8]) -> Result<(), &'static [u8]> {
+    if user.eq_ignore_ascii_case(b"default") {
+        Ok(())
+    } else {
+        Err(b"WRONGPASS invalid username-password pair or user is disabled.")
+    }
+}
+
+/// Why a command strata's servers know is not served by the proxy, or
+/// `None` for a command that is neither served nor known (Redis's `unknown
+/// command`).
+fn unsupported(name: &[u8]) -> Option<&'static str> {
+    const EVERY_SERVER: &str = "it needs every server of the cluster (ask the servers themselves)";
+    const SPANS_SERVERS: &str = "its keys may live on different servers";
+    const ONE_SERVER: &str = "transactions, scripts and subscriptions need one server (connect to a server)";
+    const ADMIN: &str = "it is one server's (send it to that server)";
+    const NO_REQUEST: &str = "the cluster client has no request for it";
+    Some(match name {
+        b"DBSIZE" | b"KEYS" | b"SCAN" | b"RANDOMKEY" | b"FLUSHDB" | b"FLUSHALL" | b"SWAPDB" | b"WAIT" | b"WAITAOF" => {
+            EVERY_SERVER
+        }
+        b"RENAME" | b"RENAMENX" | b"COPY" | b"MOVE" | b"MSETNX" => SPANS_SERVERS,
+        b"MULTI" | b"EXEC" | b"DISCARD" | b"WATCH" | b"UNWATCH" | b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO"
+        | b"SCRIPT" | b"FCALL" | b"FCALL_RO" | b"FUNCTION" | b"SUBSCRIBE" | b"UNSUBSCRIBE" | b"PSUBSCRIBE"
+        | b"PUNSUBSCRIBE" | b"SSUBSCRIBE" | b"SUNSUBSCRIBE" | b"PUBLISH" | b"SPUBLISH" | b"PUBSUB" | b"MONITOR" => {
+            ONE_SERVER
+        }
+        b"CONFIG" | b"OBJECT" | b"MEMORY" | b"DEBUG" | b"SAVE" | b"BGSAVE" | b"BGREWRITEAOF" | b"LASTSAVE"
+        | b"SHUTDOWN" | b"SLOWLOG" | b"LATENCY" | b"ACL" | b"REPLICAOF" | b"SLAVEOF" | b"ROLE" | b"CLUSTER"
+        | b"READONLY" | b"READWRITE" | b"LGET" | b"LSET" | b"LINVALIDATE" => ADMIN,
+        b"GETEX" | b"GETDEL" | b"GETSET" | b"INCR" | b"DECR" | b"INCRBY" | b"DECRBY" | b"INCRBYFLOAT" | b"APPEND"
+        | b"GETRANGE" | b"SUBSTR" | b"SETRANGE" | b"LCS" | b"DUMP" | b"RESTORE" | b"SORT" | b"SORT_RO" => NO_REQUEST,
+        _ => return None,
+    })
+}
+
+/// What TTL, PTTL, EXPIRETIME and PEXPIRETIME answer for a key that is
+/// missing (`None`), has no TTL (`Some(None)`), or expires after `ttl`, at
+/// `now_ms`.
+fn ttl_reply(command: &[u8], found: Option<Option<Duration>>, now_ms: u64) -> i64 {
+    let ttl = match found {
+        None => return -2,
+        Some(None) => return -1,
+        Some(Some(ttl)) => ttl,
+    };
+    let left_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let at_ms = (now_ms as i64).saturating_add(left_ms);
+    match command {
+        b"TTL" => left_ms / 1000,
+        b"PTTL" => left_ms,
+        b"EXPIRETIME" => at_ms / 1000,
+        _ => at_ms,
+    }
 }
 
 /// Which runs of a pipeline become one multi-key call.
@@ -75,8 +178,14 @@ fn batchable_run(commands: &[Vec<Cow<'_, [u8]>>]) -> (RunKind, usize) {
 
 /// Answers a run of GETs or of plain SETs with one multi-key call, which
 /// the client splits by node and sends concurrently.
-async fn run_batch(kind: RunKind, commands: &[Vec<Cow<'_, [u8]>>], out: &mut Vec<u8>, shared: &ProxyShared) {
-    let mut encoder = Encoder::new(out, Protocol::Resp2);
+async fn run_batch(
+    kind: RunKind,
+    commands: &[Vec<Cow<'_, [u8]>>],
+    out: &mut Vec<u8>,
+    shared: &ProxyShared,
+    protocol: Protocol,
+) {
+    let mut encoder = Encoder::new(out, protocol);
     let result = match kind {
         RunKind::Get => {
             let keys: Vec<&[u8]> = commands.iter().map(|c| &*c[1]).collect();
@@ -157,6 +266,18 @@ fn ttl_arg(arg: &[u8], seconds: bool) -> Result<Option<Duration>, CommandError> 
 }
 
 impl Session {
+    /// A new connection's session, RESP2 until a `HELLO 3`.
+    pub(crate) fn new(id: u64) -> Self {
+        Session {
+            args: Args::default(),
+            id,
+            protocol: Protocol::Resp2,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+        }
+    }
+
     pub(crate) async fn process(&mut self, input: &[u8], out: &mut Vec<u8>, shared: &ProxyShared) -> Outcome {
         let limits = Limits {
             max_bulk_bytes: shared.max_value_bytes + 1024,
@@ -198,7 +319,7 @@ impl Session {
         while at < commands.len() {
             let (kind, run) = batchable_run(&commands[at..]);
             if run > 1 {
-                run_batch(kind, &commands[at..at + run], out, shared).await;
+                run_batch(kind, &commands[at..at + run], out, shared, self.protocol).await;
                 shared.stats.requests.fetch_add(run as u64, Ordering::Relaxed);
                 at += run;
                 continue;
@@ -213,7 +334,7 @@ impl Session {
         }
         if let Some(error) = fatal {
             shared.stats.refused.fetch_add(1, Ordering::Relaxed);
-            Encoder::new(out, Protocol::Resp2).error(format!("ERR {error}").as_bytes());
+            Encoder::new(out, self.protocol).error(format!("ERR {error}").as_bytes());
             close = true;
         }
         Outcome { consumed, close }
@@ -225,7 +346,7 @@ impl Session {
         let mut scratch = [0u8; MAX_COMMAND_NAME_LEN];
         // A name longer than any command's is simply unknown.
         let name: &[u8] = uppercase_command(args[0], &mut scratch).unwrap_or(b"");
-        let mut encoder = Encoder::new(out, Protocol::Resp2);
+        let mut encoder = Encoder::new(out, self.protocol);
         let argc = args.len();
         match name {
             b"PING" => match argc {
@@ -241,41 +362,58 @@ impl Session {
                 encoder.ok();
                 return true;
             }
-            b"SELECT" if argc == 2 => {
-                if args[1] == b"0" {
-                    encoder.ok()
-                } else {
-                    encoder.error(b"ERR DB index is out of range")
-                }
+            b"RESET" if argc == 1 => {
+                self.protocol = Protocol::Resp2;
+                self.name = None;
+                encoder.set_protocol(Protocol::Resp2);
+                encoder.simple(b"RESET")
             }
-            b"HELLO" => {
-                if argc > 1 && args[1] != b"2" {
-                    encoder.error(b"NOPROTO this protocol version is not supported by strata proxy")
-                } else {
-                    encoder.array(6);
-                    encoder.bulk(b"server").bulk(b"strata-proxy");
-                    encoder.bulk(b"version").bulk(env!("CARGO_PKG_VERSION").as_bytes());
-                    encoder.bulk(b"proto").integer(2)
-                }
-            }
-            b"COMMAND" => encoder.array(0),
-            b"CLIENT" if argc >= 2 => match upper(args[1]).as_slice() {
-                b"SETNAME" if argc == 3 => {
-                    self.name = Some(args[2].to_vec());
-                    encoder.ok()
-                }
-                b"GETNAME" => match &self.name {
-                    Some(name) => encoder.bulk(name),
-                    None => encoder.null(),
-                },
-                b"ID" => encoder.integer(1),
-                _ => encoder.error(b"ERR unknown CLIENT subcommand for strata proxy"),
+            b"SELECT" if argc == 2 => match parse_strict_i64(args[1]) {
+                Some(0) => encoder.ok(),
+                Some(_) => encoder.error(b"ERR DB index is out of range"),
+                None => encoder.error(CommandError::NotAnInteger.to_string().as_bytes()),
             },
+            b"HELLO" => {
+                self.hello(args, out);
+                return false;
+            }
+            b"AUTH" => match argc {
+                2 => encoder.error(
+                    b"ERR AUTH <password> called without any password configured for the default user. \
+                      Are you sure your configuration is correct?",
+                ),
+                3 => match check_auth(args[1]) {
+                    Ok(()) => encoder.ok(),
+                    Err(message) => encoder.error(message),
+                },
+                _ => encoder.error(CommandError::Syntax.to_string().as_bytes()),
+            },
+            b"COMMAND" => {
+                // Enough for redis-cli, which asks for COMMAND DOCS (a map
+                // in RESP3) and copes with an empty answer.
+                if argc >= 2 && args[1].eq_ignore_ascii_case(b"DOCS") {
+                    encoder.map(0)
+                } else {
+                    encoder.array(0)
+                }
+            }
+            b"CLIENT" if argc >= 2 => {
+                self.client(args, &mut encoder, shared);
+                return false;
+            }
+            b"TIME" if argc == 1 => {
+                let micros = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros());
+                encoder.array(2);
+                encoder.bulk((micros / 1_000_000).to_string().as_bytes());
+                encoder.bulk((micros % 1_000_000).to_string().as_bytes())
+            }
             b"INFO" => {
                 let stats = client.stats();
                 let proxy = &shared.stats;
                 let text = format!(
-                    "# Proxy\r\nstrata_version:{}\r\nring_epoch:{}\r\nnodes_down:{}\r\nconnections_received:{}\r\nrequests:{}\r\nrefused:{}\r\nfailed:{}\r\n\r\n# Cluster\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nfailovers:{}\r\nwarmup_hits:{}\r\n",
+                    "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\nredis_mode:standalone\r\n\r\n# Proxy\r\nstrata_version:{}\r\nring_epoch:{}\r\nnodes_down:{}\r\nconnections_received:{}\r\nrequests:{}\r\nrefused:{}\r\nfailed:{}\r\n\r\n# Cluster\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nfailovers:{}\r\nwarmup_hits:{}\r\n",
                     env!("CARGO_PKG_VERSION"),
                     client.epoch(),
                     client.down_nodes().len(),
@@ -288,11 +426,18 @@ impl Session {
                     stats.failovers,
                     stats.warmup_hits,
                 );
-                encoder.bulk(text.as_bytes())
+                encoder.verbatim(b"txt", text.as_bytes())
             }
             b"GET" if argc == 2 => match client.get(args[1]).await {
                 Ok(Some(value)) => encoder.bulk(&value),
                 Ok(None) => encoder.null(),
+                Err(error) => {
+                    cluster_error(&mut encoder, shared, &error);
+                    return false;
+                }
+            },
+            b"STRLEN" if argc == 2 => match client.get(args[1]).await {
+                Ok(value) => encoder.integer(value.map_or(0, |value| value.len() as i64)),
                 Err(error) => {
                     cluster_error(&mut encoder, shared, &error);
                     return false;
@@ -370,42 +515,63 @@ impl Session {
                     return false;
                 }
             },
-            b"EXISTS" if argc >= 2 => match client.get_many(&args[1..]).await {
+            // A read marks a key used, which is all TOUCH does.
+            b"EXISTS" | b"TOUCH" if argc >= 2 => match client.get_many(&args[1..]).await {
                 Ok(values) => encoder.integer(values.iter().filter(|v| v.is_some()).count() as i64),
                 Err(error) => {
                     cluster_error(&mut encoder, shared, &error);
                     return false;
                 }
             },
-            b"EXPIRE" | b"PEXPIRE" if argc == 3 => {
-                let command = if name == b"EXPIRE" { "expire" } else { "pexpire" };
-                let result = match ttl_arg(args[2], name == b"EXPIRE") {
-                    Ok(None) => client.delete(args[1]).await,
-                    Ok(Some(ttl)) => client.touch(args[1], ttl).await,
-                    Err(CommandError::InvalidExpireTime(_)) => {
-                        encoder.error(CommandError::InvalidExpireTime(command).to_string().as_bytes());
-                        return false;
-                    }
-                    Err(error) => {
-                        encoder.error(error.to_string().as_bytes());
-                        return false;
-                    }
+            b"TYPE" if argc == 2 => match client.get_item(args[1]).await {
+                Ok(found) => encoder.simple(if found.is_some() { b"string" } else { b"none" }),
+                Err(error) => {
+                    cluster_error(&mut encoder, shared, &error);
+                    return false;
+                }
+            },
+            b"TTL" | b"PTTL" | b"EXPIRETIME" | b"PEXPIRETIME" if argc == 2 => match client.get_item(args[1]).await {
+                Ok(found) => encoder.integer(ttl_reply(name, found.map(|item| item.ttl), unix_ms())),
+                Err(error) => {
+                    cluster_error(&mut encoder, shared, &error);
+                    return false;
+                }
+            },
+            b"PERSIST" if argc == 2 => {
+                let result = match client.get_item(args[1]).await {
+                    Ok(Some(item)) if item.ttl.is_some() => client.touch(args[1], Duration::ZERO).await,
+                    Ok(_) => Ok(false),
+                    Err(error) => Err(error),
                 };
                 match result {
-                    Ok(found) => encoder.integer(i64::from(found)),
+                    Ok(persisted) => encoder.integer(i64::from(persisted)),
                     Err(error) => {
                         cluster_error(&mut encoder, shared, &error);
                         return false;
                     }
                 }
             }
+            b"EXPIRE" | b"PEXPIRE" | b"EXPIREAT" | b"PEXPIREAT" if argc >= 3 => {
+                expire(&mut encoder, shared, name, args).await;
+                return false;
+            }
             b"ECHO" | b"SELECT" | b"CLIENT" | b"GET" | b"MGET" | b"SET" | b"SETEX" | b"PSETEX" | b"SETNX" | b"MSET"
-            | b"DEL" | b"UNLINK" | b"EXISTS" | b"EXPIRE" | b"PEXPIRE" => {
+            | b"DEL" | b"UNLINK" | b"EXISTS" | b"TOUCH" | b"EXPIRE" | b"PEXPIRE" | b"EXPIREAT" | b"PEXPIREAT"
+            | b"TTL" | b"PTTL" | b"EXPIRETIME" | b"PEXPIRETIME" | b"PERSIST" | b"TYPE" | b"STRLEN" | b"RESET"
+            | b"TIME" => {
                 wrong_args(&mut encoder, name);
                 return false;
             }
             _ => {
                 shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+                if let Some(why) = unsupported(name) {
+                    let text = format!(
+                        "ERR '{}' is not supported by strata proxy: {why}",
+                        String::from_utf8_lossy(name)
+                    );
+                    encoder.error(text.as_bytes());
+                    return false;
+                }
                 let mut text = b"ERR unknown command '".to_vec();
                 text.extend(
                     args[0]
@@ -427,6 +593,203 @@ impl Session {
             }
         };
         false
+    }
+
+    /// HELLO [protover [AUTH username password] [SETNAME clientname]]: as
+    /// Redis 7, the reply (a map) in the protocol just chosen.
+    fn hello(&mut self, args: &[&[u8]], out: &mut Vec<u8>) {
+        let mut encoder = Encoder::new(out, self.protocol);
+        let mut protocol = self.protocol;
+        let mut i = 1;
+        if args.len() >= 2 {
+            match parse_strict_i64(args[1]) {
+                Some(2) => protocol = Protocol::Resp2,
+                Some(3) => protocol = Protocol::Resp3,
+                Some(_) => {
+                    encoder.error(b"NOPROTO unsupported protocol version");
+                    return;
+                }
+                None => {
+                    encoder.error(b"ERR Protocol version is not an integer or out of range");
+                    return;
+                }
+            }
+            i = 2;
+        }
+        let mut name = None;
+        while i < args.len() {
+            if args[i].eq_ignore_ascii_case(b"AUTH") && i + 2 < args.len() {
+                if let Err(message) = check_auth(args[i + 1]) {
+                    encoder.error(message);
+                    return;
+                }
+                i += 3;
+            } else if args[i].eq_ignore_ascii_case(b"SETNAME") && i + 1 < args.len() {
+                if !valid_client_name(args[i + 1]) {
+                    encoder.error(b"ERR Client names cannot contain spaces, newlines or special characters.");
+                    return;
+                }
+                name = Some(args[i + 1].to_vec());
+                i += 2;
+            } else {
+                let text = format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(args[i])
+                );
+                encoder.error(text.as_bytes());
+                return;
+            }
+        }
+        if name.is_some() {
+            self.name = name;
+        }
+        self.protocol = protocol;
+        encoder.set_protocol(protocol);
+        encoder.map(9);
+        encoder.bulk(b"server").bulk(b"redis");
+        encoder.bulk(b"version").bulk(REDIS_COMPAT_VERSION.as_bytes());
+        encoder
+            .bulk(b"proto")
+            .integer(if protocol == Protocol::Resp3 { 3 } else { 2 });
+        encoder.bulk(b"id").integer(self.id as i64);
+        encoder.bulk(b"mode").bulk(b"standalone");
+        encoder.bulk(b"role").bulk(b"master");
+        encoder.bulk(b"modules").array(0);
+        encoder
+            .bulk(b"strata_version")
+            .bulk(env!("CARGO_PKG_VERSION").as_bytes());
+        encoder.bulk(b"strata_role").bulk(b"proxy");
+    }
+
+    /// CLIENT ID | SETNAME | GETNAME | SETINFO | INFO | LIST | NO-EVICT |
+    /// NO-TOUCH | HELP: the connection's own state (the proxy does not
+    /// track, so TRACKING and the rest are refused).
+    fn client(&mut self, args: &[&[u8]], encoder: &mut Encoder<'_>, shared: &ProxyShared) {
+        match (upper(args[1]).as_slice(), args.len()) {
+            (b"ID", 2) => {
+                encoder.integer(self.id as i64);
+            }
+            (b"SETNAME", 3) => {
+                if valid_client_name(args[2]) {
+                    self.name = (!args[2].is_empty()).then(|| args[2].to_vec());
+                    encoder.ok();
+                } else {
+                    encoder.error(b"ERR Client names cannot contain spaces, newlines or special characters.");
+                }
+            }
+            (b"GETNAME", 2) => {
+                match &self.name {
+                    Some(name) => encoder.bulk(name),
+                    None => encoder.null(),
+                };
+            }
+            (b"SETINFO", 4) => {
+                let value = Some(args[3].to_vec());
+                if args[2].eq_ignore_ascii_case(b"LIB-NAME") {
+                    self.lib_name = value;
+                    encoder.ok();
+                } else if args[2].eq_ignore_ascii_case(b"LIB-VER") {
+                    self.lib_ver = value;
+                    encoder.ok();
+                } else {
+                    let text = format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(args[2]));
+                    encoder.error(text.as_bytes());
+                }
+            }
+            (b"INFO", 2) | (b"LIST", _) => {
+                let text = |field: &Option<Vec<u8>>| {
+                    String::from_utf8_lossy(field.as_deref().unwrap_or_default()).into_owned()
+                };
+                let line = format!(
+                    "id={} name={} db=0 resp={} lib-name={} lib-ver={}\n",
+                    self.id,
+                    text(&self.name),
+                    if self.protocol == Protocol::Resp3 { 3 } else { 2 },
+                    text(&self.lib_name),
+                    text(&self.lib_ver),
+                );
+                encoder.verbatim(b"txt", line.as_bytes());
+            }
+            (b"NO-EVICT", 3) | (b"NO-TOUCH", 3) => {
+                encoder.ok();
+            }
+            (b"HELP", _) => {
+                encoder.array(1);
+                encoder
+                    .simple(b"CLIENT ID | SETNAME <name> | GETNAME | SETINFO <LIB-NAME|LIB-VER> <value> | INFO | LIST");
+            }
+            _ => {
+                shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+                let text = format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                    String::from_utf8_lossy(args[1])
+                );
+                encoder.error(text.as_bytes());
+            }
+        }
+    }
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT key time [NX | XX | GT | LT]:
+/// Redis's arguments and errors; a time at or before now deletes the key.
+/// With a flag the key's TTL is read first, then set: two requests.
+async fn expire(encoder: &mut Encoder<'_>, shared: &ProxyShared, name: &[u8], args: &[&[u8]]) {
+    let client = &shared.client;
+    let (unit_ms, absolute, command): (i64, bool, &'static str) = match name {
+        b"EXPIRE" => (1000, false, "expire"),
+        b"PEXPIRE" => (1, false, "pexpire"),
+        b"EXPIREAT" => (1000, true, "expireat"),
+        _ => (1, true, "pexpireat"),
+    };
+    let Some(when) = parse_strict_i64(args[2]) else {
+        encoder.error(CommandError::NotAnInteger.to_string().as_bytes());
+        return;
+    };
+    let flags = match ExpireFlags::parse(&args[3..]) {
+        Ok(flags) => flags,
+        Err(error) => {
+            encoder.error(error.to_string().as_bytes());
+            return;
+        }
+    };
+    let now = unix_ms() as i64;
+    let at = when
+        .checked_mul(unit_ms)
+        .and_then(|ms| if absolute { Some(ms) } else { ms.checked_add(now) });
+    let Some(at) = at else {
+        encoder.error(CommandError::InvalidExpireTime(command).to_string().as_bytes());
+        return;
+    };
+    let key = args[1];
+    if flags != ExpireFlags::default() {
+        match client.get_item(key).await {
+            Ok(None) => {
+                encoder.integer(0);
+                return;
+            }
+            Ok(Some(item)) => {
+                let current = item.ttl.map(|ttl| (now as u64).saturating_add(ttl.as_millis() as u64));
+                if !flags.allows(current, at) {
+                    encoder.integer(0);
+                    return;
+                }
+            }
+            Err(error) => {
+                cluster_error(encoder, shared, &error);
+                return;
+            }
+        }
+    }
+    let result = if at <= now {
+        client.delete(key).await
+    } else {
+        client.touch(key, Duration::from_millis((at - now) as u64)).await
+    };
+    match result {
+        Ok(found) => {
+            encoder.integer(i64::from(found));
+        }
+        Err(error) => cluster_error(encoder, shared, &error),
     }
 }
 
@@ -504,5 +867,27 @@ mod tests {
             ttl_arg(b"9223372036854775807", false),
             Ok(Some(Duration::from_millis(i64::MAX as u64)))
         );
+    }
+
+    #[test]
+    fn ttl_replies_follow_redis() {
+        let now = 1_700_000_000_000;
+        let ttl = Some(Some(Duration::from_secs(90)));
+        assert_eq!(ttl_reply(b"TTL", None, now), -2);
+        assert_eq!(ttl_reply(b"PTTL", Some(None), now), -1);
+        assert_eq!(ttl_reply(b"EXPIRETIME", Some(None), now), -1);
+        assert_eq!(ttl_reply(b"TTL", ttl, now), 90);
+        assert_eq!(ttl_reply(b"PTTL", ttl, now), 90_000);
+        assert_eq!(ttl_reply(b"EXPIRETIME", ttl, now), 1_700_000_090);
+        assert_eq!(ttl_reply(b"PEXPIRETIME", ttl, now), 1_700_000_090_000);
+    }
+
+    #[test]
+    fn cluster_wide_commands_say_why_they_are_refused() {
+        assert!(unsupported(b"DBSIZE").is_some_and(|why| why.contains("every server")));
+        assert!(unsupported(b"RENAME").is_some_and(|why| why.contains("different servers")));
+        assert!(unsupported(b"INCR").is_some());
+        // Not a command strata knows: Redis's `unknown command`.
+        assert_eq!(unsupported(b"HSET"), None);
     }
 }

@@ -20,8 +20,10 @@ pub const DEFAULT_MEMCACHE_PORT: u16 = 7411;
 /// Flags of `strata proxy`.
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
-Listens for Redis (RESP2) and memcached (text) clients and routes every key to its node on
-the ketama ring of the cluster file's main pool (libmemcached-compatible). A node that fails
+Listens for Redis (RESP2, and RESP3 after HELLO 3) and memcached (text and meta) clients and
+routes every key to its node on the ketama ring of the cluster file's main pool
+(libmemcached-compatible). Commands that need every server (DBSIZE, KEYS, SCAN, flush_all, ...)
+are refused, saying so. A node that fails
 3 times in a row is marked down and its keys go to the gutter pool (writes there live at most
 --gutter-ttl) or, without a gutter pool, to the next node on the ring. Before a node that was
 down serves again, the keys written elsewhere meanwhile are deleted on it. After a change of

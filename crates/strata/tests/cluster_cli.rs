@@ -547,3 +547,83 @@ fn write_behind_loses_no_acknowledged_write_to_kill_9() {
     assert_eq!(server.exit_code(), Some(0));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The Python of a venv holding redis and pymemcache from PyPI
+/// (`STRATA_PYTHON`). Unset, the Python client tests skip, saying so —
+/// unless `STRATA_REQUIRE_PYCLIENTS=1` (as CI sets it) makes that a
+/// failure.
+fn python_clients() -> Option<String> {
+    match std::env::var("STRATA_PYTHON") {
+        Ok(python) if !python.is_empty() => Some(python),
+        _ => {
+            assert!(
+                std::env::var("STRATA_REQUIRE_PYCLIENTS").as_deref() != Ok("1"),
+                "STRATA_REQUIRE_PYCLIENTS=1 but STRATA_PYTHON is unset: point it at a venv's python \
+                 with redis and pymemcache installed"
+            );
+            // Straight to the handle, which the test harness does not capture.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: Python client test: STRATA_PYTHON is unset (python3 -m venv DIR && \
+                 DIR/bin/pip install redis pymemcache, then STRATA_PYTHON=DIR/bin/python; \
+                 STRATA_REQUIRE_PYCLIENTS=1 to fail instead) ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// Runs one of the scripts in `tests/py` against `addr`; fails the test
+/// with its output unless it exits 0.
+fn run_python(python: &str, script: &str, addr: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
+    let output = Command::new(python)
+        .arg(&path)
+        .arg(addr)
+        .output()
+        .unwrap_or_else(|error| panic!("running {python}: {error}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    print!("{stdout}");
+}
+
+/// What a new user does first: the default redis-py (RESP3 since 8.x) and
+/// pymemcache clients from PyPI, through the proxy to real servers.
+#[test]
+fn python_clients_with_default_settings_work_through_the_proxy() {
+    let Some(python) = python_clients() else {
+        return;
+    };
+    let servers: Vec<_> = (0..3).map(|_| server()).collect();
+    let gutter = server();
+    let dir = std::env::temp_dir().join(format!("strata-pyclients-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let main: Vec<&String> = servers.iter().map(|(_, _, mc)| mc).collect();
+    let path = cluster_file(&dir, &main, &gutter.2);
+    let (mut proxy, line, _) = spawn(&[
+        "proxy",
+        "--config",
+        path.to_str().unwrap(),
+        "--port",
+        "0",
+        "--memcache-port",
+        "0",
+    ]);
+    let (proxy_resp, proxy_mc) = (addr_after(&line, "RESP on "), addr_after(&line, "memcached on "));
+    run_python(&python, "redis_py_proxy.py", &proxy_resp);
+    run_python(&python, "pymemcache_proxy.py", &proxy_mc);
+    // The keys were spread over the servers, not kept by the proxy.
+    let total: i64 = servers.iter().map(|(_, resp, _)| dbsize(resp)).sum();
+    assert!(total > 50, "{total} keys on the servers");
+    proxy.signal("TERM");
+    assert_eq!(proxy.exit_code(), Some(0));
+    std::fs::remove_dir_all(&dir).ok();
+}
