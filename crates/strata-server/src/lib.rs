@@ -138,6 +138,26 @@ impl Shared {
         self.tracking.key_modified(&self.clients, key, writer);
     }
 
+    /// Whether the reply that starts at `start` in `out` has passed
+    /// `limit` (`reply-buffer-limit`); if so it is dropped — never sent,
+    /// nor kept: one client must not take the memory of the others — and
+    /// the caller closes the connection. Logged and counted.
+    pub(crate) fn reply_over_limit(&self, out: &mut Vec<u8>, start: usize, limit: usize, command: &str) -> bool {
+        let size = out.len() - start;
+        if size <= limit {
+            return false;
+        }
+        tracing::warn!(
+            command,
+            reply_bytes = size,
+            limit,
+            "closing a connection whose reply passed reply-buffer-limit"
+        );
+        out.truncate(start);
+        self.metrics.reply_limit_disconnects.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
     /// A write to `key` was refused because its value is too large: remove
     /// the old value, as memcached does (`SERVER_ERROR object too large
     /// for cache` unlinks the key), so that no client reads the value the

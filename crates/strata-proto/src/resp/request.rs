@@ -138,20 +138,9 @@ impl Swallow {
             let Some(&first) = buf.get(pos) else {
                 return Ok(pos);
             };
-            if first != b'$' {
-                return Err(ParseError::ExpectedBulk(first));
-            }
-            let cr = match header_line(buf, pos, limits.max_inline_bytes) {
-                Line::Complete { cr } => cr,
-                Line::Incomplete => return Ok(pos),
-                Line::TooLong => return Err(ParseError::TooBigBulkCount),
-                Line::BadEnding => return Err(ParseError::InvalidBulkLength),
+            let Some((len, data_start)) = bulk_header(buf, pos, first, limits)? else {
+                return Ok(pos);
             };
-            let len = parse_strict_i64(&buf[pos + 1..cr])
-                .and_then(|len| usize::try_from(len).ok())
-                .filter(|&len| len <= limits.max_bulk_bytes)
-                .ok_or(ParseError::InvalidBulkLength)?;
-            let data_start = cr + 2;
             if len <= self.keep_max {
                 // Kept whole: wait until it and its CRLF are here.
                 let Some(data) = buf.get(data_start..data_start + len + 2) else {
@@ -460,6 +449,26 @@ fn header_line(buf: &[u8], start: usize, max_len: usize) -> Line {
     }
 }
 
+/// The `$<len>\r\n` header of a bulk argument at `pos`, whose first byte
+/// is `first`: its length and where its data starts, or `None` until the
+/// line is complete.
+fn bulk_header(buf: &[u8], pos: usize, first: u8, limits: &Limits) -> Result<Option<(usize, usize)>, ParseError> {
+    if first != b'$' {
+        return Err(ParseError::ExpectedBulk(first));
+    }
+    let cr = match header_line(buf, pos, limits.max_inline_bytes) {
+        Line::Complete { cr } => cr,
+        Line::Incomplete => return Ok(None),
+        Line::TooLong => return Err(ParseError::TooBigBulkCount),
+        Line::BadEnding => return Err(ParseError::InvalidBulkLength),
+    };
+    let len = parse_strict_i64(&buf[pos + 1..cr])
+        .and_then(|len| usize::try_from(len).ok())
+        .filter(|&len| len <= limits.max_bulk_bytes)
+        .ok_or(ParseError::InvalidBulkLength)?;
+    Ok(Some((len, cr + 2)))
+}
+
 /// A multibulk request starting at `start` (a `*`).
 fn multibulk(buf: &[u8], limits: &Limits, args: &mut Args, start: usize) -> Result<Outcome, ParseError> {
     let cr = match header_line(buf, start, limits.max_inline_bytes) {
@@ -497,23 +506,10 @@ fn multibulk_args(
             args.resume = Some(Resume { expected, pos });
             return Ok(Outcome::Incomplete);
         };
-        if first != b'$' {
-            return Err(ParseError::ExpectedBulk(first));
-        }
-        let cr = match header_line(buf, pos, limits.max_inline_bytes) {
-            Line::Complete { cr } => cr,
-            Line::Incomplete => {
-                args.resume = Some(Resume { expected, pos });
-                return Ok(Outcome::Incomplete);
-            }
-            Line::TooLong => return Err(ParseError::TooBigBulkCount),
-            Line::BadEnding => return Err(ParseError::InvalidBulkLength),
+        let Some((len, data_start)) = bulk_header(buf, pos, first, limits)? else {
+            args.resume = Some(Resume { expected, pos });
+            return Ok(Outcome::Incomplete);
         };
-        let len = parse_strict_i64(&buf[pos + 1..cr])
-            .and_then(|len| usize::try_from(len).ok())
-            .filter(|&len| len <= limits.max_bulk_bytes)
-            .ok_or(ParseError::InvalidBulkLength)?;
-        let data_start = cr + 2;
         if len > limits.max_buffered_bulk {
             // Not buffered: hand back what came before it.
             args.oversized = Some(Oversized {

@@ -293,18 +293,11 @@ impl Session for McSession {
                     };
                     stats.record(command_index(&request), started.elapsed().as_nanos() as u64);
                     consumed += used;
-                    if out.len() - reply_start > self.reply_limit {
-                        // Never send a reply this large, nor keep it.
-                        tracing::warn!(
-                            reply_bytes = out.len() - reply_start,
-                            limit = self.reply_limit,
-                            "closing a memcached connection whose reply passed reply-buffer-limit"
-                        );
-                        out.truncate(reply_start);
-                        self.shared
-                            .metrics
-                            .reply_limit_disconnects
-                            .fetch_add(1, Ordering::Relaxed);
+                    let command = COMMAND_NAMES[command_index(&request)];
+                    if self
+                        .shared
+                        .reply_over_limit(out, reply_start, self.reply_limit, command)
+                    {
                         return Outcome { consumed, close: true };
                     }
                     if close {

@@ -694,22 +694,11 @@ impl Session for RespSession {
                         self.execute(buf, out, stats)
                     };
                     consumed += used;
-                    if out.len() - reply_start > self.reply_limit {
-                        // Never send a reply this large, nor keep it: one
-                        // client must not take the memory of the others.
-                        let command = String::from_utf8_lossy(self.args.get(buf, 0)).into_owned();
-                        tracing::warn!(
-                            client = self.conn.id,
-                            %command,
-                            reply_bytes = out.len() - reply_start,
-                            limit = self.reply_limit,
-                            "closing a connection whose reply passed reply-buffer-limit"
-                        );
-                        out.truncate(reply_start);
-                        self.shared
-                            .metrics
-                            .reply_limit_disconnects
-                            .fetch_add(1, Ordering::Relaxed);
+                    let command = String::from_utf8_lossy(self.args.get(buf, 0));
+                    if self
+                        .shared
+                        .reply_over_limit(out, reply_start, self.reply_limit, &command)
+                    {
                         return Outcome { consumed, close: true };
                     }
                     if flow == Flow::Close {
