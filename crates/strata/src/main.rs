@@ -68,14 +68,22 @@ pub(crate) fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::
 }
 
 fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // `strata check` injects faults on purpose (dropped deletes, a killed
+    // invalidator, a restarted server): the warnings they cause are
+    // expected, and its progress bar and final table say what matters. So
+    // it logs errors only, unless STRATA_LOG says otherwise.
+    let default_filter = match cli.command {
+        Command::Check(_) => "error",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => sim::run(args),
         Command::Server(args) => server::run(args),
