@@ -325,3 +325,59 @@ async fn a_value_past_the_item_limit_is_refused_and_the_connection_stays_usable(
         String::from_utf8_lossy(&reply)
     );
 }
+
+/// `FLUSHALL ASYNC` replies at once with everything gone; the memory is
+/// freed in the background and the server goes on serving.
+#[tokio::test]
+async fn flushall_async_empties_at_once_and_serving_goes_on() {
+    let server = support::start().await;
+    let mut resp = TcpStream::connect(server.resp_addr).await.expect("connect");
+    let mut sets = Vec::new();
+    for i in 0..1000 {
+        sets.extend_from_slice(format!("SET key{i} value{i}\r\n").as_bytes());
+    }
+    assert_eq!(exchange(&mut resp, &sets, 5000).await.len(), 5000);
+    assert_eq!(exchange(&mut resp, b"FLUSHALL ASYNC\r\n", 5).await, b"+OK\r\n");
+    assert_eq!(exchange(&mut resp, b"DBSIZE\r\n", 4).await, b":0\r\n");
+    assert_eq!(exchange(&mut resp, b"SET after 1\r\n", 5).await, b"+OK\r\n");
+    assert_eq!(exchange(&mut resp, b"DBSIZE\r\n", 4).await, b":1\r\n");
+}
+
+/// SCAN with any COUNT keeps Redis's guarantee (every key present
+/// throughout is returned), whether one call visits everything or many
+/// calls each visit a few; a huge COUNT is served in slices, never under
+/// one long lock.
+#[tokio::test]
+async fn scan_with_any_count_returns_every_key() {
+    let server = support::start().await;
+    let url = format!("redis://{}/", server.resp_addr);
+    let mut con = redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut pipe = redis::pipe();
+    for i in 0..3000 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query_async(&mut con).await.expect("sets");
+    for count in [7u64, 100, 1_000_000_000] {
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut con)
+                .await
+                .expect("scan");
+            seen.extend(keys);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(seen.len(), 3000, "COUNT {count}");
+    }
+}

@@ -417,12 +417,24 @@ pub(super) fn scan(ctx: &mut Ctx<'_>) -> Flow {
         i += 2;
     }
     let mut keys = Vec::new();
-    let next = ctx.shared.store.scan(cursor, count, |item| {
-        let key = item.key();
-        if only_strings && !item.is_placeholder() && pattern.is_none_or(|p| glob::matches(p, key, false)) {
-            keys.push(key.to_vec());
+    // COUNT may be huge: visit in slices of at most SCAN_SLICE items, each
+    // under one shard lock, so a large COUNT never holds a lock for long.
+    let (mut next, mut visited) = (cursor, 0);
+    loop {
+        let slice = (count - visited).min(SCAN_SLICE);
+        let mut seen = 0;
+        next = ctx.shared.store.scan(next, slice, |item| {
+            seen += 1;
+            let key = item.key();
+            if only_strings && !item.is_placeholder() && pattern.is_none_or(|p| glob::matches(p, key, false)) {
+                keys.push(key.to_vec());
+            }
+        });
+        visited += seen;
+        if next == 0 || visited >= count || seen == 0 {
+            break;
         }
-    });
+    }
     ctx.out.array(2);
     ctx.out.bulk(next.to_string().as_bytes());
     ctx.out.array(keys.len());
@@ -432,13 +444,16 @@ pub(super) fn scan(ctx: &mut Ctx<'_>) -> Flow {
     Flow::Continue
 }
 
+/// Items SCAN and KEYS visit under one shard lock at most.
+const SCAN_SLICE: usize = 1024;
+
 /// KEYS pattern
 pub(super) fn keys(ctx: &mut Ctx<'_>) -> Flow {
     let pattern = ctx.arg(1);
     let mut keys = Vec::new();
     let mut cursor = 0;
     loop {
-        cursor = ctx.shared.store.scan(cursor, 1024, |item| {
+        cursor = ctx.shared.store.scan(cursor, SCAN_SLICE, |item| {
             if !item.is_placeholder() && glob::matches(pattern, item.key(), false) {
                 keys.push(item.key().to_vec());
             }
@@ -466,7 +481,14 @@ pub(super) fn flush(ctx: &mut Ctx<'_>) -> Flow {
         ctx.syntax_error();
         return Flow::Continue;
     }
-    ctx.shared.store.flush();
+    // ASYNC returns at once and frees the memory on a thread of its own;
+    // SYNC (and no argument, as Redis's default lazyfree-lazy-user-flush
+    // no) frees it before replying.
+    if ctx.argc() == 2 && ctx.arg_is(1, "ASYNC") {
+        ctx.shared.store.flush_async();
+    } else {
+        ctx.shared.store.flush();
+    }
     ctx.shared.flushed();
     ctx.out.ok();
     Flow::Continue

@@ -520,6 +520,27 @@ impl Store {
         self.shards.iter().map(|cell| cell.write().clear()).sum()
     }
 
+    /// [`Store::flush`] that returns at once (Redis's `FLUSHALL ASYNC`):
+    /// each shard is emptied under its lock by swapping its structures for
+    /// empty ones, and the old ones — every page of records — are freed on
+    /// a thread of their own. Readers and writers never wait for the
+    /// freeing. Returns how many items were removed.
+    pub fn flush_async(&self) -> usize {
+        let mut removed = 0;
+        let mut garbage = Vec::with_capacity(self.shards.len());
+        for cell in self.shards.iter() {
+            let (count, contents) = cell.write().take_contents();
+            removed += count;
+            garbage.push(contents);
+        }
+        // Without a thread to spare the closure, and the garbage with it,
+        // is dropped here: freed inline, as `flush` would.
+        let _ = std::thread::Builder::new()
+            .name("strata-flush".into())
+            .spawn(move || drop(garbage));
+        removed
+    }
+
     /// Cursor-based iteration, for SCAN and snapshots. Start with cursor 0;
     /// each call visits up to `count` live items and returns the cursor to
     /// continue from, 0 when done. An item present for the whole iteration

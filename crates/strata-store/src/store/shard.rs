@@ -594,6 +594,25 @@ impl Shard {
         removed
     }
 
+    /// Empties the shard like [`Shard::clear`], but hands back the
+    /// memory instead of freeing it, so the caller can free it after the
+    /// lock is released (`FLUSHALL ASYNC`): the write lock is held only for
+    /// a few pointer swaps, however large the shard was.
+    pub(crate) fn take_contents(&mut self) -> (usize, Box<dyn Send>) {
+        let removed = self.index.len();
+        let garbage = (
+            std::mem::take(&mut self.index),
+            std::mem::take(&mut self.items.arena),
+            std::mem::take(&mut self.items.locs),
+            std::mem::take(&mut self.free_slots),
+        );
+        self.policy.clear();
+        self.used = 0;
+        self.wheel.clear();
+        self.ttl_items = 0;
+        (removed, Box::new(garbage))
+    }
+
     /// Heap bytes of the shard's own structures (record chunks excluded).
     pub(crate) fn overhead_bytes(&self) -> usize {
         self.index.allocation_size()

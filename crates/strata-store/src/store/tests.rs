@@ -1000,3 +1000,20 @@ fn a_store_built_later_never_reuses_an_earlier_stores_cas_versions() {
         assert!(cas < 1 << 62, "below the versioned range: {cas}");
     }
 }
+
+/// `FLUSHALL ASYNC`'s engine half: everything is gone at once, the store
+/// is usable straight away, and the memory accounting starts from zero.
+#[test]
+fn an_async_flush_empties_at_once_and_the_store_goes_on() {
+    let (s, _) = store();
+    for i in 0..5_000u32 {
+        s.set(&i.to_be_bytes(), &[7u8; 100], SetOptions::default())
+            .expect("set");
+    }
+    assert_eq!(s.flush_async(), 5_000);
+    assert_eq!(s.len(), 0);
+    assert_eq!(s.used(), 0);
+    assert!(s.get(&1u32.to_be_bytes(), |_| ()).is_none());
+    s.set(b"after", b"v", SetOptions::default()).expect("set");
+    assert_eq!(s.peek(b"after", |item| item.value().to_vec()), Some(b"v".to_vec()));
+}
