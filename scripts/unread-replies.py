@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""RSS of a RESP server under clients that never read their replies.
+
+Usage: scripts/unread-replies.py NAME:COMMAND... (COMMAND gets {port},
+and {port2} {port3} for other ports it must not take by default), e.g.
+
+  scripts/unread-replies.py \
+    "strata:target/release/strata server --port {port} --memcache-port {port2} --admin-port {port3} --maxmemory 64mb" \
+    "redis:redis-server --port {port} --maxmemory 64mb --save '' --appendonly no"
+
+For each server: start it on a free loopback port with a 64 MiB memory
+limit (the COMMAND says how), store one 1 MB value, then
+  A. one client sends `MGET big big ... big` (2,000 keys: a 2 GB reply)
+     five times and reads nothing;
+  B. another pipelines up to 5,000 `GET big` for up to 5 s, reading nothing;
+and report RSS (MiB, from /proc) after each, and whether a third client is
+still served. Bounded: each load stops at its count or its time.
+"""
+import shlex
+import socket
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run(name, command):
+    port = free_port()
+    server = subprocess.Popen(shlex.split(command.format(port=port, port2=free_port(), port3=free_port())),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                client = socket.create_connection(("127.0.0.1", port))
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"{name} did not start")
+        base = rss_mib(server.pid)
+        value = b"v" * 1_000_000
+        client.sendall(b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$1000000\r\n" + value + b"\r\n")
+        client.recv(5)
+        greedy = socket.create_connection(("127.0.0.1", port))
+        greedy.settimeout(5)
+        mget = b"*2001\r\n$4\r\nMGET\r\n" + b"$3\r\nbig\r\n" * 2000
+        for _ in range(5):
+            try:
+                greedy.sendall(mget)
+            except OSError:
+                break
+        time.sleep(2)
+        after_a = rss_mib(server.pid)
+        pipeliner = socket.create_connection(("127.0.0.1", port))
+        pipeliner.setblocking(False)
+        request, sent, deadline = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n", 0, time.time() + 5
+        while sent < 5000 and time.time() < deadline:
+            try:
+                pipeliner.send(request)
+                sent += 1
+            except BlockingIOError:
+                time.sleep(0.01)
+        time.sleep(2)
+        after_b = rss_mib(server.pid)
+        client.settimeout(5)
+        try:
+            client.sendall(b"PING\r\n")
+            served = client.recv(7) == b"+PONG\r\n"
+        except OSError:
+            served = False
+        print(f"| {name} | {base:.1f} | {after_a:.1f} | {after_b:.1f} ({sent} GETs) | {'yes' if served else 'no'} |")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+print("| server | RSS MiB at start | after A (MGET ×2000, ×5, unread) | after B (pipelined GETs, unread) | others served |")
+print("|---|---:|---:|---:|---|")
+for spec in sys.argv[1:]:
+    name, command = spec.split(":", 1)
+    run(name, command)
