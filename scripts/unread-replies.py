@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """RSS of a RESP server under clients that never read their replies.
 
-Usage: scripts/unread-replies.py NAME:COMMAND... (COMMAND gets {port},
-and {port2} {port3} for other ports it must not take by default), e.g.
+Usage: scripts/unread-replies.py NAME:COMMAND... (COMMAND gets {port} for
+RESP, {mport} for memcached, {aport} for any other port), e.g.
 
   scripts/unread-replies.py \
-    "strata:target/release/strata server --port {port} --memcache-port {port2} --admin-port {port3} --maxmemory 64mb" \
+    "strata:target/release/strata server --port {port} --memcache-port {mport} --admin-port {aport} --maxmemory 64mb" \
     "redis:redis-server --port {port} --maxmemory 64mb --save '' --appendonly no"
 
 For each server: start it on a free loopback port with a 64 MiB memory
@@ -13,6 +13,9 @@ limit (the COMMAND says how), store one 1 MB value, then
   A. one client sends `MGET big big ... big` (2,000 keys: a 2 GB reply)
      five times and reads nothing;
   B. another pipelines up to 5,000 `GET big` for up to 5 s, reading nothing;
+  C. (servers with a memcached port, `{mport}` in COMMAND) a memcached
+     client sends one `get` line naming the key 18,000 times (72 KB; an
+     18 GB reply) and reads nothing;
 and report RSS (MiB, from /proc) after each, and whether a third client is
 still served. Bounded: each load stops at its count or its time.
 """
@@ -38,8 +41,8 @@ def rss_mib(pid):
 
 
 def run(name, command):
-    port = free_port()
-    server = subprocess.Popen(shlex.split(command.format(port=port, port2=free_port(), port3=free_port())),
+    port, mport = free_port(), free_port()
+    server = subprocess.Popen(shlex.split(command.format(port=port, mport=mport, aport=free_port())),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(200):
@@ -75,20 +78,34 @@ def run(name, command):
                 time.sleep(0.01)
         time.sleep(2)
         after_b = rss_mib(server.pid)
+        after_c = "—"
+        if "{mport}" in command:
+            getter = socket.create_connection(("127.0.0.1", mport))
+            getter.sendall(b"set big 0 0 1000000\r\n" + value + b"\r\n")
+            getter.recv(8)
+            getter.setblocking(False)
+            line, at, deadline = b"get" + b" big" * 18000 + b"\r\n", 0, time.time() + 5
+            while at < len(line) and time.time() < deadline:
+                try:
+                    at += getter.send(line[at:])
+                except BlockingIOError:
+                    time.sleep(0.01)
+            time.sleep(2)
+            after_c = f"{rss_mib(server.pid):.1f}"
         client.settimeout(5)
         try:
             client.sendall(b"PING\r\n")
             served = client.recv(7) == b"+PONG\r\n"
         except OSError:
             served = False
-        print(f"| {name} | {base:.1f} | {after_a:.1f} | {after_b:.1f} ({sent} GETs) | {'yes' if served else 'no'} |")
+        print(f"| {name} | {base:.1f} | {after_a:.1f} | {after_b:.1f} ({sent} GETs) | {after_c} | {'yes' if served else 'no'} |")
     finally:
         server.terminate()
         server.wait()
 
 
-print("| server | RSS MiB at start | after A (MGET ×2000, ×5, unread) | after B (pipelined GETs, unread) | others served |")
-print("|---|---:|---:|---:|---|")
+print("| server | RSS MiB at start | after A (MGET ×2000, ×5) | after B (pipelined GETs) | after C (get line ×18000) | others served |")
+print("|---|---:|---:|---:|---:|---|")
 for spec in sys.argv[1:]:
     name, command = spec.split(":", 1)
     run(name, command)

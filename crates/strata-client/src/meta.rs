@@ -68,10 +68,11 @@ impl<'a> Flags<'a> {
 /// "never expires"); past 30 days an absolute Unix time, because memcached
 /// reads a larger number as one (`exptime_for_ttl`).
 pub fn ttl_secs(ttl: std::time::Duration) -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    strata_proto::memcache::exptime_for_ttl(ttl.as_secs(), now)
+    strata_proto::memcache::exptime_for_ttl(ttl.as_secs(), || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs())
+    })
 }
 
 const GET_FLAGS: [MetaArg<'static>; 4] = [

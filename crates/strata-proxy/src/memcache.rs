@@ -139,7 +139,10 @@ impl Session {
             }
             match parse_request(&input[consumed..], &self.limits) {
                 Err(fatal) => {
-                    commands.push(Command::Reply(format!("CLIENT_ERROR {fatal}\r\n").into_bytes()));
+                    // HTTP gets no answer at all (`FatalError::reply_line`).
+                    if let Some(line) = fatal.reply_line() {
+                        commands.push(Command::Reply(line.into_bytes()));
+                    }
                     consumed = input.len();
                     close_after = true;
                     break;

@@ -41,7 +41,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strata_proto::resp::command::{CommandError, Condition, ExpireFlags, Expiry, ExpiryMs, SetOptions};
 use strata_proto::resp::{
-    Args, Encoder, Limits, MAX_COMMAND_NAME_LEN, Protocol, parse_request, parse_strict_i64, uppercase_command,
+    Args, Encoder, Limits, MAX_COMMAND_NAME_LEN, Protocol, Swallow, keys_replaced_by, parse_request, parse_strict_i64,
+    uppercase_command,
 };
 
 use super::{Outcome, ProxyShared};
@@ -62,6 +63,28 @@ pub(crate) struct Session {
     name: Option<Vec<u8>>,
     lib_name: Option<Vec<u8>>,
     lib_ver: Option<Vec<u8>>,
+    /// A request with a value too long to store, being discarded as it
+    /// arrives: its arguments before that value, and the discarding.
+    swallowing: Option<(Vec<Vec<u8>>, Swallow)>,
+}
+
+/// One request read from a pipeline, in order.
+enum Pending<'a> {
+    /// A command's arguments, borrowed from the read buffer where they can be.
+    Command(Vec<Cow<'a, [u8]>>),
+    /// A request refused because an argument was too long to store: its
+    /// arguments, `None` for each one discarded unread.
+    TooLarge(Vec<Option<Vec<u8>>>),
+}
+
+impl<'a> Pending<'a> {
+    /// A command's arguments; `None` for a refused request.
+    fn command(&self) -> Option<&[Cow<'a, [u8]>]> {
+        match self {
+            Pending::Command(args) => Some(args),
+            Pending::TooLarge(_) => None,
+        }
+    }
 }
 
 fn upper(arg: &[u8]) -> Vec<u8> {
@@ -164,10 +187,10 @@ enum RunKind {
 
 /// The kind of the run at the front of `commands`, and its length (0 when
 /// the first command is not batchable).
-fn batchable_run(commands: &[Vec<Cow<'_, [u8]>>]) -> (RunKind, usize) {
-    let kind_of = |c: &Vec<Cow<'_, [u8]>>| match c.len() {
-        2 if c[0].eq_ignore_ascii_case(b"GET") => Some(RunKind::Get),
-        3 if c[0].eq_ignore_ascii_case(b"SET") => Some(RunKind::Set),
+fn batchable_run(commands: &[Pending<'_>]) -> (RunKind, usize) {
+    let kind_of = |pending: &Pending<'_>| match pending.command()? {
+        c if c.len() == 2 && c[0].eq_ignore_ascii_case(b"GET") => Some(RunKind::Get),
+        c if c.len() == 3 && c[0].eq_ignore_ascii_case(b"SET") => Some(RunKind::Set),
         _ => None,
     };
     let Some(kind) = commands.first().and_then(kind_of) else {
@@ -180,12 +203,14 @@ fn batchable_run(commands: &[Vec<Cow<'_, [u8]>>]) -> (RunKind, usize) {
 /// the client splits by node and sends concurrently.
 async fn run_batch(
     kind: RunKind,
-    commands: &[Vec<Cow<'_, [u8]>>],
+    commands: &[Pending<'_>],
     out: &mut Vec<u8>,
     shared: &ProxyShared,
     protocol: Protocol,
 ) {
     let mut encoder = Encoder::new(out, protocol);
+    // `batchable_run` made every one of them a command.
+    let commands: Vec<&[Cow<'_, [u8]>]> = commands.iter().filter_map(Pending::command).collect();
     let result = match kind {
         RunKind::Get => {
             let keys: Vec<&[u8]> = commands.iter().map(|c| &*c[1]).collect();
@@ -201,14 +226,14 @@ async fn run_batch(
         RunKind::Set => {
             let items: Vec<(&[u8], &[u8])> = commands.iter().map(|c| (&*c[1], &*c[2])).collect();
             shared.client.set_many(&items, None).await.map(|()| {
-                for _ in commands {
+                for _ in &commands {
                     encoder.ok();
                 }
             })
         }
     };
     if let Err(error) = result {
-        for _ in commands {
+        for _ in &commands {
             cluster_error(&mut encoder, shared, &error);
         }
     }
@@ -275,34 +300,71 @@ impl Session {
             name: None,
             lib_name: None,
             lib_ver: None,
+            swallowing: None,
         }
     }
 
     pub(crate) async fn process(&mut self, input: &[u8], out: &mut Vec<u8>, shared: &ProxyShared) -> Outcome {
+        // Values up to Redis's proto-max-bulk-len are read; one past the
+        // item limit is discarded unbuffered and refused, as the server
+        // does (`Swallow`).
         let limits = Limits {
-            max_bulk_bytes: shared.max_value_bytes + 1024,
             max_request_bytes: shared.max_value_bytes + 64 * 1024,
+            max_buffered_bulk: shared.max_value_bytes + 1024,
             ..Limits::default()
         };
         // Arguments borrow the read buffer; only those unescaped from a
         // quoted inline request are copied.
-        let mut commands: Vec<Vec<Cow<'_, [u8]>>> = Vec::new();
+        let mut commands: Vec<Pending<'_>> = Vec::new();
         let mut consumed = 0;
         let mut fatal = None;
+        let mut hang_up = false;
         loop {
+            if let Some((_, swallow)) = &mut self.swallowing {
+                match swallow.feed(&input[consumed..], &limits) {
+                    Ok(used) => consumed += used,
+                    Err(error) => {
+                        fatal = Some(error);
+                        consumed = input.len();
+                        break;
+                    }
+                }
+                if !swallow.is_done() {
+                    break;
+                }
+                // Answered in order with the commands before it: the
+                // refusal travels as a command of its own.
+                if let Some((prefix, swallow)) = self.swallowing.take() {
+                    let args = prefix.into_iter().map(Some).chain([None]).chain(swallow.into_kept());
+                    commands.push(Pending::TooLarge(args.collect()));
+                }
+                continue;
+            }
             let buf = &input[consumed..];
             match parse_request(buf, &limits, &mut self.args) {
+                Ok(Some(used)) if let Some(oversized) = self.args.oversized() => {
+                    let prefix = self.args.iter(buf).map(<[u8]>::to_vec).collect();
+                    self.swallowing = Some((prefix, Swallow::new(oversized, 64 * 1024)));
+                    consumed += used;
+                }
+                Ok(Some(_)) if self.args.looks_like_http(buf) => {
+                    // Cross-protocol scripting: hang up without a word.
+                    shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    hang_up = true;
+                    consumed = input.len();
+                    break;
+                }
                 Ok(Some(used)) => {
                     if !self.args.is_empty() {
                         let args = &self.args;
-                        commands.push(
+                        commands.push(Pending::Command(
                             (0..args.len())
                                 .map(|i| match args.get_in_buffer(buf, i) {
                                     Some(arg) => Cow::Borrowed(arg),
                                     None => Cow::Owned(args.get(buf, i).to_vec()),
                                 })
                                 .collect(),
-                        );
+                        ));
                     }
                     consumed += used;
                 }
@@ -325,10 +387,15 @@ impl Session {
                 continue;
             }
             shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let args: Vec<&[u8]> = commands[at].iter().map(|arg| &**arg).collect();
-            if self.execute(&args, out, shared).await {
-                close = true;
-                break;
+            match &commands[at] {
+                Pending::Command(command) => {
+                    let args: Vec<&[u8]> = command.iter().map(|arg| &**arg).collect();
+                    if self.execute(&args, out, shared).await {
+                        close = true;
+                        break;
+                    }
+                }
+                Pending::TooLarge(args) => self.refuse_too_large(args, out, shared).await,
             }
             at += 1;
         }
@@ -337,7 +404,31 @@ impl Session {
             Encoder::new(out, self.protocol).error(format!("ERR {error}").as_bytes());
             close = true;
         }
-        Outcome { consumed, close }
+        Outcome {
+            consumed,
+            close: close || hang_up,
+        }
+    }
+
+    /// Refuses a request one of whose arguments was too long to store, as
+    /// the server does: the keys the write would have replaced lose their
+    /// old values (`keys_replaced_by`), then the error.
+    async fn refuse_too_large(&self, args: &[Option<Vec<u8>>], out: &mut Vec<u8>, shared: &ProxyShared) {
+        shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+        let request: Vec<Option<&[u8]>> = args.iter().map(Option::as_deref).collect();
+        let keys = keys_replaced_by(&request);
+        if !keys.is_empty()
+            && let Err(error) = shared.client.delete_many(&keys).await
+        {
+            // The refusal stands; an old value outlives it only while the
+            // cluster cannot be reached.
+            tracing::debug!(%error, "could not remove the old values of a refused write");
+        }
+        let text = format!(
+            "ERR string exceeds maximum allowed size (max-item-size {})",
+            shared.max_value_bytes
+        );
+        Encoder::new(out, self.protocol).error(text.as_bytes());
     }
 
     /// Runs one command; true to close the connection.

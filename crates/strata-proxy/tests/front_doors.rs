@@ -308,3 +308,84 @@ async fn memcached_commands_go_to_the_keys_node() {
     )
     .await;
 }
+
+/// Reads until the proxy closes the connection (at most 5 s).
+async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut got))
+        .await
+        .expect("the proxy closes the connection")
+        .expect("read");
+    got
+}
+
+/// A value past the item limit, through the proxy as through a server:
+/// an error reply on a connection that stays usable (the value is
+/// discarded as it arrives, never buffered), and the old values of the
+/// keys the write would have replaced are gone — for a SET and for an MSET
+/// whose long value sits between its keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_past_the_item_limit_is_refused_and_the_old_ones_removed() {
+    let stack = stack().await;
+    let mut resp = TcpStream::connect(stack.proxy.resp_addr).await.expect("connect");
+    exchange(
+        &mut resp,
+        b"SET k old\r\nSET a 1\r\nSET b 2\r\n",
+        b"+OK\r\n+OK\r\n+OK\r\n",
+    )
+    .await;
+    let big = vec![b'x'; 4 << 20];
+    let mut request = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", big.len()).into_bytes();
+    request.extend_from_slice(&big);
+    request.extend_from_slice(b"\r\n*5\r\n$4\r\nMSET\r\n$1\r\na\r\n");
+    request.extend_from_slice(format!("${}\r\n", big.len()).as_bytes());
+    request.extend_from_slice(&big);
+    request.extend_from_slice(b"\r\n$1\r\nb\r\n$1\r\n3\r\n");
+    let refused = b"-ERR string exceeds maximum allowed size (max-item-size 1048576)\r\n";
+    let both = [&refused[..], refused].concat();
+    exchange(&mut resp, &request, &both).await;
+    exchange(&mut resp, b"MGET k a b\r\n", b"*3\r\n$-1\r\n$-1\r\n$-1\r\n").await;
+    exchange(&mut resp, b"PING\r\n", b"+PONG\r\n").await;
+
+    // Past proto-max-bulk-len: a protocol error, and the connection closes.
+    let mut raw = TcpStream::connect(stack.proxy.resp_addr).await.expect("connect");
+    raw.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$600000000\r\n")
+        .await
+        .expect("write");
+    let reply = read_to_close(&mut raw).await;
+    assert!(
+        reply.starts_with(b"-ERR Protocol error"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+}
+
+/// A web page made to post to either front door is hung up on without a
+/// word and nothing it sent runs, as the server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_on_either_front_door_is_hung_up_on() {
+    let stack = stack().await;
+    for request in [
+        &b"POST / HTTP/1.1\r\nHost: localhost\r\n\r\nSET pwned 1\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    ] {
+        let mut resp = TcpStream::connect(stack.proxy.resp_addr).await.expect("connect");
+        resp.write_all(request).await.expect("write");
+        assert_eq!(
+            read_to_close(&mut resp).await,
+            b"",
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+        let mut mc = TcpStream::connect(stack.proxy.memcache_addr).await.expect("connect");
+        mc.write_all(request).await.expect("write");
+        assert_eq!(
+            read_to_close(&mut mc).await,
+            b"",
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    let mut resp = TcpStream::connect(stack.proxy.resp_addr).await.expect("connect");
+    exchange(&mut resp, b"EXISTS pwned\r\n", b":0\r\n").await;
+}

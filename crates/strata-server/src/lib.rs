@@ -142,13 +142,23 @@ impl Shared {
     /// `limit` (`reply-buffer-limit`); if so it is dropped — never sent,
     /// nor kept: one client must not take the memory of the others — and
     /// the caller closes the connection. Logged and counted.
-    pub(crate) fn reply_over_limit(&self, out: &mut Vec<u8>, start: usize, limit: usize, command: &str) -> bool {
+    /// `command` names the command for the log line, only when needed
+    /// (this runs after every request).
+    #[inline]
+    pub(crate) fn reply_over_limit(
+        &self,
+        out: &mut Vec<u8>,
+        start: usize,
+        limit: usize,
+        command: impl FnOnce() -> String,
+    ) -> bool {
         let size = out.len() - start;
         if size <= limit {
             return false;
         }
+        let command = command();
         tracing::warn!(
-            command,
+            %command,
             reply_bytes = size,
             limit,
             "closing a connection whose reply passed reply-buffer-limit"

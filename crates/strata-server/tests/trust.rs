@@ -12,6 +12,15 @@ use support::{exchange, read_at_least, read_to_close};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+/// A connection of the `redis` crate, as an application would open it.
+async fn redis_client(server: &strata_server::RunningServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://{}/", server.resp_addr))
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
 fn small_items() -> Config {
     Config {
         max_item_size: "4kb".parse().expect("size"),
@@ -268,12 +277,7 @@ async fn a_reply_past_the_limit_closes_that_connection_only() {
 #[tokio::test]
 async fn a_value_past_the_item_limit_is_refused_and_the_connection_stays_usable() {
     let server = support::start().await;
-    let url = format!("redis://{}/", server.resp_addr);
-    let mut con = redis::Client::open(url)
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut con = redis_client(&server).await;
     let _: () = redis::cmd("SET")
         .arg("k")
         .arg("old")
@@ -350,12 +354,7 @@ async fn flushall_async_empties_at_once_and_serving_goes_on() {
 #[tokio::test]
 async fn scan_with_any_count_returns_every_key() {
     let server = support::start().await;
-    let url = format!("redis://{}/", server.resp_addr);
-    let mut con = redis::Client::open(url)
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut con = redis_client(&server).await;
     let mut pipe = redis::pipe();
     for i in 0..3000 {
         pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
@@ -380,4 +379,62 @@ async fn scan_with_any_count_returns_every_key() {
         }
         assert_eq!(seen.len(), 3000, "COUNT {count}");
     }
+}
+
+/// One long memcached `get` line (18,000 keys, a large but ordinary
+/// multiget) sent by a client that does not read: the server answers the
+/// keys only as fast as the client takes the replies, so what it holds is
+/// bounded by the socket buffers, not by the line (before, every reply was
+/// built at once: 1.8 GiB of RSS for 100 KB values). Read in the end, the
+/// reply is whole.
+#[tokio::test]
+async fn a_long_get_line_is_answered_as_fast_as_it_is_read() {
+    let server = support::start().await;
+    const KEYS: usize = 18_000;
+    let value = vec![b'v'; 4000];
+    let mut mc = TcpStream::connect(server.memcache_addr).await.expect("connect");
+    let mut set = format!("set big 0 0 {}\r\n", value.len()).into_bytes();
+    set.extend_from_slice(&value);
+    set.extend_from_slice(b"\r\n");
+    assert_eq!(exchange(&mut mc, &set, 8).await, b"STORED\r\n");
+
+    let mut line = b"get".to_vec();
+    for _ in 0..KEYS {
+        line.extend_from_slice(b" big");
+    }
+    line.extend_from_slice(b"\r\n");
+    mc.write_all(&line).await.expect("write");
+
+    // Wait until the server stops answering (the socket buffers are full).
+    let hits = || async {
+        let metrics = support::http_get(server.admin_addr, "/metrics").await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("strata_keyspace_hits_total "))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .expect("hits metric")
+    };
+    let mut last = usize::MAX;
+    let mut steady = 0;
+    for _ in 0..500 {
+        let now = hits().await;
+        steady = if now == last && now > 0 { steady + 1 } else { 0 };
+        if steady == 5 {
+            break;
+        }
+        last = now;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(steady, 5, "the server kept answering: {last} hits");
+    assert!(
+        last < KEYS / 2,
+        "{last} of {KEYS} keys answered to a client that read nothing"
+    );
+
+    let header = format!("VALUE big 0 {}\r\n", value.len());
+    let expected = KEYS * (header.len() + value.len() + 2) + 5;
+    let reply = read_at_least(&mut mc, expected).await;
+    assert_eq!(reply.len(), expected);
+    assert!(reply.ends_with(b"\r\nEND\r\n"));
+    assert_eq!(hits().await, KEYS);
 }

@@ -130,6 +130,18 @@ pub enum FatalError {
     Http,
 }
 
+impl FatalError {
+    /// The line to send before closing: `CLIENT_ERROR <why>`, or nothing
+    /// for HTTP — memcached hangs up on a web page without a word, so a
+    /// cross-protocol request gets no answer it could read.
+    pub fn reply_line(&self) -> Option<String> {
+        match self {
+            FatalError::Http => None,
+            other => Some(format!("CLIENT_ERROR {other}\r\n")),
+        }
+    }
+}
+
 /// A server response the client cannot make sense of; the connection is out
 /// of step and must be closed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

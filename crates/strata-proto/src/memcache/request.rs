@@ -140,15 +140,21 @@ pub struct Get<'a> {
     pub keys: Keys<'a>,
 }
 
+/// The name of a retrieval command: `get`, `gets`, `gat` or `gats`, by
+/// whether it touches and whether it returns CAS uniques.
+pub(crate) fn retrieval_name(touch: bool, cas: bool) -> &'static str {
+    match (touch, cas) {
+        (false, false) => "get",
+        (false, true) => "gets",
+        (true, false) => "gat",
+        (true, true) => "gats",
+    }
+}
+
 impl Get<'_> {
     /// The command's name: `get`, `gets`, `gat` or `gats`.
     pub fn command_name(&self) -> &'static str {
-        match (self.touch.is_some(), self.cas) {
-            (false, false) => "get",
-            (false, true) => "gets",
-            (true, false) => "gat",
-            (true, true) => "gats",
-        }
+        retrieval_name(self.touch.is_some(), self.cas)
     }
 }
 
@@ -410,13 +416,14 @@ impl Expiration {
 /// Unix time `now + ttl` (a relative value that large would be read as a
 /// date in 1970 — already expired). `ttl_secs` of 0 is raised to 1 (0
 /// means "never expires"). Absolute times assume the client's and the
-/// server's clocks agree, as memcached's own clients do.
-pub fn exptime_for_ttl(ttl_secs: u64, now_unix_secs: u64) -> i64 {
+/// server's clocks agree, as memcached's own clients do. The clock is read
+/// only for such a long TTL.
+pub fn exptime_for_ttl(ttl_secs: u64, now_unix_secs: impl FnOnce() -> u64) -> i64 {
     let ttl = ttl_secs.max(1);
     let exptime = if ttl <= MAX_RELATIVE_EXPTIME as u64 {
         ttl
     } else {
-        now_unix_secs.saturating_add(ttl)
+        now_unix_secs().saturating_add(ttl)
     };
     i64::try_from(exptime).unwrap_or(i64::MAX)
 }
@@ -435,15 +442,15 @@ mod tests {
             MAX_RELATIVE_EXPTIME as u64 + 1,
             400 * 86_400,
         ] {
-            let exptime = exptime_for_ttl(ttl, now);
+            let exptime = exptime_for_ttl(ttl, || now);
             assert_eq!(
                 Expiration::from_exptime(exptime, now),
                 Expiration::AtUnixSecs(now + ttl),
                 "{ttl}"
             );
         }
-        assert_eq!(exptime_for_ttl(0, now), 1);
-        assert_eq!(exptime_for_ttl(u64::MAX, now), i64::MAX);
+        assert_eq!(exptime_for_ttl(0, || unreachable!("no clock for a short TTL")), 1);
+        assert_eq!(exptime_for_ttl(u64::MAX, || now), i64::MAX);
     }
 
     #[test]

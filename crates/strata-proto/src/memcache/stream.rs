@@ -118,12 +118,7 @@ impl GetStream {
 
     /// The command's name: `get`, `gets`, `gat` or `gats`.
     pub fn command_name(&self) -> &'static str {
-        match (self.touch.is_some(), self.cas) {
-            (false, false) => "get",
-            (false, true) => "gets",
-            (true, false) => "gat",
-            (true, true) => "gats",
-        }
+        super::request::retrieval_name(self.touch.is_some(), self.cas)
     }
 
     /// How many keys have been handed out so far.

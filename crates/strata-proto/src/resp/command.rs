@@ -264,8 +264,59 @@ impl ExpireFlags {
     }
 }
 
+/// The keys whose values a write would have replaced, for a write refused
+/// because a value is too large: the refusal removes them (memcached's
+/// rule — no client may read the value the failed write meant to replace —
+/// applied to RESP by the server and the proxy alike). `args` is the
+/// request, command name first; `None` marks an argument not at hand (the
+/// refused value itself, or one too long to keep). `SET … NX` would have
+/// left an existing value alone, so it removes nothing; commands that do
+/// not replace a value remove nothing.
+pub fn keys_replaced_by<'a>(args: &[Option<&'a [u8]>]) -> Vec<&'a [u8]> {
+    let Some(Some(name)) = args.first() else {
+        return Vec::new();
+    };
+    let is = |word: &str| name.eq_ignore_ascii_case(word.as_bytes());
+    let positions: Vec<usize> = if is("set") {
+        let conditional = args.iter().skip(3).flatten().any(|arg| arg.eq_ignore_ascii_case(b"NX"));
+        if conditional { Vec::new() } else { vec![1] }
+    } else if ["setex", "psetex", "getset", "append", "setrange", "lset"]
+        .iter()
+        .any(|w| is(w))
+    {
+        vec![1]
+    } else if is("mset") {
+        (1..args.len()).step_by(2).collect()
+    } else {
+        Vec::new()
+    };
+    positions
+        .into_iter()
+        .filter_map(|i| args.get(i).copied().flatten())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_refused_write_names_the_keys_it_would_have_replaced() {
+        use super::keys_replaced_by;
+        let big = None;
+        assert_eq!(keys_replaced_by(&[Some(b"SET"), Some(b"k"), big]), vec![&b"k"[..]]);
+        assert_eq!(
+            keys_replaced_by(&[Some(b"set"), Some(b"k"), big, Some(b"nx")]),
+            Vec::<&[u8]>::new()
+        );
+        assert_eq!(
+            keys_replaced_by(&[Some(b"MSET"), Some(b"a"), big, Some(b"b"), Some(b"1"), None, Some(b"2")]),
+            vec![&b"a"[..], b"b"]
+        );
+        assert_eq!(keys_replaced_by(&[Some(b"APPEND"), Some(b"k"), big]), vec![&b"k"[..]]);
+        assert_eq!(keys_replaced_by(&[Some(b"GET"), big]), Vec::<&[u8]>::new());
+        assert_eq!(keys_replaced_by(&[Some(b"SET"), big, Some(b"v")]), Vec::<&[u8]>::new());
+        assert_eq!(keys_replaced_by(&[]), Vec::<&[u8]>::new());
+    }
+
     use super::*;
 
     fn set(args: &str) -> Result<SetOptions, CommandError> {

@@ -58,7 +58,7 @@ mod number;
 pub mod reply;
 pub mod request;
 
-pub use command::{CommandError, ExpireFlags, GetExOptions, SetOptions};
+pub use command::{CommandError, ExpireFlags, GetExOptions, SetOptions, keys_replaced_by};
 pub use encode::{Encoder, encode_command};
 pub use error::ParseError;
 pub use number::{parse_strict_i64, write_double};

@@ -299,6 +299,24 @@ impl Args {
         self.oversized
     }
 
+    /// Whether the last request is HTTP, not RESP — a web page made to post
+    /// to this port (cross-protocol scripting): Redis's rule (`POST` or
+    /// `Host:` as the command name), plus a request line of any method whose
+    /// third word is `HTTP/…` (`GET / HTTP/1.1`), which would otherwise get
+    /// an arity error and leave the connection open for the page's next
+    /// lines. A server hangs up on it without a word, as Redis does.
+    pub fn looks_like_http(&self, buf: &[u8]) -> bool {
+        const METHODS: &[&[u8]] = &[
+            b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE",
+        ];
+        let Some(name) = self.command(buf) else {
+            return false;
+        };
+        name.eq_ignore_ascii_case(b"post")
+            || name.eq_ignore_ascii_case(b"host:")
+            || (self.len() == 3 && METHODS.contains(&name) && self.get(buf, 2).starts_with(b"HTTP/"))
+    }
+
     /// Forgets the last request and any partial progress. Call this before
     /// using the same `Args` on a different stream while a request is still
     /// incomplete.
@@ -579,3 +597,23 @@ fn inline_request(buf: &[u8], limits: &Limits, args: &mut Args, start: usize) ->
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod http_tests {
+    use super::*;
+
+    #[test]
+    fn http_request_lines_and_headers_are_recognised() {
+        let http = |line: &[u8]| {
+            let mut args = Args::new();
+            parse_request(line, &Limits::default(), &mut args).expect("parses");
+            args.looks_like_http(line)
+        };
+        assert!(http(b"POST / HTTP/1.1\r\n"));
+        assert!(http(b"GET / HTTP/1.1\r\n"));
+        assert!(http(b"Host: localhost\r\n"));
+        assert!(!http(b"GET key\r\n"));
+        assert!(!http(b"SET / HTTP/1.1\r\n"));
+        assert!(!http(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"));
+    }
+}

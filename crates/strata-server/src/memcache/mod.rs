@@ -245,7 +245,15 @@ impl Session for McSession {
                 self.swallowing = None;
             }
             if let Some(streaming) = &mut self.streaming {
-                consumed += stream_keys(&self.shared, streaming, &input[consumed..], out);
+                // A few keys at a time, until a chunk of replies is due for
+                // writing: one long line must not build one huge reply.
+                loop {
+                    let used = stream_keys(&self.shared, streaming, &input[consumed..], out);
+                    consumed += used;
+                    if streaming.stream.is_done() || used == 0 || out.len() >= strata_session::OUTPUT_CHUNK {
+                        break;
+                    }
+                }
                 if !streaming.stream.is_done() {
                     return Outcome { consumed, close: false };
                 }
@@ -261,17 +269,10 @@ impl Session for McSession {
                 Ok(parsed) => parsed,
                 Err(fatal) => {
                     self.shared.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    if fatal == strata_proto::memcache::FatalError::Http {
-                        // Cross-protocol scripting: a browser made to post
-                        // to this port. memcached hangs up without a word,
-                        // so nothing the page sent is answered.
-                        tracing::debug!("closing a memcached connection that spoke HTTP");
-                        return Outcome {
-                            consumed: input.len(),
-                            close: true,
-                        };
+                    // HTTP gets no answer at all (see `FatalError::reply_line`).
+                    if let Some(line) = fatal.reply_line() {
+                        out.extend_from_slice(line.as_bytes());
                     }
-                    out.extend_from_slice(format!("CLIENT_ERROR {fatal}\r\n").as_bytes());
                     return Outcome {
                         consumed: input.len(),
                         close: true,
@@ -293,7 +294,7 @@ impl Session for McSession {
                     };
                     stats.record(command_index(&request), started.elapsed().as_nanos() as u64);
                     consumed += used;
-                    let command = COMMAND_NAMES[command_index(&request)];
+                    let command = || COMMAND_NAMES[command_index(&request)].to_owned();
                     if self
                         .shared
                         .reply_over_limit(out, reply_start, self.reply_limit, command)
@@ -352,11 +353,24 @@ impl Session for McSession {
     }
 }
 
+/// Keys of a streamed retrieval answered per step.
+const KEYS_PER_STEP: usize = 16;
+
 /// Answers the keys of a streamed retrieval that have arrived in
 /// `input`, and its `END` (or error) once the line ends; the bytes used.
 fn stream_keys(shared: &Shared, streaming: &mut Streaming, input: &[u8], out: &mut Vec<u8>) -> usize {
     let started = Instant::now();
-    let chunk = streaming.stream.parse(input);
+    // At most KEYS_PER_STEP keys per step (the slice ends just after a
+    // space, so no key is cut), so the replies built between two checks of
+    // the output chunk stay bounded by that many items.
+    let line_len = input.iter().position(|&b| b == b'\n').unwrap_or(input.len());
+    let step_end = input[..line_len]
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b' ')
+        .nth(KEYS_PER_STEP)
+        .map_or(input.len(), |(space, _)| space + 1);
+    let chunk = streaming.stream.parse(&input[..step_end]);
     let stream = &streaming.stream;
     text::retrieve_keys(shared, chunk.keys, stream.cas(), stream.touch(), out);
     match chunk.end {

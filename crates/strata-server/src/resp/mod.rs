@@ -43,7 +43,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use strata_proto::resp::{Args, Encoder, Limits, Protocol, Swallow, parse_request, parse_strict_i64};
+use strata_proto::resp::{Args, Encoder, Limits, Protocol, Swallow, keys_replaced_by, parse_request, parse_strict_i64};
 use strata_store::StoreError;
 
 use crate::Shared;
@@ -151,18 +151,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// Replies with Redis's error for a store error. A value refused as
-    /// too large by a command that would have replaced or changed the key's
-    /// value also removes the old value (see `Shared::remove_refused`);
-    /// `SET … NX`, which leaves an existing value alone, does not.
+    /// too large also removes the old values of the keys the command would
+    /// have replaced (`keys_replaced_by`, `Shared::remove_refused`).
     pub(crate) fn store_error(&mut self, error: &StoreError) {
-        if matches!(error, StoreError::TooLarge { .. })
-            && matches!(
-                self.command.name,
-                "set" | "setex" | "psetex" | "getset" | "append" | "setrange" | "lset"
-            )
-            && !(self.command.name == "set" && self.args_from(3).any(|arg| arg.eq_ignore_ascii_case(b"NX")))
-        {
-            self.shared.remove_refused(self.arg(1), self.conn.id);
+        if matches!(error, StoreError::TooLarge { .. }) {
+            let args: Vec<Option<&[u8]>> = (0..self.argc()).map(|i| Some(self.arg(i))).collect();
+            for key in keys_replaced_by(&args) {
+                self.shared.remove_refused(key, self.conn.id);
+            }
         }
         let text: &[u8] = match error {
             StoreError::TooLarge { .. } => b"ERR string exceeds maximum allowed size (proto-max-bulk-len)",
@@ -441,7 +437,7 @@ impl RespSession {
     fn execute(&mut self, buf: &[u8], out: &mut Vec<u8>, stats: &mut LocalStats) -> Flow {
         let started = Instant::now();
         let name = self.args.get(buf, 0);
-        if looks_like_http(&self.args, buf) {
+        if self.args.looks_like_http(buf) {
             // Cross-protocol scripting (a web page made to post to this
             // port): Redis logs it and hangs up without executing anything.
             tracing::warn!("closing a RESP connection that sent an HTTP request (possible cross-protocol attack)");
@@ -550,21 +546,6 @@ impl Drop for RespSession {
             shared.pubsub.punsubscribe(id, pattern);
         }
     }
-}
-
-/// Whether a request is HTTP: Redis's rule (`POST` or `Host:` as the
-/// command name), plus a request line of any method whose third word is
-/// `HTTP/…` (`GET / HTTP/1.1`), which would otherwise get an arity error
-/// and leave the connection open for the page's next lines.
-fn looks_like_http(args: &strata_proto::resp::Args, buf: &[u8]) -> bool {
-    let name = args.get(buf, 0);
-    if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") {
-        return true;
-    }
-    const METHODS: &[&[u8]] = &[
-        b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE",
-    ];
-    args.len() == 3 && METHODS.contains(&name) && args.get(buf, 2).starts_with(b"HTTP/")
 }
 
 fn unknown_command(out: &mut Vec<u8>, protocol: Protocol, args: &Args, buf: &[u8]) {
@@ -694,10 +675,10 @@ impl Session for RespSession {
                         self.execute(buf, out, stats)
                     };
                     consumed += used;
-                    let command = String::from_utf8_lossy(self.args.get(buf, 0));
+                    let command = || String::from_utf8_lossy(self.args.get(buf, 0)).into_owned();
                     if self
                         .shared
-                        .reply_over_limit(out, reply_start, self.reply_limit, &command)
+                        .reply_over_limit(out, reply_start, self.reply_limit, command)
                     {
                         return Outcome { consumed, close: true };
                     }
@@ -735,31 +716,20 @@ impl RespSession {
     /// arguments before the long one, `after` those after it.
     fn refuse_oversized(&mut self, prefix: Vec<Vec<u8>>, after: Vec<Option<Vec<u8>>>, out: &mut Vec<u8>) {
         let mut encoder = Encoder::new(out, self.conn.protocol);
-        let args: Vec<Option<Vec<u8>>> = prefix
-            .into_iter()
-            .map(Some)
+        let args: Vec<Option<&[u8]>> = prefix
+            .iter()
+            .map(|arg| Some(arg.as_slice()))
             .chain(std::iter::once(None))
-            .chain(after)
+            .chain(after.iter().map(Option::as_deref))
             .collect();
-        let name = args.first().and_then(Option::as_deref).unwrap_or_default();
+        let name = args.first().copied().flatten().unwrap_or_default();
         let command = lookup(name).map(|(_, command)| command);
         if !self.conn.authenticated && !command.is_some_and(|c| c.no_auth) {
             encoder.error(b"NOAUTH Authentication required.");
             return;
         }
-        if let Some(command) = command {
-            let conditional = args.iter().skip(3).flatten().any(|arg| arg.eq_ignore_ascii_case(b"NX"));
-            let keys: &[usize] = match command.name {
-                "set" if conditional => &[],
-                "set" | "setex" | "psetex" | "getset" | "append" | "setrange" => &[1],
-                _ => &[],
-            };
-            let mset_keys = (command.name == "mset").then(|| (1..args.len()).step_by(2));
-            for position in keys.iter().copied().chain(mset_keys.into_iter().flatten()) {
-                if let Some(Some(key)) = args.get(position) {
-                    self.shared.remove_refused(key, self.conn.id);
-                }
-            }
+        for key in keys_replaced_by(&args) {
+            self.shared.remove_refused(key, self.conn.id);
         }
         let text = format!(
             "ERR string exceeds maximum allowed size (max-item-size {})",
