@@ -353,23 +353,22 @@ impl Session for McSession {
     }
 }
 
-/// Keys of a streamed retrieval answered per step.
-const KEYS_PER_STEP: usize = 16;
-
 /// Answers the keys of a streamed retrieval that have arrived in
 /// `input`, and its `END` (or error) once the line ends; the bytes used.
+///
+/// One key per call: the slice handed to the parser ends just after the
+/// first space (no key is cut), so the caller, checking its output between
+/// calls, builds at most one item's reply past its output chunk, however
+/// long the line and however large the items. The scan stops there too, so
+/// a line costs time linear in its length.
 fn stream_keys(shared: &Shared, streaming: &mut Streaming, input: &[u8], out: &mut Vec<u8>) -> usize {
     let started = Instant::now();
-    // At most KEYS_PER_STEP keys per step (the slice ends just after a
-    // space, so no key is cut), so the replies built between two checks of
-    // the output chunk stay bounded by that many items.
-    let line_len = input.iter().position(|&b| b == b'\n').unwrap_or(input.len());
-    let step_end = input[..line_len]
+    let step_end = input
         .iter()
         .enumerate()
-        .filter(|&(_, &b)| b == b' ')
-        .nth(KEYS_PER_STEP)
-        .map_or(input.len(), |(space, _)| space + 1);
+        .skip_while(|&(_, &b)| b == b' ')
+        .find(|&(_, &b)| b == b' ' || b == b'\n')
+        .map_or(input.len(), |(at, _)| at + 1);
     let chunk = streaming.stream.parse(&input[..step_end]);
     let stream = &streaming.stream;
     text::retrieve_keys(shared, chunk.keys, stream.cas(), stream.touch(), out);

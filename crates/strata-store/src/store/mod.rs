@@ -632,6 +632,7 @@ impl Store {
             stats.sets += c.sets;
             stats.deletes += c.deletes;
             stats.evictions += c.evictions;
+            stats.compactions += c.compactions;
             stats.expired_lazy += c.expired_lazy;
             stats.expired_active += c.expired_active;
             stats.items += shard.len() as u64;

@@ -228,6 +228,9 @@ pub struct StoreStats {
     pub deletes: u64,
     /// Items evicted to make room.
     pub evictions: u64,
+    /// Pages freed by moving their records into other pages of their size
+    /// class (to keep the memory really held within the limit).
+    pub compactions: u64,
     /// Expired items removed when accessed.
     pub expired_lazy: u64,
     /// Expired items removed by active expiry.
@@ -265,6 +268,7 @@ pub(crate) struct Counters {
     pub(crate) sets: u64,
     pub(crate) deletes: u64,
     pub(crate) evictions: u64,
+    pub(crate) compactions: u64,
     pub(crate) expired_lazy: u64,
     pub(crate) expired_active: u64,
 }
