@@ -134,6 +134,7 @@ pub async fn start(client: Client, config: ProxyConfig) -> std::io::Result<Runni
     let limits = Limits {
         idle_timeout: config.idle_timeout,
         max_buffer: MAX_BUFFER.max(config.max_value_bytes + 128 * 1024),
+        client_memory: strata_session::ClientMemory::default(),
     };
     let mut tasks = JoinSet::new();
     for (listener, door) in [(resp, Door::Resp), (memcache, Door::Memcache)] {

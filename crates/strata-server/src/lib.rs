@@ -381,6 +381,7 @@ async fn accept_loop(
                 strata_session::Limits {
                     idle_timeout: (config.timeout > 0).then(|| Duration::from_secs(config.timeout)),
                     max_buffer: max_request_bytes(&config) + 64 * 1024,
+                    client_memory: shared.metrics.client_memory.clone(),
                 }
             };
             let metrics = Arc::clone(&shared.metrics);
@@ -462,6 +463,8 @@ async fn expire_loop(shared: Arc<Shared>, effort: u64, shutdown: CancellationTok
             _ = ticker.tick() => {
                 store.run_pending_expiry(budget);
                 shared.run_due_flush();
+                // Client buffers come out of the same limit as the data.
+                store.set_reserve(shared.metrics.client_memory.bytes() as u64);
             }
         }
     }

@@ -55,6 +55,9 @@ pub struct Metrics {
     /// Connections closed because they did not read their pushes (shared
     /// with the connection registry, which does the closing).
     pub(crate) push_disconnects: Arc<AtomicU64>,
+    /// What every connection's buffers hold: counted against `maxmemory`
+    /// (the store holds that much back, see `expire_loop`).
+    pub(crate) client_memory: strata_session::ClientMemory,
     started: Instant,
     store: Arc<Store>,
 }
@@ -74,6 +77,7 @@ impl Metrics {
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_sum_ns: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            client_memory: strata_session::ClientMemory::default(),
             connections_total: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
@@ -291,6 +295,24 @@ impl Collector for PrometheusCollector {
             "strata_memory_used_bytes",
             "Bytes charged against maxmemory",
             stats.used as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "strata_memory_held_bytes",
+            "Bytes the store really holds: records' pages, large records and its structures",
+            (stats.record_bytes + stats.overhead_bytes) as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "strata_client_buffer_bytes",
+            "Bytes held by connections' read and write buffers (counted against maxmemory)",
+            metrics.client_memory.bytes() as i64,
+        )?;
+        counter(
+            &mut encoder,
+            "strata_compactions",
+            "Pages freed by moving their records into other pages of their size class",
+            stats.compactions,
         )?;
         gauge(
             &mut encoder,

@@ -438,3 +438,59 @@ async fn a_long_get_line_is_answered_as_fast_as_it_is_read() {
     assert!(reply.ends_with(b"\r\nEND\r\n"));
     assert_eq!(hits().await, KEYS);
 }
+
+/// Client buffers come out of `maxmemory` too: with the store full, ten
+/// clients each holding most of a 1 MB value in their read buffers make
+/// the store give up room (Redis counts client memory in `used_memory`
+/// and evicts for it as well).
+#[tokio::test]
+async fn client_buffers_are_counted_against_the_memory_limit() {
+    let server = support::start_with(Config {
+        maxmemory: "16mb".parse().expect("size"),
+        ..Config::default()
+    })
+    .await;
+    let gauge = |metrics: &str, name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    let mut filler = TcpStream::connect(server.resp_addr).await.expect("connect");
+    let value = "v".repeat(1000);
+    for batch in 0..40 {
+        let mut request = Vec::new();
+        for i in 0..1000 {
+            let key = format!("fill:{batch}:{i}");
+            request.extend_from_slice(
+                format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1000\r\n{value}\r\n", key.len()).as_bytes(),
+            );
+        }
+        assert_eq!(exchange(&mut filler, &request, 5000).await.len(), 5000);
+    }
+    let metrics = support::http_get(server.admin_addr, "/metrics").await;
+    let full = gauge(&metrics, "strata_memory_used_bytes");
+    assert!(full > 14 << 20, "the store is full: {full}");
+
+    let mut holders = Vec::new();
+    for i in 0..10 {
+        let mut holder = TcpStream::connect(server.resp_addr).await.expect("connect");
+        let key = format!("held:{i}");
+        let mut partial = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1000000\r\n", key.len()).into_bytes();
+        partial.extend(std::iter::repeat_n(b'x', 900_000));
+        holder.write_all(&partial).await.expect("write");
+        holders.push(holder);
+    }
+    let mut last = String::new();
+    for _ in 0..500 {
+        last = support::http_get(server.admin_addr, "/metrics").await;
+        let clients = gauge(&last, "strata_client_buffer_bytes");
+        let used = gauge(&last, "strata_memory_used_bytes");
+        if clients >= 8 << 20 && used <= (16 << 20) - (8 << 20) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the store did not give room to the clients' buffers:\n{last}");
+}

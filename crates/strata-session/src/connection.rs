@@ -1,5 +1,7 @@
 //! The connection loop.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -35,6 +37,31 @@ pub struct Limits {
     /// Largest read buffer a connection may hold; past it the connection
     /// is closed.
     pub max_buffer: usize,
+    /// Where the connection counts the memory its buffers hold.
+    pub client_memory: ClientMemory,
+}
+
+/// The bytes that connections' read and write buffers hold, summed over
+/// every connection given the same gauge (clones share it): client state
+/// that the server counts against its memory limit beside the store.
+#[derive(Clone, Debug, Default)]
+pub struct ClientMemory(Arc<AtomicUsize>);
+
+impl ClientMemory {
+    /// The bytes held now.
+    pub fn bytes(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Moves one connection's share from `*held` to `now`.
+    fn update(&self, held: &mut usize, now: usize) {
+        if now > *held {
+            self.0.fetch_add(now - *held, Ordering::Relaxed);
+        } else if now < *held {
+            self.0.fetch_sub(*held - now, Ordering::Relaxed);
+        }
+        *held = now;
+    }
 }
 
 /// What woke the loop.
@@ -56,6 +83,9 @@ where
     let mut inbox = session.take_inbox();
     let kill = inbox.as_ref().map(Inbox::kill_token);
     let mut pushes = Vec::new();
+    let gauge = &limits.client_memory;
+    let mut held = 0;
+    gauge.update(&mut held, input.capacity() + out.capacity());
     loop {
         let event = tokio::select! {
             biased;
@@ -69,6 +99,7 @@ where
             Event::Read(Ok(0) | Err(_)) => break,
             Event::Read(Ok(_)) => loop {
                 let outcome = session.process(&input, &mut out).await;
+                gauge.update(&mut held, input.capacity() + out.capacity());
                 input.advance(outcome.consumed);
                 session.batch_done();
                 close = outcome.close;
@@ -82,6 +113,7 @@ where
                 // and the bounded input buffer rather than as replies here.
                 if !write_all(&mut stream, &out, kill.as_ref()).await {
                     session.batch_done();
+                    gauge.update(&mut held, 0);
                     let _ = stream.shutdown().await;
                     return;
                 }
@@ -100,6 +132,7 @@ where
             }
             if !pushes.is_empty() {
                 session.write_pushes(&mut pushes, &mut out);
+                gauge.update(&mut held, input.capacity() + out.capacity());
             }
         }
         if !out.is_empty() {
@@ -127,7 +160,14 @@ where
         if input.is_empty() && input.capacity() > SHRINK_ABOVE {
             input = BytesMut::with_capacity(INITIAL_BUFFER);
         }
+        // Reads grow the input buffer before they return; counted here,
+        // before the next wait, so the gauge lags by at most one read.
+        if input.capacity() - input.len() < 4096 {
+            input.reserve(INITIAL_BUFFER);
+        }
+        gauge.update(&mut held, input.capacity() + out.capacity());
     }
+    gauge.update(&mut held, 0);
     session.batch_done();
     let _ = stream.shutdown().await;
 }

@@ -74,7 +74,7 @@ mod listener;
 pub mod process;
 pub mod secret;
 
-pub use connection::{Limits, OUTPUT_CHUNK, serve};
+pub use connection::{ClientMemory, Limits, OUTPUT_CHUNK, serve};
 pub use listener::{Gate, accept_loop};
 pub use secret::Secret;
 

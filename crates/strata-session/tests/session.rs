@@ -46,6 +46,7 @@ fn limits(idle_timeout: Option<Duration>, max_buffer: usize) -> Limits {
     Limits {
         idle_timeout,
         max_buffer,
+        client_memory: strata_session::ClientMemory::default(),
     }
 }
 

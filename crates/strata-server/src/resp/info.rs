@@ -288,13 +288,17 @@ pub(super) fn info(ctx: &mut Ctx<'_>) -> Flow {
     let stats = shared.store.stats();
     let rss = crate::resident_bytes();
     let policy = shared.store.policy();
+    let clients = shared.metrics.client_memory.bytes() as u64;
     section("Memory", &|t| {
-        let used = stats.used;
+        // Redis's used_memory counts what the allocator holds, clients
+        // included; the dataset is what the items are charged.
+        let used = stats.record_bytes + stats.overhead_bytes + clients;
+        let dataset = stats.used;
         let _ = write!(
             t,
             "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\n\
-             used_memory_dataset:{used}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\n\
-             mem_fragmentation_ratio:{:.2}\r\nmem_allocator:strata-arena\r\n",
+             used_memory_dataset:{dataset}\r\nmem_clients_normal:{clients}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\n\
+             maxmemory_policy:{policy}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:strata-arena\r\n",
             human(used),
             human(rss),
             stats.capacity,

@@ -185,6 +185,27 @@ impl Store {
         Ok(())
     }
 
+    /// Holds `bytes` of a byte capacity back for memory the limit covers
+    /// but the store does not hold — a server's client buffers — split
+    /// over the shards like the capacity, and evicts what no longer fits.
+    /// At most half of the capacity is held back: past that, what the
+    /// memory outside the store may grow to is its owner's to bound.
+    /// No effect on an entry capacity.
+    pub fn set_reserve(&self, bytes: u64) {
+        if !matches!(*self.capacity.read(), Capacity::Bytes(_)) {
+            return;
+        }
+        let shards = self.shards.len() as u64;
+        for (i, cell) in self.shards.iter().enumerate() {
+            let share = bytes / shards + u64::from((i as u64) < bytes % shards);
+            let mut shard = cell.state.write();
+            if shard.reserve != share.min(shard.capacity / 2) {
+                cell.drain_into(&mut shard);
+                shard.set_reserve(share);
+            }
+        }
+    }
+
     /// Switches every shard to another eviction policy (Redis
     /// `CONFIG SET maxmemory-policy`). Resident items are kept; the new
     /// policy starts without their history.

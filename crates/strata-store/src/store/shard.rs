@@ -83,6 +83,8 @@ pub(crate) struct Shard {
     pub(crate) capacity: u64,
     /// `structure_bytes` when `make_room` last ran.
     structures: u64,
+    /// Capacity held back for memory outside the store ([`super::Store::set_reserve`]).
+    pub(crate) reserve: u64,
     wheel: TimerWheel,
     ttl_items: usize,
     /// Next CAS counter value; the shard number fills the low bits.
@@ -140,6 +142,7 @@ impl Shard {
             used: 0,
             capacity,
             structures: 0,
+            reserve: 0,
             wheel: TimerWheel::new(now_ms),
             ttl_items: 0,
             cas_counter: cas_seed(now_ms, shard_bits),
@@ -473,15 +476,16 @@ impl Shard {
         if bytes {
             self.structures = self.structure_bytes() as u64;
         }
+        let limit = self.capacity - self.reserve;
         loop {
-            let charged_over = self.used + incoming > self.capacity;
+            let charged_over = self.used + incoming > limit;
             let held_over = bytes && {
                 let growth = if incoming_len == 0 {
                     0
                 } else {
                     self.items.arena.growth_for(incoming_len)
                 };
-                (self.items.arena.allocated_bytes() + growth) as u64 + self.structures > self.capacity
+                (self.items.arena.allocated_bytes() + growth) as u64 + self.structures > limit
             };
             if !charged_over && !held_over {
                 break;
@@ -609,6 +613,7 @@ impl Shard {
     /// Changes the capacity, evicting down to it if it shrank.
     pub(crate) fn set_capacity(&mut self, capacity: u64) {
         self.capacity = capacity;
+        self.reserve = self.reserve.min(capacity / 2);
         self.epoch_span = (capacity / PROMOTIONS_PER_TURNOVER).max(1);
         self.policy.set_capacity(capacity);
         self.make_room(0, 0);
@@ -616,6 +621,17 @@ impl Shard {
 
     /// Replaces the eviction policy, handing it every resident item (in
     /// slot order: the old policy's ordering does not carry over).
+    /// Holds `reserve` bytes of the capacity back (at most half of it),
+    /// evicting if the rest is over.
+    pub(crate) fn set_reserve(&mut self, reserve: u64) {
+        let reserve = reserve.min(self.capacity / 2);
+        let grew = reserve > self.reserve;
+        self.reserve = reserve;
+        if grew {
+            self.make_room(0, 0);
+        }
+    }
+
     pub(crate) fn set_policy(&mut self, mut policy: Box<dyn EvictionPolicy>) {
         policy.set_capacity(self.capacity);
         for slot in 0..self.items.locs.len() as Slot {

@@ -310,6 +310,29 @@ fn held_memory_stays_within_the_limit_under_mixed_sizes() {
     }
 }
 
+/// Memory held back for what the store does not own (a server's client
+/// buffers) evicts what no longer fits, is capped at half the capacity,
+/// and is given back when released.
+#[test]
+fn a_reserve_holds_capacity_back() {
+    let s = Store::builder(Capacity::Bytes(8 << 20)).shards(2).build();
+    for i in 0..100_000u32 {
+        s.set(&i.to_le_bytes(), &[1u8; 100], SetOptions::default()).unwrap();
+    }
+    let full = s.used();
+    assert!(full > 7 << 20, "{full}");
+    s.set_reserve(3 << 20);
+    assert!(s.used() <= 5 << 20, "{}", s.used());
+    s.set_reserve(100 << 20);
+    assert!(s.used() <= 4 << 20, "capped at half: {}", s.used());
+    s.set_reserve(0);
+    for i in 0..100_000u32 {
+        s.set(&(i + 200_000).to_le_bytes(), &[1u8; 100], SetOptions::default())
+            .unwrap();
+    }
+    assert!(s.used() > full * 9 / 10, "{} of {full}", s.used());
+}
+
 #[test]
 fn entries_capacity_counts_items() {
     let s = Store::builder(Capacity::Entries(100))
