@@ -5,9 +5,10 @@
 //! everything behind them — command execution, the store's layout and
 //! accounting — against hostile input. Not part of the API.
 //!
-//! One engine is shared by every run in a process (small, 4 MiB, so
-//! eviction, overwrites and size classes are all exercised), the way one
-//! server's engine serves every connection.
+//! One engine is shared by every run in a process (small, 8 MiB in one
+//! shard, so eviction, overwrites, size classes and the shard's real-memory
+//! budget with its compaction are all exercised), the way one server's
+//! engine serves every connection.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -23,13 +24,13 @@ fn shared() -> Arc<Shared> {
     static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
     Arc::clone(SHARED.get_or_init(|| {
         let config = Config {
-            maxmemory: crate::ByteSize(4 << 20),
+            maxmemory: crate::ByteSize(8 << 20),
             ..Config::default()
         };
         let store = Arc::new(
             Store::builder(Capacity::Bytes(config.maxmemory.0))
                 .max_item_bytes(config.max_item_size.0)
-                .shards(2)
+                .shards(1)
                 .build(),
         );
         let metrics = Arc::new(Metrics::new(
@@ -74,6 +75,14 @@ fn drive(mut session: impl Session, shared: &Shared, protocol: crate::metrics::P
     // the new one at once, so the limit holds whatever it is now.
     if let Capacity::Bytes(limit) = shared.store.capacity() {
         assert!(shared.store.used() <= limit, "the engine went over its byte limit");
+        // What it really holds (pages, large records, structures) too,
+        // give or take the index's growth after its last check.
+        let stats = shared.store.stats();
+        let held = stats.record_bytes + stats.overhead_bytes;
+        assert!(
+            held <= limit + limit / 8,
+            "the engine holds {held} bytes over its limit of {limit}"
+        );
     }
 }
 
@@ -84,6 +93,19 @@ pub fn resp_session(data: &[u8]) {
         resp::RespSession::new(Arc::clone(&shared)),
         &shared,
         crate::metrics::Protocol::Resp,
+        data,
+    );
+}
+
+/// Runs `data` through a memcached session whose lines stream past 16
+/// bytes: nearly every retrieval line is answered key by key as it arrives
+/// (the path long multigets take), split at arbitrary points by the reads.
+pub fn memcache_stream_session(data: &[u8]) {
+    let shared = shared();
+    drive(
+        memcache::McSession::with_line_limit(Arc::clone(&shared), 16),
+        &shared,
+        crate::metrics::Protocol::Memcache,
         data,
     );
 }
@@ -116,7 +138,10 @@ mod tests {
         for stream in streams {
             resp_session(stream);
             memcache_session(stream);
+            memcache_stream_session(stream);
         }
+        let long = b"\x05set a 0 0 1\r\nA\r\nget a b a c a\r\ngets a  a\r\ngat 10 a a a a a a\r\nget a \x01 a\r\nget a\r\n";
+        memcache_stream_session(long);
         // Large, growing and shrinking values across the size classes.
         let mut stream = vec![0x10];
         for len in [10usize, 3_000, 13_700, 13_707, 40_000, 13_701, 1] {

@@ -177,6 +177,15 @@ impl McSession {
         }
     }
 
+    /// A session whose lines stream past `max_line_bytes` (the fuzz target
+    /// for streamed multigets makes nearly every `get` line stream).
+    #[cfg(feature = "testing")]
+    pub(crate) fn with_line_limit(shared: Arc<Shared>, max_line_bytes: usize) -> Self {
+        let mut session = Self::new(shared);
+        session.limits.max_line_bytes = max_line_bytes;
+        session
+    }
+
     /// Checks memcached's ASCII auth request; true to close the
     /// connection (too many failed attempts).
     fn authenticate(&mut self, request: &Request<'_>, out: &mut Vec<u8>) -> bool {

@@ -35,6 +35,20 @@
 //! item fits, and an item that cannot fit is refused with
 //! [`StoreError::TooLarge`].
 //!
+//! The charges are not all a shard spends: size classes leave free chunks
+//! in partly used pages, and the index and policy cost what they cost. So a
+//! shard of at least 4 MiB also keeps what it *really holds* — its arena's
+//! pages and large records, its index, slot table, policy and timer wheel —
+//! within its capacity. When only that is over, it first frees a page by
+//! moving its records into free chunks of their class elsewhere
+//! (compaction, `Shard::compact_one`), and evicts only when no class has a
+//! page's worth of free chunks. [`Store::set_reserve`] holds part of the
+//! capacity back for memory the limit covers but the store does not own
+//! (a server's client buffers). Measured with `scripts/memory-storm.py`:
+//! RSS stays within the limit plus the process's base under mixed value
+//! sizes (BENCHMARKS.md §6) — given an allocator that returns freed pages
+//! (the `strata` binary's jemalloc; see `arena.rs`).
+//!
 //! # Promotion epochs
 //!
 //! The policy sees at most one hit per item per *promotion epoch* (while
