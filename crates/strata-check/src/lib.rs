@@ -130,6 +130,10 @@ pub struct CheckReport {
     pub server_restarts: u64,
     /// Seconds the load ran.
     pub run_secs: f64,
+    /// What the first few L2 mismatches held: key, the cached item's
+    /// value, flags, CAS and TTL, and the origin's value — the evidence
+    /// for finding where a stale copy came from.
+    pub l2_samples: Vec<String>,
 }
 
 impl CheckReport {
@@ -316,7 +320,7 @@ pub async fn run_check(config: &CheckConfig, progress: &(dyn Fn(u64) + Sync)) ->
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let (l2_inconsistent, l1_inconsistent, lost_writes) = settle(&system, &acked).await?;
+    let ((l2_inconsistent, l1_inconsistent, lost_writes), l2_samples) = settle(&system, &acked).await?;
 
     let (invalidations, p50, p99) = match &system.invalidator {
         Some(invalidator) => {
@@ -354,14 +358,16 @@ pub async fn run_check(config: &CheckConfig, progress: &(dyn Fn(u64) + Sync)) ->
         invalidator_restarts,
         server_restarts,
         run_secs,
+        l2_samples,
     };
     system.stop().await;
     Ok(report)
 }
 
 /// Compares every row's caches with the origin, giving tracking pushes a
-/// bounded time to arrive: (L2 mismatches, L1 mismatches, lost writes).
-async fn settle(system: &System, acked: &[AtomicU64]) -> Result<(u64, u64, u64), String> {
+/// bounded time to arrive: (L2 mismatches, L1 mismatches, lost writes),
+/// and samples of the L2 mismatches.
+async fn settle(system: &System, acked: &[AtomicU64]) -> Result<((u64, u64, u64), Vec<String>), String> {
     // Pushes get 2 s (well inside L1's 5 s TTL, so an L1 copy that no
     // push removed is still there to count); transient errors get 5 s.
     let started = Instant::now();
@@ -369,7 +375,7 @@ async fn settle(system: &System, acked: &[AtomicU64]) -> Result<(u64, u64, u64),
     let deadline = started + Duration::from_secs(5);
     loop {
         match compare(system, acked).await {
-            Ok(counts) if counts.1 == 0 || Instant::now() >= pushes => return Ok(counts),
+            Ok(found) if found.0.1 == 0 || Instant::now() >= pushes => return Ok(found),
             Ok(_) => {}
             Err(error) if Instant::now() >= deadline => return Err(error),
             Err(error) => tracing::debug!(%error, "comparison failed; retrying"),
@@ -378,12 +384,13 @@ async fn settle(system: &System, acked: &[AtomicU64]) -> Result<(u64, u64, u64),
     }
 }
 
-async fn compare(system: &System, acked: &[AtomicU64]) -> Result<(u64, u64, u64), String> {
+async fn compare(system: &System, acked: &[AtomicU64]) -> Result<((u64, u64, u64), Vec<String>), String> {
     let origin = system.nodes[0].origin();
     let rows = origin.scan().await.map_err(|error| error.to_string())?;
     let by_id: std::collections::HashMap<&str, &strata_node::origin::Row> =
         rows.iter().map(|row| (row.id.as_str(), row)).collect();
     let (mut l2, mut l1, mut lost) = (0, 0, 0);
+    let mut samples = Vec::new();
     for (key, acked) in acked.iter().enumerate() {
         let id = key.to_string();
         let row = by_id.get(id.as_str()).copied();
@@ -394,13 +401,28 @@ async fn compare(system: &System, acked: &[AtomicU64]) -> Result<(u64, u64, u64)
         }
         let cached = system
             .client
-            .get(cache_key(&id).as_bytes())
+            .get_item(cache_key(&id).as_bytes())
             .await
             .map_err(|error| error.to_string())?;
-        if let Some(bytes) = cached {
-            let cached = decode(&id, &bytes);
+        if let Some(item) = cached {
+            let cached = decode(&id, &item.value);
             if cached.as_ref().map(|row| row.value.as_str()) != origin_value {
                 l2 += 1;
+                if samples.len() < 10 {
+                    samples.push(format!(
+                        "key {id}: cached {:?} ({} bytes, flags {:#x}, cas {}, ttl {:?}, owner {:?}); origin {origin_value:?}; last acked {last}",
+                        String::from_utf8_lossy(&item.value[..item.value.len().min(60)]),
+                        item.value.len(),
+                        item.flags,
+                        item.cas,
+                        item.ttl,
+                        system
+                            .client
+                            .ring()
+                            .owner(cache_key(&id).as_bytes())
+                            .map(|(_, member)| member.port),
+                    ));
+                }
             }
         }
         for node in &system.nodes {
@@ -411,5 +433,5 @@ async fn compare(system: &System, acked: &[AtomicU64]) -> Result<(u64, u64, u64)
             }
         }
     }
-    Ok((l2, l1, lost))
+    Ok(((l2, l1, lost), samples))
 }

@@ -140,7 +140,8 @@ mod tests {
             memcache_session(stream);
             memcache_stream_session(stream);
         }
-        let long = b"\x05set a 0 0 1\r\nA\r\nget a b a c a\r\ngets a  a\r\ngat 10 a a a a a a\r\nget a \x01 a\r\nget a\r\n";
+        let long =
+            b"\x05set a 0 0 1\r\nA\r\nget a b a c a\r\ngets a  a\r\ngat 10 a a a a a a\r\nget a \x01 a\r\nget a\r\n";
         memcache_stream_session(long);
         // Large, growing and shrinking values across the size classes.
         let mut stream = vec![0x10];

@@ -245,6 +245,16 @@ fn print_table(reports: &[CheckReport]) {
             report.invalidation_p99_ms,
         );
     }
+    for report in reports.iter().filter(|report| !report.l2_samples.is_empty()) {
+        println!(
+            "{}: rows left inconsistent in L2 (first {}):",
+            report.strategy,
+            report.l2_samples.len()
+        );
+        for sample in &report.l2_samples {
+            println!("  {sample}");
+        }
+    }
     println!(
         "(L2-left, L1-left: rows whose cached copy disagrees with the origin after quiescence; \
          lost: acknowledged writes missing from the origin; p50/p99: commit to L2 delete by the invalidator)"
