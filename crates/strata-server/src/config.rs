@@ -75,6 +75,12 @@ pub struct Config {
     /// queued for one RESP connection that is not reading them; past it
     /// the connection is closed (Redis's pub/sub output-buffer hard limit).
     pub push_buffer_limit: ByteSize,
+    /// A softer bound on the same queue: a connection whose queued pushes
+    /// stay past it for `push-buffer-soft-seconds` is closed too (Redis's
+    /// pub/sub soft limit). None (the default): only the hard limit.
+    pub push_buffer_soft_limit: Option<ByteSize>,
+    /// How long a push queue may stay past `push-buffer-soft-limit`.
+    pub push_buffer_soft_seconds: u64,
     /// Largest reply one command may build (an `MGET` of many large
     /// values, a memcached multiget): a command whose reply passes it is
     /// not answered and its connection is closed, with a log line and
@@ -109,6 +115,8 @@ impl Default for Config {
             lease_ms: 10_000,
             tracking_table_max_keys: 1_000_000,
             push_buffer_limit: ByteSize(8 << 20),
+            push_buffer_soft_limit: None,
+            push_buffer_soft_seconds: 60,
             reply_buffer_limit: None,
             shards: None,
             threads: None,
@@ -235,6 +243,16 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// The bounds of each RESP connection's push queue.
+    pub(crate) fn push_limits(&self) -> crate::push::PushLimits {
+        let bytes = |size: ByteSize| usize::try_from(size.0).unwrap_or(usize::MAX);
+        crate::push::PushLimits {
+            hard: bytes(self.push_buffer_limit),
+            soft: self.push_buffer_soft_limit.map_or(usize::MAX, bytes),
+            soft_for: std::time::Duration::from_secs(self.push_buffer_soft_seconds),
+        }
     }
 }
 

@@ -113,7 +113,7 @@ impl Shared {
         memcache_addr: SocketAddr,
     ) -> Self {
         let tracking = tracking::Tracking::new(config.tracking_table_max_keys);
-        let clients = push::Clients::new(Arc::clone(&metrics.push_disconnects));
+        let clients = push::Clients::new(Arc::clone(&metrics.push_disconnects), metrics.client_memory.clone());
         Self {
             store,
             config: RwLock::new(config),

@@ -16,7 +16,8 @@
 //! *disconnects* that client (its `kill` token) instead of blocking or
 //! dropping a message silently: a near cache that loses its connection
 //! knows to drop everything, one that loses a message does not. The cut-off
-//! is counted (`strata_push_disconnects`).
+//! is counted (`strata_push_disconnects`). What is queued counts against
+//! `maxmemory` as client memory, like the connections' buffers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -74,14 +75,84 @@ impl Push {
     }
 }
 
+/// The bounds of one connection's push queue, as Redis's
+/// `client-output-buffer-limit pubsub <hard> <soft> <seconds>`: past
+/// `hard` bytes the connection is cut off at once; past `soft` bytes for
+/// longer than `soft_for`, too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PushLimits {
+    pub(crate) hard: usize,
+    /// `usize::MAX`: no soft limit.
+    pub(crate) soft: usize,
+    pub(crate) soft_for: std::time::Duration,
+}
+
+impl From<usize> for PushLimits {
+    /// A hard limit alone.
+    fn from(hard: usize) -> Self {
+        Self {
+            hard,
+            soft: usize::MAX,
+            soft_for: std::time::Duration::ZERO,
+        }
+    }
+}
+
+/// Milliseconds on a monotonic clock since the first call (never 0).
+fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 /// The sending side of one connection's push queue.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     tx: mpsc::UnboundedSender<Push>,
     queued_bytes: AtomicUsize,
-    limit_bytes: usize,
+    limits: PushLimits,
+    /// When the queue last went over the soft limit (`monotonic_ms`); 0
+    /// while under it.
+    over_soft_since: AtomicU64,
     cut_off: AtomicBool,
     kill: CancellationToken,
+    memory: strata_session::ClientMemory,
+}
+
+impl Outbox {
+    fn queue(&self, cost: usize) -> usize {
+        self.memory.add(cost);
+        self.queued_bytes.fetch_add(cost, Ordering::Relaxed) + cost
+    }
+
+    fn unqueue(&self, cost: usize) {
+        self.memory.sub(cost);
+        let queued = self.queued_bytes.fetch_sub(cost, Ordering::Relaxed) - cost;
+        if queued <= self.limits.soft {
+            self.over_soft_since.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a queue of `queued` bytes breaks a limit: the hard one, or
+    /// the soft one for longer than allowed (the clock starts now if it
+    /// just went over).
+    fn over_limit(&self, queued: usize) -> bool {
+        if queued > self.limits.hard {
+            return true;
+        }
+        if queued <= self.limits.soft {
+            return false;
+        }
+        let now = monotonic_ms();
+        let since = match self
+            .over_soft_since
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => now,
+            Err(since) => since,
+        };
+        u128::from(now - since.min(now)) >= self.limits.soft_for.as_millis()
+    }
 }
 
 /// Why a push was not queued.
@@ -101,9 +172,9 @@ impl Outbox {
             return Err(Refused::Closed);
         }
         let cost = push.cost();
-        let queued = self.queued_bytes.fetch_add(cost, Ordering::Relaxed) + cost;
-        if queued > self.limit_bytes {
-            self.queued_bytes.fetch_sub(cost, Ordering::Relaxed);
+        let queued = self.queue(cost);
+        if self.over_limit(queued) {
+            self.unqueue(cost);
             return if self.cut_off.swap(true, Ordering::Relaxed) {
                 Err(Refused::Closed)
             } else {
@@ -112,7 +183,7 @@ impl Outbox {
             };
         }
         self.tx.send(push).map_err(|_| {
-            self.queued_bytes.fetch_sub(cost, Ordering::Relaxed);
+            self.unqueue(cost);
             Refused::Closed
         })
     }
@@ -129,14 +200,14 @@ impl Inbox {
     /// The next push (cancel safe).
     pub(crate) async fn recv(&mut self) -> Option<Push> {
         let push = self.rx.recv().await?;
-        self.outbox.queued_bytes.fetch_sub(push.cost(), Ordering::Relaxed);
+        self.outbox.unqueue(push.cost());
         Some(push)
     }
 
     /// A push already queued, if any.
     pub(crate) fn try_recv(&mut self) -> Option<Push> {
         let push = self.rx.try_recv().ok()?;
-        self.outbox.queued_bytes.fetch_sub(push.cost(), Ordering::Relaxed);
+        self.outbox.unqueue(push.cost());
         Some(push)
     }
 
@@ -146,32 +217,46 @@ impl Inbox {
     }
 }
 
+impl Drop for Inbox {
+    /// Gives back what is still queued: closed first, so a send from now
+    /// on fails (and takes its own cost back), then drained.
+    fn drop(&mut self) {
+        self.rx.close();
+        while self.try_recv().is_some() {}
+    }
+}
+
 /// Every open RESP connection's outbox, by client id.
 #[derive(Debug, Default)]
 pub(crate) struct Clients {
     outboxes: RwLock<HashMap<u64, Arc<Outbox>>>,
     /// Connections cut off for not reading their pushes.
     disconnects: Arc<AtomicU64>,
+    /// Where queued pushes are counted as client memory.
+    memory: strata_session::ClientMemory,
 }
 
 impl Clients {
     /// No connections; cut-offs counted in `disconnects`.
-    pub(crate) fn new(disconnects: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(disconnects: Arc<AtomicU64>, memory: strata_session::ClientMemory) -> Self {
         Self {
             outboxes: RwLock::default(),
             disconnects,
+            memory,
         }
     }
 
     /// Registers connection `id` and returns its inbox.
-    pub(crate) fn register(&self, id: u64, limit_bytes: usize) -> Inbox {
+    pub(crate) fn register(&self, id: u64, limits: impl Into<PushLimits>) -> Inbox {
         let (tx, rx) = mpsc::unbounded_channel();
         let outbox = Arc::new(Outbox {
             tx,
             queued_bytes: AtomicUsize::new(0),
-            limit_bytes,
+            limits: limits.into(),
+            over_soft_since: AtomicU64::new(0),
             cut_off: AtomicBool::new(false),
             kill: CancellationToken::new(),
+            memory: self.memory.clone(),
         });
         self.outboxes.write().insert(id, Arc::clone(&outbox));
         Inbox { rx, outbox }
@@ -238,5 +323,64 @@ mod tests {
             assert_eq!(inbox.recv().await, Some(Push::InvalidateAll));
         }
         assert_eq!(inbox.outbox.queued_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn the_soft_limit_cuts_off_a_client_that_stays_over_it() {
+        let clients = Clients::default();
+        let key = Bytes::from_static(b"0123456789");
+        // Over the soft limit (100 bytes) for no time at all: cut off on
+        // the push that goes over.
+        let mut strict = clients.register(
+            1,
+            PushLimits {
+                hard: 10_000,
+                soft: 100,
+                soft_for: std::time::Duration::ZERO,
+            },
+        );
+        assert!(clients.send(1, Push::Invalidate(key.clone())));
+        assert!(!clients.send(1, Push::Invalidate(key.clone())), "58 + 58 > 100");
+        strict.kill_token().cancelled().await;
+        assert_eq!(strict.try_recv(), Some(Push::Invalidate(key.clone())));
+        // Allowed an hour over it: not cut off, and reading brings it back
+        // under (the clock stops).
+        let mut patient = clients.register(
+            2,
+            PushLimits {
+                hard: 10_000,
+                soft: 100,
+                soft_for: std::time::Duration::from_secs(3600),
+            },
+        );
+        for _ in 0..5 {
+            assert!(clients.send(2, Push::Invalidate(key.clone())));
+        }
+        assert_ne!(patient.outbox.over_soft_since.load(Ordering::Relaxed), 0);
+        while patient.try_recv().is_some() {}
+        assert_eq!(patient.outbox.over_soft_since.load(Ordering::Relaxed), 0);
+        assert_eq!(clients.disconnects.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn queued_pushes_count_as_client_memory_until_read_or_dropped() {
+        let memory = strata_session::ClientMemory::default();
+        let clients = Clients::new(Arc::default(), memory.clone());
+        let mut inbox = clients.register(1, 10_000);
+        let payload = Bytes::from(vec![b'p'; 1000]);
+        for _ in 0..3 {
+            let push = Push::Message {
+                channel: Bytes::from_static(b"c"),
+                payload: payload.clone(),
+            };
+            assert!(clients.send(1, push));
+        }
+        assert_eq!(memory.bytes(), 3 * (48 + 1001));
+        inbox.recv().await.expect("queued");
+        assert_eq!(memory.bytes(), 2 * (48 + 1001));
+        drop(inbox);
+        assert_eq!(memory.bytes(), 0, "a closed connection's queue is given back");
+        assert!(!clients.send(1, Push::InvalidateAll));
+        assert_eq!(memory.bytes(), 0);
     }
 }

@@ -494,3 +494,59 @@ async fn client_buffers_are_counted_against_the_memory_limit() {
     }
     panic!("the store did not give room to the clients' buffers:\n{last}");
 }
+
+/// Redis's `client-output-buffer-limit`, in its own form: the pub/sub soft
+/// limit cuts off a subscriber whose queue stays past it (here for 0
+/// seconds: at once), below the hard limit; what strata cannot honour
+/// (a soft limit for normal clients, replicas) is refused by name.
+#[tokio::test]
+async fn client_output_buffer_limit_sets_the_pubsub_soft_limit() {
+    let server = support::start().await;
+    let mut con = redis_client(&server).await;
+    let set = |value: &str| {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("SET").arg("client-output-buffer-limit").arg(value);
+        cmd
+    };
+    for unsupported in ["normal 0 1mb 10", "replica 256mb 64mb 60", "pubsub 32mb"] {
+        let refused: Result<(), _> = set(unsupported).query_async(&mut con).await;
+        let error = refused.expect_err(unsupported).to_string();
+        assert!(error.contains("CONFIG SET failed"), "{unsupported}: {error}");
+    }
+    let () = set("pubsub 32mb 64kb 0").query_async(&mut con).await.expect("set");
+    let shown: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("client-output-buffer-limit")
+        .query_async(&mut con)
+        .await
+        .expect("config get");
+    assert!(shown[1].contains("pubsub 33554432 65536 0"), "{shown:?}");
+
+    let mut subscriber = TcpStream::connect(server.resp_addr).await.expect("connect");
+    let subscribed = exchange(&mut subscriber, b"SUBSCRIBE ch\r\n", 30).await;
+    assert!(
+        subscribed.ends_with(b":1\r\n"),
+        "{}",
+        String::from_utf8_lossy(&subscribed)
+    );
+    // 10 MB published, never read: under the 32 MB hard limit, but the
+    // queue passes 64 KiB once the socket is full.
+    let payload = "p".repeat(100_000);
+    for _ in 0..100 {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("ch")
+            .arg(&payload)
+            .query_async(&mut con)
+            .await
+            .expect("publish");
+    }
+    let mut metrics = String::new();
+    for _ in 0..500 {
+        metrics = support::http_get(server.admin_addr, "/metrics").await;
+        if metrics.contains("strata_push_disconnects_total 1") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the subscriber was not cut off:\n{metrics}");
+}

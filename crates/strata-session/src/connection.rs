@@ -53,6 +53,16 @@ impl ClientMemory {
         self.0.load(Ordering::Relaxed)
     }
 
+    /// Counts `bytes` more (client state held elsewhere: queued pushes).
+    pub fn add(&self, bytes: usize) {
+        self.0.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` fewer (given back what [`add`](Self::add) counted).
+    pub fn sub(&self, bytes: usize) {
+        self.0.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
     /// Moves one connection's share from `*held` to `now`.
     fn update(&self, held: &mut usize, now: usize) {
         if now > *held {

@@ -422,6 +422,27 @@ fn config_values(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("tracking-table-max-keys", ctx.shared.tracking.max_keys().to_string()),
         ("push-buffer-limit", config.push_buffer_limit.to_string()),
         ("reply-buffer-limit", config.reply_limit().to_string()),
+        (
+            "push-buffer-soft-limit",
+            config
+                .push_buffer_soft_limit
+                .map_or_else(|| "0".into(), |size| size.to_string()),
+        ),
+        ("push-buffer-soft-seconds", config.push_buffer_soft_seconds.to_string()),
+        // Redis's form of the same limits, in bytes: normal clients' hard
+        // limit is the reply limit (a client that does not read holds one
+        // 64 KiB chunk besides, so there is no soft limit to set), pub/sub
+        // is the push queue, and there are no replicas.
+        (
+            "client-output-buffer-limit",
+            format!(
+                "normal {} 0 0 replica 0 0 0 pubsub {} {} {}",
+                config.reply_limit(),
+                config.push_buffer_limit.0,
+                config.push_buffer_soft_limit.map_or(0, |size| size.0),
+                config.push_buffer_soft_seconds
+            ),
+        ),
         ("databases", "1".into()),
         ("save", String::new()),
         ("appendonly", "no".into()),
@@ -474,6 +495,50 @@ pub(super) fn config(ctx: &mut Ctx<'_>) -> Flow {
         }
     }
     Flow::Continue
+}
+
+/// `CONFIG SET client-output-buffer-limit "<class> <hard> <soft> <seconds>
+/// ..."`, Redis's form: `normal` sets `reply-buffer-limit` (hard 0, Redis's
+/// "unlimited", means strata's default; a soft limit is refused, a client
+/// that does not read never holds more than a chunk besides its reply),
+/// `pubsub` sets the push queue's hard and soft limits, `replica` must be
+/// all zeros (strata has no replicas). Checked whole before any is set.
+fn client_output_buffer_limit(ctx: &Ctx<'_>, text: &str) -> Result<(), String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() || words.len() % 4 != 0 {
+        return Err("wrong number of arguments".into());
+    }
+    let size = |word: &str| -> Result<u64, String> { word.parse::<ByteSize>().map(|size| size.0) };
+    let mut config = ctx.shared.config.read().clone();
+    for class in words.chunks(4) {
+        let (hard, soft) = (size(class[1])?, size(class[2])?);
+        let seconds: u64 = class[3].parse().map_err(|_| format!("bad seconds {:?}", class[3]))?;
+        match class[0].to_ascii_lowercase().as_str() {
+            "normal" => {
+                if soft != 0 || seconds != 0 {
+                    return Err("strata has no soft limit for normal clients (one that does not read holds one 64 KiB chunk besides its reply)".into());
+                }
+                if hard != 0 && hard < config.max_item_size.0.saturating_add(1024) {
+                    return Err("the normal hard limit must exceed max-item-size".into());
+                }
+                config.reply_buffer_limit = (hard != 0).then_some(ByteSize(hard));
+            }
+            "pubsub" => {
+                if hard < 1024 {
+                    return Err("the pubsub hard limit must be at least 1kb (strata bounds every queue)".into());
+                }
+                config.push_buffer_limit = ByteSize(hard);
+                config.push_buffer_soft_limit = (soft != 0).then_some(ByteSize(soft));
+                config.push_buffer_soft_seconds = seconds;
+            }
+            "replica" | "slave" if hard == 0 && soft == 0 && seconds == 0 => {}
+            "replica" | "slave" => return Err("strata has no replicas".into()),
+            other => return Err(format!("unknown class {other:?}")),
+        }
+    }
+    // Connections opened from now on get the new limits.
+    *ctx.shared.config.write() = config;
+    Ok(())
 }
 
 fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), String> {
@@ -543,6 +608,13 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), String> {
             // Connections opened from now on get the new limit.
             config.reply_buffer_limit = Some(bytes);
         }
+        "push-buffer-soft-limit" => {
+            let bytes: ByteSize = text.parse().map_err(|e: String| failed(&e))?;
+            // Connections opened from now on get the new limit.
+            ctx.shared.config.write().push_buffer_soft_limit = (bytes.0 > 0).then_some(bytes);
+        }
+        "push-buffer-soft-seconds" => ctx.shared.config.write().push_buffer_soft_seconds = number()?,
+        "client-output-buffer-limit" => client_output_buffer_limit(ctx, &text).map_err(|why| failed(&why))?,
         // strata has no persistence yet: only the values that mean "off"
         // are accepted; anything else would be a silent lie.
         "save" if text.trim().is_empty() => {}

@@ -403,7 +403,7 @@ impl RespSession {
                     ..Limits::default()
                 },
                 config.requirepass.is_none(),
-                usize::try_from(config.push_buffer_limit.0).unwrap_or(usize::MAX),
+                config.push_limits(),
                 config.reply_limit(),
             )
         };
