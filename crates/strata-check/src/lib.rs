@@ -130,9 +130,10 @@ pub struct CheckReport {
     pub server_restarts: u64,
     /// Seconds the load ran.
     pub run_secs: f64,
-    /// What the first few L2 mismatches held: key, the cached item's
-    /// value, flags, CAS and TTL, and the origin's value — the evidence
-    /// for finding where a stale copy came from.
+    /// What the first few L2 and L1 mismatches held: key, the cached
+    /// item's value (for L2 also flags, CAS, TTL and owner), and the
+    /// origin's value — the evidence for finding where a stale copy came
+    /// from.
     pub l2_samples: Vec<String>,
 }
 
@@ -366,7 +367,7 @@ pub async fn run_check(config: &CheckConfig, progress: &(dyn Fn(u64) + Sync)) ->
 
 /// Compares every row's caches with the origin, giving tracking pushes a
 /// bounded time to arrive: (L2 mismatches, L1 mismatches, lost writes),
-/// and samples of the L2 mismatches.
+/// and samples of the mismatches.
 async fn settle(system: &System, acked: &[AtomicU64]) -> Result<((u64, u64, u64), Vec<String>), String> {
     // Pushes get 2 s (well inside L1's 5 s TTL, so an L1 copy that no
     // push removed is still there to count); transient errors get 5 s.
@@ -425,11 +426,18 @@ async fn compare(system: &System, acked: &[AtomicU64]) -> Result<((u64, u64, u64
                 }
             }
         }
-        for node in &system.nodes {
+        for (index, node) in system.nodes.iter().enumerate() {
             if let Some(cached) = node.peek_l1(&id)
                 && Some(cached.value.as_str()) != origin_value
             {
                 l1 += 1;
+                if samples.len() < 10 {
+                    samples.push(format!(
+                        "key {id}: node {index}'s L1 holds {:?}; origin {origin_value:?}; last acked {last}; L1 usable {}",
+                        cached.value,
+                        node.l1_usable(),
+                    ));
+                }
             }
         }
     }
