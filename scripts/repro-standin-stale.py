@@ -24,6 +24,7 @@ import os
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
 here = os.path.dirname(os.path.abspath(__file__))
 loader = importlib.machinery.SourceFileLoader("soak", os.path.join(here, "soak"))
 spec = importlib.util.spec_from_loader("soak", loader)
