@@ -90,6 +90,17 @@ impl Inner {
 
     /// The stand-in for `key` while `owner` is unusable.
     pub(crate) fn standby(self: &Arc<Self>, key: &[u8], owner: Arc<ServerPool>) -> Result<Route, ClientError> {
+        let node = self.stand_in(key, &owner)?;
+        Stats::bump(&self.stats.failovers);
+        Ok(Route {
+            node,
+            role: Role::Standby,
+            owner,
+        })
+    }
+
+    /// The node that stands in for `owner` for `key` (not counted).
+    fn stand_in(self: &Arc<Self>, key: &[u8], owner: &ServerPool) -> Result<Arc<ServerPool>, ClientError> {
         let failover = self.config.read().failover;
         let node = match failover {
             Failover::Gutter => {
@@ -123,12 +134,7 @@ impl Inner {
                 return Err(ClientError::Unavailable(format!("{} is down", owner.addr())));
             }
         };
-        Stats::bump(&self.stats.failovers);
-        Ok(Route {
-            node,
-            role: Role::Standby,
-            owner,
-        })
+        Ok(node)
     }
 
     /// Reports a request's outcome on `node` to its health.
@@ -183,8 +189,18 @@ impl Inner {
 
     /// Health-checks a down node; if it answers, deletes on it every key
     /// written elsewhere while it was down (or flushes it, past the log's
-    /// limit), and only then puts it back into service.
-    pub(crate) async fn probe(&self, node: Arc<ServerPool>) {
+    /// limit), deletes those keys on their stand-ins too, and only then
+    /// puts it back into service.
+    ///
+    /// The stand-ins' copies must go as well: once the owner serves again,
+    /// writes change the key there only, and if the owner fails again
+    /// within the gutter TTL its keys are read from the stand-in again —
+    /// where a copy from the first outage would be served over newer
+    /// acknowledged writes (found by `scripts/soak`; reproduced by
+    /// `scripts/repro-standin-stale.py`). Best effort: a stand-in that
+    /// cannot be reached keeps what it has, bounded by the gutter TTL, and
+    /// after a flush (too many keys to list) so do the stand-ins.
+    pub(crate) async fn probe(self: &Arc<Self>, node: Arc<ServerPool>) {
         let mut batch = Batch::default();
         meta::noop(&mut batch);
         if node.exec(batch).await.is_err() {
@@ -211,6 +227,9 @@ impl Inner {
                 node.health.failure(Instant::now());
                 return;
             }
+            if let Replay::Delete(keys) = &replay {
+                self.delete_on_stand_ins(&node, keys).await;
+            }
             match &replay {
                 Replay::Flush => tracing::info!(
                     node = node.addr(),
@@ -235,6 +254,40 @@ impl Inner {
                 Stats::bump(&self.stats.recovered);
                 tracing::info!(node = node.addr(), "node is back");
                 return;
+            }
+        }
+    }
+
+    /// Deletes `keys` on the stand-ins that serve them while `owner` is
+    /// down (the owner is still marked down here), one batch per stand-in.
+    async fn delete_on_stand_ins(self: &Arc<Self>, owner: &Arc<ServerPool>, keys: &[Vec<u8>]) {
+        let mut batches: Vec<(Arc<ServerPool>, Batch, usize)> = Vec::new();
+        for key in keys {
+            let Ok(stand_in) = self.stand_in(key, owner) else {
+                continue;
+            };
+            let at = match batches.iter().position(|(node, _, _)| Arc::ptr_eq(node, &stand_in)) {
+                Some(at) => at,
+                None => {
+                    batches.push((stand_in, Batch::default(), 0));
+                    batches.len() - 1
+                }
+            };
+            meta::delete(&mut batches[at].1, key);
+            batches[at].2 += 1;
+        }
+        for (stand_in, batch, count) in batches {
+            match self.call(&stand_in, batch).await {
+                Ok(_) => tracing::debug!(
+                    node = stand_in.addr(),
+                    keys = count,
+                    "deleted a returning node's keys on its stand-in"
+                ),
+                Err(error) => tracing::debug!(
+                    node = stand_in.addr(),
+                    %error,
+                    "could not delete a returning node's keys on its stand-in; the gutter TTL bounds them"
+                ),
             }
         }
     }
