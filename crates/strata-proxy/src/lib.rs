@@ -31,13 +31,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use strata_client::Client;
-use strata_session::{Gate, Limits, NoInbox};
+use strata_session::{Gate, Incoming, Limits, NoInbox};
 
 /// What a session did with its input.
 pub(crate) use strata_session::Outcome;
@@ -170,14 +170,14 @@ async fn accept_loop(
         Door::Resp => b"-ERR max number of clients reached\r\n",
         Door::Memcache => b"SERVER_ERROR too many open connections\r\n",
     };
-    let gate = Gate {
-        connections: gate,
-        refusal,
-    };
-    let handle = |stream: TcpStream| {
+    let gate = Gate::plain(gate, refusal);
+    let handle = |incoming: Incoming| {
         shared.stats.connections.fetch_add(1, Ordering::Relaxed);
         let (shared, limits, shutdown) = (Arc::clone(&shared), limits.clone(), shutdown.clone());
         async move {
+            let Some(stream) = incoming.open().await else {
+                return;
+            };
             match door {
                 Door::Resp => {
                     let id = shared.last_client_id.fetch_add(1, Ordering::Relaxed) + 1;
