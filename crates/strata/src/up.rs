@@ -229,6 +229,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 max_connections: 10_000,
                 max_value_bytes: 1024 * 1024,
                 idle_timeout: None,
+                ..ProxyConfig::default()
             },
         )
         .await

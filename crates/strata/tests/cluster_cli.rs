@@ -105,6 +105,70 @@ fn dbsize(addr: &str) -> i64 {
     redis::cmd("DBSIZE").query(&mut connect_redis(addr)).expect("DBSIZE")
 }
 
+/// A password-protected cluster behind the proxy (the finding: the proxy
+/// could neither ask its clients for a password nor give one to its
+/// servers, so such a cluster could not be proxied at all).
+#[test]
+fn the_proxy_authenticates_its_clients_and_to_its_servers() {
+    let (server, _, memcache) = {
+        let (process, line, _) = spawn(&[
+            "server",
+            "--port",
+            "0",
+            "--memcache-port",
+            "0",
+            "--admin-port",
+            "0",
+            "--threads",
+            "1",
+            "--requirepass",
+            "server-s3cret",
+        ]);
+        let (resp, memcache) = (addr_after(&line, "RESP on "), addr_after(&line, "memcached on "));
+        (process, resp, memcache)
+    };
+    let dir = std::env::temp_dir().join(format!("strata-proxy-auth-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, format!("[pools.main]\nnodes = [\"{memcache}\"]\n")).unwrap();
+    let (proxy, line, _) = spawn(&[
+        "proxy",
+        "--config",
+        path.to_str().unwrap(),
+        "--port",
+        "0",
+        "--memcache-port",
+        "0",
+        "--requirepass",
+        "proxy-s3cret",
+        "--server-password",
+        "server-s3cret",
+    ]);
+    let proxy_resp = addr_after(&line, "RESP on ");
+
+    let mut stranger = connect_redis(&proxy_resp);
+    let refused: redis::RedisResult<Option<String>> = redis::cmd("GET").arg("k").query(&mut stranger);
+    let error = refused.expect_err("no password, no data");
+    assert!(error.to_string().contains("NOAUTH"), "{error}");
+
+    let client = redis::Client::open(format!("redis://:proxy-s3cret@{proxy_resp}/")).expect("url");
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("AUTH");
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut conn)
+        .expect("SET through the proxy");
+    let value: String = redis::cmd("GET")
+        .arg("k")
+        .query(&mut conn)
+        .expect("GET through the proxy");
+    assert_eq!(value, "v");
+    drop((proxy, server));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn the_proxy_routes_fails_over_reloads_and_exits_cleanly() {
     let mut servers: Vec<_> = (0..3).map(|_| server()).collect();
