@@ -96,7 +96,8 @@ pub struct ServerArgs {
     /// Close clients idle this many seconds (0: never).
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<u64>,
-    /// Require this password (AUTH, or memcached's ASCII auth).
+    /// Require this password (AUTH, or memcached's ASCII auth); or set
+    /// STRATA_REQUIREPASS, which keeps it out of the process list.
     #[arg(long, value_name = "PASSWORD")]
     requirepass: Option<String>,
     /// Protected mode (yes/no): without a password, refuse clients that
@@ -158,8 +159,9 @@ impl ServerArgs {
         if let Some(port) = self.port {
             config.resp_port = port;
         }
-        if let Some(password) = &self.requirepass {
-            config.requirepass = Some(password.as_str().into());
+        let from_env = || std::env::var("STRATA_REQUIREPASS").ok().filter(|p| !p.is_empty());
+        if let Some(password) = self.requirepass.clone().or_else(from_env) {
+            config.requirepass = Some(password.into());
         }
         macro_rules! apply_optional {
             ($($field:ident),*) => {$(
