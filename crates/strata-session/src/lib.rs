@@ -98,7 +98,7 @@ pub mod tls;
 pub use connection::{Limits, OUTPUT_CHUNK, serve};
 pub use listener::{Gate, accept_loop};
 pub use secret::Secret;
-pub use tls::{Incoming, Stream, TlsAcceptor, TlsError, TlsFiles};
+pub use tls::{Incoming, Stream, TlsAcceptor, TlsConnector, TlsError, TlsFiles};
 
 use std::future::Future;
 

@@ -214,25 +214,46 @@ impl TlsAcceptor {
     }
 }
 
-/// A client's TLS settings towards strata's TLS ports (the cluster client
-/// to its servers, tests): trust the CA certificates in `ca_cert_file`,
-/// optionally present a client certificate.
-pub fn connector(
-    ca_cert_file: &Path,
-    client_identity: Option<(&Path, &Path)>,
-) -> Result<tokio_rustls::TlsConnector, TlsError> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(read_roots(ca_cert_file)?);
-    let config = match client_identity {
-        Some((cert_file, key_file)) => {
-            let chain = read_certificates(cert_file)?;
-            let key = PrivateKeyDer::from_pem_file(key_file).map_err(|error| file_error(key_file, error))?;
-            builder.with_client_auth_cert(chain, key)?
-        }
-        None => builder.with_no_client_auth(),
-    };
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+/// The client side of TLS towards strata's TLS ports (the cluster
+/// client to its servers, tests): trusts the CA certificates of one PEM
+/// file, optionally presents a client certificate. Cheap to clone.
+#[derive(Clone)]
+pub struct TlsConnector {
+    inner: tokio_rustls::TlsConnector,
+}
+
+impl fmt::Debug for TlsConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConnector").finish_non_exhaustive()
+    }
+}
+
+impl TlsConnector {
+    /// Trusts the CA certificates in `ca_cert_file`; presents the
+    /// certificate and key of `client_identity`, if given.
+    pub fn from_files(ca_cert_file: &Path, client_identity: Option<(&Path, &Path)>) -> Result<Self, TlsError> {
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(read_roots(ca_cert_file)?);
+        let config = match client_identity {
+            Some((cert_file, key_file)) => {
+                let chain = read_certificates(cert_file)?;
+                let key = PrivateKeyDer::from_pem_file(key_file).map_err(|error| file_error(key_file, error))?;
+                builder.with_client_auth_cert(chain, key)?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        Ok(Self {
+            inner: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        })
+    }
+
+    /// Runs the client side of the handshake on `tcp`, checking the
+    /// server's certificate against the host of `addr` (`host:port`).
+    pub async fn connect(&self, addr: &str, tcp: TcpStream) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let name = server_name(addr).map_err(io::Error::other)?;
+        self.inner.connect(name, tcp).await
+    }
 }
 
 /// The name a client checks the server's certificate against: the host
@@ -437,7 +458,7 @@ pub mod testing {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     use tokio::net::TcpStream;
 
-    use super::{TlsAcceptor, TlsFiles, connector, server_name};
+    use super::{TlsAcceptor, TlsConnector, TlsFiles};
 
     /// PEM files of a test CA and the certificates it signed, in a
     /// directory removed on drop.
@@ -518,11 +539,15 @@ pub mod testing {
             addr: std::net::SocketAddr,
             with_client_cert: bool,
         ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-            let identity = with_client_cert.then_some((self.client_cert.as_path(), self.client_key.as_path()));
-            let connector = connector(&self.ca_cert, identity).map_err(std::io::Error::other)?;
             let tcp = TcpStream::connect(addr).await?;
-            let name = server_name(&addr.to_string()).map_err(std::io::Error::other)?;
-            connector.connect(name, tcp).await
+            self.connector(with_client_cert).connect(&addr.to_string(), tcp).await
+        }
+
+        /// A connector that trusts the test CA (and presents the client
+        /// certificate if `with_client_cert`).
+        pub fn connector(&self, with_client_cert: bool) -> TlsConnector {
+            let identity = with_client_cert.then_some((self.client_cert.as_path(), self.client_key.as_path()));
+            TlsConnector::from_files(&self.ca_cert, identity).expect("test connector")
         }
     }
 

@@ -48,7 +48,8 @@ Security:
   them. Both may come from the environment instead (STRATA_PROXY_PASSWORD,
   STRATA_SERVER_PASSWORD), which keeps them out of the process list.
   --tls-port and --memcache-tls-port open TLS doors beside the plain ones, with the
-  certificate and key of --tls-cert-file and --tls-key-file (PEM).
+  certificate and key of --tls-cert-file and --tls-key-file (PEM). --server-tls-ca-file makes
+  the proxy speak TLS to its servers (list their memcache-tls-port addresses in the file).
 
 Examples:
   strata proxy --config cluster.toml
@@ -115,6 +116,11 @@ pub struct ProxyArgs {
     /// with it, the TLS doors require a client certificate.
     #[arg(long, value_name = "FILE")]
     tls_ca_cert_file: Option<PathBuf>,
+    /// Speak TLS to the servers, trusting the CA certificates (PEM) in
+    /// this file; the cluster file then lists the servers' memcache-tls-port
+    /// addresses, and each server's certificate must match its host.
+    #[arg(long, value_name = "FILE")]
+    server_tls_ca_file: Option<PathBuf>,
 }
 
 impl ProxyArgs {
@@ -179,6 +185,9 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
         .or_else(|| from_env("STRATA_PROXY_PASSWORD"))
         .map(Secret::from);
     let tls = args.tls()?;
+    if let Some(ca) = &args.server_tls_ca_file {
+        config.node.tls = Some(strata_session::TlsConnector::from_files(ca, None)?);
+    }
     let runtime = crate::runtime(args.threads)?;
     runtime.block_on(async move {
         let client = Client::new(config)?;
