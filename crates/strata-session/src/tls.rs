@@ -163,11 +163,10 @@ impl TlsAcceptor {
             }
             (_, false) => builder.with_no_client_auth(),
         };
-        let mut config = builder.with_single_cert(chain, key)?;
-        // What redis-cli, openssl s_client and HTTP clients may offer; the
-        // protocols on strata's ports are not negotiated, so none is
-        // required.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // No ALPN list: the protocol of each port is fixed, and a server
+        // without one ignores what a client offers rather than refusing a
+        // client whose list it does not share.
+        let config = builder.with_single_cert(chain, key)?;
         Ok(Self {
             inner: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             handshake_timeout: HANDSHAKE_TIMEOUT,
