@@ -32,7 +32,7 @@
 //! # Layout
 //!
 //! - `server_pool.rs`: the connection pool to one cache server: multiplexed connections (a writer and a reader
-//!   task each), batches, timeouts;
+//!   task each), batches, timeouts; optionally TLS and a password per connection;
 //! - `health.rs`: the TKO state machine (up, down, due a probe);
 //! - `recovery.rs`: the writes a down node missed, replayed before it
 //!   serves again, so it never serves stale values;

@@ -16,6 +16,12 @@
 //! spreads batches over them. A connection that fails, times out or garbles
 //! a reply is retired and reopened by the next caller; failures count
 //! towards the node's TKO.
+//!
+//! A new connection is opened in up to three steps, each within the
+//! connect timeout: TCP; TLS if `PoolSettings::tls` is set (the servers'
+//! `memcache-tls-port`s are then the ring's addresses, and each server's
+//! certificate must name its host); and memcached's ASCII auth if
+//! `PoolSettings::password` is set.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,7 +30,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strata_proto::memcache::{ReplyKind, Response, ResponseDecoder, ResponseLimits};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -84,6 +90,11 @@ pub struct PoolSettings {
     /// The servers' `requirepass`: each new connection authenticates with
     /// memcached's ASCII auth (`set` of `<user> <password>`) before use.
     pub password: Option<strata_session::Secret>,
+    /// Speak TLS to the servers (their `memcache-tls-port`s are then the
+    /// ring's addresses): each new connection's handshake must finish
+    /// within `connect_timeout`, and the server's certificate must match
+    /// the host of its address.
+    pub tls: Option<strata_session::TlsConnector>,
 }
 
 impl Default for PoolSettings {
@@ -95,6 +106,7 @@ impl Default for PoolSettings {
             health: HealthPolicy::default(),
             missed_writes_limit: 100_000,
             password: None,
+            tls: None,
         }
     }
 }
@@ -162,11 +174,16 @@ impl Drop for Conn {
 const MAX_UNREAD_BYTES: usize = 64 << 20;
 
 impl Conn {
-    fn start(stream: TcpStream, addr: String) -> Conn {
+    /// Starts the writer and reader tasks over a connection's two halves
+    /// (a TCP stream's own, or `tokio::io::split`'s of a TLS stream).
+    fn start<R, W>(mut reader: R, mut writer: W, addr: String) -> Conn
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (jobs, mut queue) = mpsc::channel::<Job>(4096);
         let alive = Arc::new(AtomicBool::new(true));
         let pending: Pending = Arc::default();
-        let (mut reader, mut writer) = stream.into_split();
         {
             let (alive, pending) = (Arc::clone(&alive), Arc::clone(&pending));
             tokio::spawn(async move {
@@ -327,50 +344,71 @@ impl ServerPool {
         if let Some(conn) = slot.as_ref().filter(|conn| conn.is_alive()) {
             return Ok((conn.jobs.clone(), true));
         }
-        let connect = TcpStream::connect(self.addr.as_str());
-        let stream = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => {
+        let conn = match self.open().await {
+            Ok(conn) => conn,
+            Err(error) => {
                 *slot = None;
-                return Err(PoolError::Io {
-                    addr: self.addr.clone(),
-                    source,
-                });
-            }
-            Err(_) => {
-                *slot = None;
-                return Err(PoolError::Timeout {
-                    addr: self.addr.clone(),
-                    timeout: self.settings.connect_timeout,
-                });
+                return Err(error);
             }
         };
-        let _ = stream.set_nodelay(true);
-        let mut stream = stream;
-        if let Some(password) = &self.settings.password {
-            let login = authenticate(&mut stream, password.expose());
-            match tokio::time::timeout(self.settings.connect_timeout, login).await {
-                Ok(Ok(())) => {}
-                Ok(Err(message)) => {
-                    *slot = None;
-                    return Err(PoolError::Auth {
-                        addr: self.addr.clone(),
-                        message,
-                    });
-                }
-                Err(_) => {
-                    *slot = None;
-                    return Err(PoolError::Timeout {
-                        addr: self.addr.clone(),
-                        timeout: self.settings.connect_timeout,
-                    });
-                }
-            }
-        }
-        let conn = Conn::start(stream, self.addr.clone());
         let sender = conn.jobs.clone();
         *slot = Some(conn);
         Ok((sender, false))
+    }
+
+    /// Opens a connection: TCP, then TLS if configured, then the password
+    /// if one is set, each within `connect_timeout`.
+    async fn open(&self) -> Result<Conn, PoolError> {
+        let timeout = self.settings.connect_timeout;
+        let timed_out = || PoolError::Timeout {
+            addr: self.addr.clone(),
+            timeout,
+        };
+        let io_error = |source| PoolError::Io {
+            addr: self.addr.clone(),
+            source,
+        };
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(self.addr.as_str()))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(io_error)?;
+        let _ = tcp.set_nodelay(true);
+        match &self.settings.tls {
+            None => {
+                let mut tcp = tcp;
+                self.login(&mut tcp).await?;
+                let (reader, writer) = tcp.into_split();
+                Ok(Conn::start(reader, writer, self.addr.clone()))
+            }
+            Some(connector) => {
+                let mut tls = tokio::time::timeout(timeout, connector.connect(&self.addr, tcp))
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(io_error)?;
+                self.login(&mut tls).await?;
+                let (reader, writer) = tokio::io::split(tls);
+                Ok(Conn::start(reader, writer, self.addr.clone()))
+            }
+        }
+    }
+
+    /// Authenticates a new connection, if the servers want a password.
+    async fn login<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: &mut S) -> Result<(), PoolError> {
+        let Some(password) = &self.settings.password else {
+            return Ok(());
+        };
+        let login = authenticate(stream, password.expose());
+        match tokio::time::timeout(self.settings.connect_timeout, login).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(PoolError::Auth {
+                addr: self.addr.clone(),
+                message,
+            }),
+            Err(_) => Err(PoolError::Timeout {
+                addr: self.addr.clone(),
+                timeout: self.settings.connect_timeout,
+            }),
+        }
     }
 
     async fn send(
@@ -432,8 +470,7 @@ impl ServerPool {
 
 /// memcached's ASCII authentication: `set <key> 0 0 <len>` whose data is
 /// `<user> <password>`; the server answers `STORED`.
-async fn authenticate(stream: &mut TcpStream, password: &str) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, password: &str) -> Result<(), String> {
     let data = format!("strata {password}");
     let request = format!("set auth 0 0 {}\r\n{data}\r\n", data.len());
     stream

@@ -7,6 +7,11 @@
 //! l2 = ["127.0.0.1:7311"]              # memcached-protocol addresses (the ring)
 //! tracking = ["127.0.0.1:7379"]        # RESP addresses of the same servers
 //! l2_password = "s3cret"               # their requirepass, if any
+//! api_token = "long-random-string"     # HTTP API clients send `Authorization: Bearer <it>`
+//!
+//! [tls]                                # serve the HTTP API over HTTPS
+//! cert_file = "/etc/strata/node.pem"
+//! key_file = "/etc/strata/node.key"
 //!
 //! [l1]
 //! max_bytes = 67108864
@@ -162,6 +167,16 @@ impl Default for WriteBehindSettings {
 
 pub use strata_session::Secret;
 
+/// The HTTP API's TLS certificate and key (PEM files).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTls {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// Its private key.
+    pub key_file: PathBuf,
+}
+
 /// Everything the node can be told.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -181,6 +196,12 @@ pub struct NodeConfig {
     /// The L2 servers' `requirepass`, if they have one (memcached ASCII
     /// auth on the data connections, `HELLO 3 AUTH` on tracking).
     pub l2_password: Option<Secret>,
+    /// The bearer token the HTTP API's `/items` routes require
+    /// (`Authorization: Bearer <token>`); `None`: open. `/healthz` and
+    /// `/metrics` stay open (see [`crate::http`]).
+    pub api_token: Option<Secret>,
+    /// Serve the HTTP API over TLS with this certificate and key.
+    pub tls: Option<HttpTls>,
     /// L1.
     pub l1: L1Settings,
     /// L2.
@@ -205,6 +226,8 @@ impl Default for NodeConfig {
             l2: vec!["127.0.0.1:7311".into()],
             tracking: vec!["127.0.0.1:7379".into()],
             l2_password: None,
+            api_token: None,
+            tls: None,
             l1: L1Settings::default(),
             l2_settings: L2Settings::default(),
             write_behind: WriteBehindSettings::default(),
@@ -255,6 +278,11 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), NodeConfigError> {
         if self.l2.is_empty() {
             return Err(NodeConfigError::Invalid("l2 lists no servers".into()));
+        }
+        if self.api_token.as_ref().is_some_and(|token| token.expose().is_empty()) {
+            return Err(NodeConfigError::Invalid(
+                "api_token is empty (leave it out for an open API)".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&self.verify_sample) {
             return Err(NodeConfigError::Invalid("verify_sample must be within 0..=1".into()));

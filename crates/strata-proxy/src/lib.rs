@@ -21,6 +21,21 @@
 //! to the key's node (see `resp.rs` and `memcache.rs`). What needs every
 //! server or one server's state gets the protocol's error, saying so, and
 //! the connection stays open.
+//!
+//! # Trust
+//!
+//! - Clients: with [`ProxyConfig::requirepass`], both doors ask for a
+//!   password as strata's server does — `AUTH` / `HELLO … AUTH` on the RESP
+//!   door (`-NOAUTH`, `-WRONGPASS`), memcached's ASCII auth `set` on the
+//!   memcached door — with the server's constant-time comparison and its
+//!   bound of ten failed attempts per connection (`strata_session::auth`).
+//!   Nothing reaches a server before a connection has authenticated.
+//! - Servers: the cluster client authenticates each new connection to a
+//!   password-protected server (`strata_client::PoolSettings::password`).
+//! - TLS: each door may have a TLS port beside its plain one
+//!   ([`ProxyConfig::tls_resp`], [`ProxyConfig::tls_memcache`]), served by
+//!   `strata-session`'s TLS (the handshake on the connection's task, within
+//!   a deadline).
 
 mod memcache;
 mod resp;
@@ -31,13 +46,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use strata_client::Client;
-use strata_session::{Gate, Limits, NoInbox};
+use strata_session::{Gate, Incoming, Limits, NoInbox, Secret, TlsAcceptor};
 
 /// What a session did with its input.
 pub(crate) use strata_session::Outcome;
@@ -61,6 +76,33 @@ pub struct ProxyConfig {
     /// Close a client connection idle this long (`None`: never, as the
     /// server's default).
     pub idle_timeout: Option<Duration>,
+    /// The password clients must present (both doors), as the server's
+    /// `requirepass`; `None`: none.
+    pub requirepass: Option<Secret>,
+    /// RESP over TLS listener, if any (needs `tls`).
+    pub tls_resp: Option<SocketAddr>,
+    /// memcached over TLS listener, if any (needs `tls`).
+    pub tls_memcache: Option<SocketAddr>,
+    /// The TLS ports' certificate and key.
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl Default for ProxyConfig {
+    /// Both plain doors on free loopback ports, no password, no TLS.
+    fn default() -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            resp: any,
+            memcache: any,
+            max_connections: 10_000,
+            max_value_bytes: 1024 * 1024,
+            idle_timeout: None,
+            requirepass: None,
+            tls_resp: None,
+            tls_memcache: None,
+            tls: None,
+        }
+    }
 }
 
 /// Counters of the proxy's front doors.
@@ -74,6 +116,8 @@ pub struct ProxyStats {
     pub refused: AtomicU64,
     /// Requests whose cluster call failed.
     pub failed: AtomicU64,
+    /// Failed password checks.
+    pub auth_failures: AtomicU64,
 }
 
 /// A running proxy.
@@ -83,6 +127,10 @@ pub struct RunningProxy {
     pub resp_addr: SocketAddr,
     /// Where memcached clients connect.
     pub memcache_addr: SocketAddr,
+    /// Where RESP clients connect over TLS, if configured.
+    pub tls_resp_addr: Option<SocketAddr>,
+    /// Where memcached clients connect over TLS, if configured.
+    pub tls_memcache_addr: Option<SocketAddr>,
     /// Its counters.
     pub stats: Arc<ProxyStats>,
     shutdown: CancellationToken,
@@ -115,19 +163,41 @@ pub(crate) struct ProxyShared {
     pub(crate) max_value_bytes: usize,
     /// The last RESP connection's id (CLIENT ID, HELLO).
     pub(crate) last_client_id: AtomicU64,
+    /// The password clients must present.
+    pub(crate) requirepass: Option<Secret>,
 }
 
-/// Binds both listeners and serves on the current runtime.
+/// Binds every listener and serves on the current runtime. Fails if a
+/// listener cannot be bound, or a TLS port is asked for without `tls`.
 pub async fn start(client: Client, config: ProxyConfig) -> std::io::Result<RunningProxy> {
+    if (config.tls_resp.is_some() || config.tls_memcache.is_some()) && config.tls.is_none() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a TLS port needs a certificate and key",
+        ));
+    }
     let resp = TcpListener::bind(config.resp).await?;
     let memcache = TcpListener::bind(config.memcache).await?;
     let (resp_addr, memcache_addr) = (resp.local_addr()?, memcache.local_addr()?);
+    let mut listeners = vec![(resp, Door::Resp, None), (memcache, Door::Memcache, None)];
+    let (mut tls_resp_addr, mut tls_memcache_addr) = (None, None);
+    for (addr, door) in [(config.tls_resp, Door::Resp), (config.tls_memcache, Door::Memcache)] {
+        let Some(addr) = addr else { continue };
+        let listener = TcpListener::bind(addr).await?;
+        let bound = Some(listener.local_addr()?);
+        match door {
+            Door::Resp => tls_resp_addr = bound,
+            Door::Memcache => tls_memcache_addr = bound,
+        }
+        listeners.push((listener, door, config.tls.clone()));
+    }
     let stats = Arc::new(ProxyStats::default());
     let shared = Arc::new(ProxyShared {
         client,
         stats: Arc::clone(&stats),
         max_value_bytes: config.max_value_bytes,
         last_client_id: AtomicU64::new(0),
+        requirepass: config.requirepass.clone(),
     });
     let shutdown = CancellationToken::new();
     let permits = Arc::new(Semaphore::new(config.max_connections));
@@ -137,20 +207,23 @@ pub async fn start(client: Client, config: ProxyConfig) -> std::io::Result<Runni
         client_memory: strata_session::ClientMemory::default(),
     };
     let mut tasks = JoinSet::new();
-    for (listener, door) in [(resp, Door::Resp), (memcache, Door::Memcache)] {
+    for (listener, door, tls) in listeners {
         tasks.spawn(accept_loop(
             listener,
             door,
+            tls,
             Arc::clone(&shared),
             Arc::clone(&permits),
             limits.clone(),
             shutdown.clone(),
         ));
     }
-    tracing::info!(%resp_addr, %memcache_addr, "strata proxy listening");
+    tracing::info!(%resp_addr, %memcache_addr, ?tls_resp_addr, ?tls_memcache_addr, "strata proxy listening");
     Ok(RunningProxy {
         resp_addr,
         memcache_addr,
+        tls_resp_addr,
+        tls_memcache_addr,
         stats,
         shutdown,
         tasks,
@@ -158,10 +231,11 @@ pub async fn start(client: Client, config: ProxyConfig) -> std::io::Result<Runni
 }
 
 /// Accepts and serves one front door's connections (the session layer's
-/// accept and connection loops) until shutdown.
+/// accept and connection loops, over TLS with `tls`) until shutdown.
 async fn accept_loop(
     listener: TcpListener,
     door: Door,
+    tls: Option<TlsAcceptor>,
     shared: Arc<ProxyShared>,
     gate: Arc<Semaphore>,
     limits: Limits,
@@ -174,23 +248,27 @@ async fn accept_loop(
     let gate = Gate {
         connections: gate,
         refusal,
+        tls,
     };
-    let handle = |stream: TcpStream| {
+    let handle = |incoming: Incoming| {
         shared.stats.connections.fetch_add(1, Ordering::Relaxed);
         let (shared, limits, shutdown) = (Arc::clone(&shared), limits.clone(), shutdown.clone());
         async move {
+            let Some(stream) = incoming.open().await else {
+                return;
+            };
             match door {
                 Door::Resp => {
                     let id = shared.last_client_id.fetch_add(1, Ordering::Relaxed) + 1;
                     let front = Front {
-                        session: resp::Session::new(id),
+                        session: resp::Session::new(id, shared.requirepass.is_none()),
                         shared,
                     };
                     strata_session::serve(stream, front, limits, shutdown).await;
                 }
                 Door::Memcache => {
                     let front = Front {
-                        session: memcache::Session::new(shared.max_value_bytes),
+                        session: memcache::Session::new(shared.max_value_bytes, shared.requirepass.is_none()),
                         shared,
                     };
                     strata_session::serve(stream, front, limits, shutdown).await;

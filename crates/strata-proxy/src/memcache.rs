@@ -27,6 +27,15 @@
 //! one batch, so the reply comes batch by batch and `END` when the line
 //! ends; if the cluster fails mid-line, `SERVER_ERROR` ends the reply and
 //! the rest of the line is dropped.
+//!
+//! With the proxy's `requirepass`, a connection authenticates as on
+//! strata's server and memcached's ASCII auth (no SASL): its first
+//! request must be a `set` whose data is `<user> <password>` (`STORED`;
+//! a wrong one gets `CLIENT_ERROR authentication failure`, the tenth
+//! closes the connection), and until then every request gets
+//! `CLIENT_ERROR unauthenticated` and reaches no server. Requests are
+//! answered in order, so a client may pipeline its auth `set` with what
+//! follows.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -42,6 +51,7 @@ use strata_proto::memcache::{
 };
 
 use super::{Outcome, ProxyShared};
+use strata_session::auth::{self, Attempts};
 
 /// One memcached connection's state.
 pub(crate) struct Session {
@@ -49,6 +59,11 @@ pub(crate) struct Session {
     swallowing: Option<Discard>,
     /// A get line too long to buffer, answered as its keys arrive.
     streaming: Option<GetStream>,
+    /// Whether requests may run: from the start without a `requirepass`,
+    /// else after the auth `set`.
+    authenticated: bool,
+    /// Failed auth attempts so far.
+    auth_attempts: Attempts,
 }
 
 /// A parsed request borrowing the read buffer, or a reply decided while
@@ -99,7 +114,8 @@ fn ttl_of(exptime: i64) -> Result<Option<Duration>, ()> {
 }
 
 impl Session {
-    pub(crate) fn new(max_value_bytes: usize) -> Self {
+    /// `authenticated` from the start when the proxy has no password.
+    pub(crate) fn new(max_value_bytes: usize, authenticated: bool) -> Self {
         Session {
             limits: Limits {
                 max_value_bytes,
@@ -107,7 +123,36 @@ impl Session {
             },
             swallowing: None,
             streaming: None,
+            authenticated,
+            auth_attempts: Attempts::default(),
         }
+    }
+
+    /// Answers a request that arrived before authentication: the auth
+    /// `set` is checked, anything else refused. True to close (attempts
+    /// used up). Synchronous and answered at once, before any request
+    /// after it is queued, so replies stay in order.
+    fn authenticate(&mut self, request: &Request<'_>, out: &mut Vec<u8>, shared: &ProxyShared) -> bool {
+        match request {
+            Request::Store(store) if store.command == StoreCommand::Set => {
+                if auth::check_memcache(shared.requirepass.as_ref(), store.data) {
+                    self.authenticated = true;
+                    out.extend_from_slice(auth::MEMCACHE_AUTH_OK);
+                    return false;
+                }
+                out.extend_from_slice(auth::MEMCACHE_AUTH_FAILURE);
+                shared.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+                if self.auth_attempts.failed() {
+                    tracing::warn!(
+                        "closing a proxy memcached connection after {} failed auth attempts",
+                        auth::MAX_AUTH_FAILURES
+                    );
+                    return true;
+                }
+            }
+            _ => out.extend_from_slice(auth::MEMCACHE_UNAUTHENTICATED),
+        }
+        false
     }
 
     pub(crate) async fn process(&mut self, input: &[u8], out: &mut Vec<u8>, shared: &ProxyShared) -> Outcome {
@@ -151,6 +196,17 @@ impl Session {
                 Ok(Parsed::Request {
                     request,
                     consumed: used,
+                }) if !self.authenticated => {
+                    consumed += used;
+                    if self.authenticate(&request, out, shared) {
+                        consumed = input.len();
+                        close_after = true;
+                        break;
+                    }
+                }
+                Ok(Parsed::Request {
+                    request,
+                    consumed: used,
                 }) => {
                     commands.push(Command::Request(request));
                     consumed += used;
@@ -161,9 +217,24 @@ impl Session {
                     consumed: used,
                 }) => {
                     if !noreply {
-                        commands.push(refusal(error));
+                        match refusal(error) {
+                            // In order with the answers given before
+                            // authentication, which are written at once.
+                            Command::Reply(reply) if !self.authenticated => out.extend_from_slice(&reply),
+                            command => commands.push(command),
+                        }
                     }
                     consumed += used;
+                }
+                Ok(Parsed::Swallow {
+                    consumed: used,
+                    swallow,
+                    ..
+                }) if !self.authenticated => {
+                    // Refused unread; no server hears of it.
+                    out.extend_from_slice(auth::MEMCACHE_UNAUTHENTICATED);
+                    consumed += used;
+                    self.swallowing = Some(Discard::new(swallow));
                 }
                 Ok(Parsed::Swallow {
                     error,
@@ -191,7 +262,12 @@ impl Session {
                     mut stream,
                     consumed: used,
                 }) => {
-                    if stream.touch().is_some() {
+                    if !self.authenticated {
+                        // Answered here (nothing is queued before
+                        // authentication); the rest of the line is dropped.
+                        out.extend_from_slice(auth::MEMCACHE_UNAUTHENTICATED);
+                        stream.abandon();
+                    } else if stream.touch().is_some() {
                         let mut reply = Vec::new();
                         let message = format!("{} is not supported by strata proxy", stream.command_name());
                         encode_server_error(&mut reply, message.as_bytes());

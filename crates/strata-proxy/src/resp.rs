@@ -10,8 +10,13 @@
 //!
 //! Served:
 //! - connection: PING, ECHO, QUIT, RESET, SELECT 0, HELLO [2|3 [AUTH user
-//!   pass] [SETNAME name]], AUTH (the proxy has no password: like Redis's
-//!   default user without one, `default` with any password is accepted),
+//!   pass] [SETNAME name]], AUTH (with the proxy's `requirepass`, as Redis
+//!   with one: every other command gets `-NOAUTH Authentication required.`
+//!   until `AUTH [default] <password>` or `HELLO … AUTH default
+//!   <password>`, a wrong one gets `-WRONGPASS …`, and the tenth wrong one
+//!   closes the connection — `strata_session::auth`, shared with the
+//!   server; without a password, like Redis's default user without one,
+//!   `default` with any password is accepted),
 //!   CLIENT ID/SETNAME/GETNAME/SETINFO/INFO/LIST/NO-EVICT/NO-TOUCH/HELP,
 //!   COMMAND (empty, enough for redis-cli), INFO (the proxy's and the
 //!   client's counters), TIME;
@@ -47,6 +52,8 @@ use strata_proto::resp::{
 
 use super::{Outcome, ProxyShared};
 use strata_client::ClientError;
+use strata_session::Secret;
+use strata_session::auth::{self, Attempts};
 
 /// The Redis version the proxy reports (HELLO, INFO): that of the command
 /// set strata's servers implement (`strata_server::REDIS_COMPAT_VERSION`),
@@ -66,6 +73,11 @@ pub(crate) struct Session {
     /// A request with a value too long to store, being discarded as it
     /// arrives: its arguments before that value, and the discarding.
     swallowing: Option<(Vec<Vec<u8>>, Swallow)>,
+    /// Whether commands may run: from the start without a `requirepass`,
+    /// else after a successful AUTH or HELLO … AUTH.
+    authenticated: bool,
+    /// Failed password checks so far.
+    auth_attempts: Attempts,
 }
 
 /// One request read from a pipeline, in order.
@@ -118,14 +130,15 @@ fn valid_client_name(name: &[u8]) -> bool {
     name.iter().all(|&b| (b'!'..=b'~').contains(&b))
 }
 
-/// The proxy has no password: like Redis's default user without one
-/// (`nopass`), `default` is accepted with any password, and no other user
-/// exists. `Err` is the reply.
-fn check_auth(user: &[u8]) -> Result<(), &'static [u8]> {
-    if user.eq_ignore_ascii_case(b"default") {
-        Ok(())
-    } else {
-        Err(b"WRONGPASS invalid username-password pair or user is disabled.")
+/// Checks `user`/`password`. With a `requirepass`, as Redis and strata's
+/// server check it; without one, like Redis's default user without a
+/// password (`nopass`), `default` is accepted with any password and no
+/// other user exists. `Err` is the reply.
+fn check_auth(requirepass: Option<&Secret>, user: &[u8], password: &[u8]) -> Result<(), &'static [u8]> {
+    match requirepass {
+        None if user.eq_ignore_ascii_case(b"default") => Ok(()),
+        None => Err(auth::WRONGPASS),
+        Some(_) => auth::check_resp(requirepass, user, password),
     }
 }
 
@@ -292,7 +305,8 @@ fn ttl_arg(arg: &[u8], seconds: bool) -> Result<Option<Duration>, CommandError> 
 
 impl Session {
     /// A new connection's session, RESP2 until a `HELLO 3`.
-    pub(crate) fn new(id: u64) -> Self {
+    /// `authenticated` from the start when the proxy has no password.
+    pub(crate) fn new(id: u64, authenticated: bool) -> Self {
         Session {
             args: Args::default(),
             id,
@@ -301,7 +315,28 @@ impl Session {
             lib_name: None,
             lib_ver: None,
             swallowing: None,
+            authenticated,
+            auth_attempts: Attempts::default(),
         }
+    }
+
+    /// Counts a failed password check; true to close the connection (its
+    /// attempts are used up).
+    fn auth_failed(&mut self, shared: &ProxyShared) -> bool {
+        if shared.requirepass.is_none() {
+            // Nothing to guess.
+            return false;
+        }
+        shared.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+        if self.auth_attempts.failed() {
+            tracing::warn!(
+                client = self.id,
+                "closing a proxy connection after {} failed AUTH attempts",
+                auth::MAX_AUTH_FAILURES
+            );
+            return true;
+        }
+        false
     }
 
     pub(crate) async fn process(&mut self, input: &[u8], out: &mut Vec<u8>, shared: &ProxyShared) -> Outcome {
@@ -379,7 +414,13 @@ impl Session {
         let mut close = false;
         let mut at = 0;
         while at < commands.len() {
-            let (kind, run) = batchable_run(&commands[at..]);
+            // Before authentication every command goes alone through
+            // `execute`, which refuses it (or authenticates).
+            let (kind, run) = if self.authenticated {
+                batchable_run(&commands[at..])
+            } else {
+                (RunKind::Get, 0)
+            };
             if run > 1 {
                 run_batch(kind, &commands[at..at + run], out, shared, self.protocol).await;
                 shared.stats.requests.fetch_add(run as u64, Ordering::Relaxed);
@@ -394,6 +435,9 @@ impl Session {
                         close = true;
                         break;
                     }
+                }
+                Pending::TooLarge(_) if !self.authenticated => {
+                    Encoder::new(out, self.protocol).error(auth::NOAUTH);
                 }
                 Pending::TooLarge(args) => self.refuse_too_large(args, out, shared).await,
             }
@@ -439,6 +483,10 @@ impl Session {
         let name: &[u8] = uppercase_command(args[0], &mut scratch).unwrap_or(b"");
         let mut encoder = Encoder::new(out, self.protocol);
         let argc = args.len();
+        if !self.authenticated && !matches!(name, b"AUTH" | b"HELLO" | b"QUIT" | b"RESET") {
+            encoder.error(auth::NOAUTH);
+            return false;
+        }
         match name {
             b"PING" => match argc {
                 1 => encoder.simple(b"PONG"),
@@ -454,6 +502,9 @@ impl Session {
                 return true;
             }
             b"RESET" if argc == 1 => {
+                // As Redis: back to a fresh connection, which must
+                // authenticate again.
+                self.authenticated = shared.requirepass.is_none();
                 self.protocol = Protocol::Resp2;
                 self.name = None;
                 encoder.set_protocol(Protocol::Resp2);
@@ -464,21 +515,29 @@ impl Session {
                 Some(_) => encoder.error(b"ERR DB index is out of range"),
                 None => encoder.error(CommandError::NotAnInteger.to_string().as_bytes()),
             },
-            b"HELLO" => {
-                self.hello(args, out);
-                return false;
+            b"HELLO" => return self.hello(args, out, shared),
+            b"AUTH" => {
+                let requirepass = shared.requirepass.as_ref();
+                let checked = match argc {
+                    2 if requirepass.is_none() => Err(auth::NO_PASSWORD_SET),
+                    2 => check_auth(requirepass, b"default", args[1]),
+                    3 => check_auth(requirepass, args[1], args[2]),
+                    _ => {
+                        encoder.error(CommandError::Syntax.to_string().as_bytes());
+                        return false;
+                    }
+                };
+                match checked {
+                    Ok(()) => {
+                        self.authenticated = true;
+                        encoder.ok()
+                    }
+                    Err(message) => {
+                        encoder.error(message);
+                        return self.auth_failed(shared);
+                    }
+                }
             }
-            b"AUTH" => match argc {
-                2 => encoder.error(
-                    b"ERR AUTH <password> called without any password configured for the default user. \
-                      Are you sure your configuration is correct?",
-                ),
-                3 => match check_auth(args[1]) {
-                    Ok(()) => encoder.ok(),
-                    Err(message) => encoder.error(message),
-                },
-                _ => encoder.error(CommandError::Syntax.to_string().as_bytes()),
-            },
             b"COMMAND" => {
                 // Enough for redis-cli, which asks for COMMAND DOCS (a map
                 // in RESP3) and copes with an empty answer.
@@ -688,7 +747,8 @@ impl Session {
 
     /// HELLO [protover [AUTH username password] [SETNAME clientname]]: as
     /// Redis 7, the reply (a map) in the protocol just chosen.
-    fn hello(&mut self, args: &[&[u8]], out: &mut Vec<u8>) {
+    /// HELLO; true to close (failed password checks used up).
+    fn hello(&mut self, args: &[&[u8]], out: &mut Vec<u8>, shared: &ProxyShared) -> bool {
         let mut encoder = Encoder::new(out, self.protocol);
         let mut protocol = self.protocol;
         let mut i = 1;
@@ -698,27 +758,29 @@ impl Session {
                 Some(3) => protocol = Protocol::Resp3,
                 Some(_) => {
                     encoder.error(b"NOPROTO unsupported protocol version");
-                    return;
+                    return false;
                 }
                 None => {
                     encoder.error(b"ERR Protocol version is not an integer or out of range");
-                    return;
+                    return false;
                 }
             }
             i = 2;
         }
         let mut name = None;
+        let mut authenticated = self.authenticated;
         while i < args.len() {
             if args[i].eq_ignore_ascii_case(b"AUTH") && i + 2 < args.len() {
-                if let Err(message) = check_auth(args[i + 1]) {
+                if let Err(message) = check_auth(shared.requirepass.as_ref(), args[i + 1], args[i + 2]) {
                     encoder.error(message);
-                    return;
+                    return self.auth_failed(shared);
                 }
+                authenticated = true;
                 i += 3;
             } else if args[i].eq_ignore_ascii_case(b"SETNAME") && i + 1 < args.len() {
                 if !valid_client_name(args[i + 1]) {
                     encoder.error(b"ERR Client names cannot contain spaces, newlines or special characters.");
-                    return;
+                    return false;
                 }
                 name = Some(args[i + 1].to_vec());
                 i += 2;
@@ -728,9 +790,14 @@ impl Session {
                     String::from_utf8_lossy(args[i])
                 );
                 encoder.error(text.as_bytes());
-                return;
+                return false;
             }
         }
+        if !authenticated {
+            encoder.error(auth::HELLO_NOAUTH);
+            return false;
+        }
+        self.authenticated = true;
         if name.is_some() {
             self.name = name;
         }
@@ -750,6 +817,7 @@ impl Session {
             .bulk(b"strata_version")
             .bulk(env!("CARGO_PKG_VERSION").as_bytes());
         encoder.bulk(b"strata_role").bulk(b"proxy");
+        false
     }
 
     /// CLIENT ID | SETNAME | GETNAME | SETINFO | INFO | LIST | NO-EVICT |

@@ -51,6 +51,7 @@ async fn stack() -> Stack {
             max_connections: 64,
             max_value_bytes: 1024 * 1024,
             idle_timeout: None,
+            ..ProxyConfig::default()
         },
     )
     .await

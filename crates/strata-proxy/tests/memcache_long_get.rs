@@ -49,6 +49,7 @@ async fn get_lines_past_the_line_limit_are_streamed() {
             max_connections: 16,
             max_value_bytes: 1024 * 1024,
             idle_timeout: None,
+            ..ProxyConfig::default()
         },
     )
     .await

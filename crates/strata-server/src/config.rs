@@ -8,9 +8,22 @@
 //! Default ports sit beside Redis's 6379 and memcached's 11211 without
 //! colliding: RESP on 7379, memcached on 7311, the admin HTTP endpoint
 //! (`/metrics`) on 7390. Port 0 asks the OS for a free port (tests use it).
+//!
+//! TLS follows Redis: a separate port, `tls-port`, speaks RESP over TLS
+//! beside the plain `resp-port`, with the certificate in `tls-cert-file`
+//! and its key in `tls-key-file` (PEM). memcached 1.6 turns its one port
+//! into TLS (`-Z`, `ssl_chain_cert`, `ssl_key`); strata instead gives
+//! memcached a TLS port of its own too, `memcache-tls-port`, with the same
+//! certificate, so plain and TLS clients can share a server while they
+//! migrate. With `tls-ca-cert-file` set, clients must present a
+//! certificate signed by that CA (Redis's `tls-auth-clients`, on by
+//! default when a CA is given; `tls-auth-clients = false` turns it off).
+//! Unset TLS ports are not opened; unlike Redis, `port = 0` does not close
+//! the plain port (0 means "any free port" here), so to refuse plain text,
+//! bind the plain ports to loopback behind a firewall.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::Deserialize;
@@ -35,6 +48,22 @@ pub struct Config {
     pub memcache_port: u16,
     /// Admin HTTP port (`/metrics`, `/healthz`); 0 for any free port.
     pub admin_port: u16,
+    /// RESP over TLS port (Redis's `tls-port`); unset: none; 0 for any
+    /// free port. Needs `tls-cert-file` and `tls-key-file`.
+    pub tls_port: Option<u16>,
+    /// memcached over TLS port; unset: none; 0 for any free port. Needs
+    /// `tls-cert-file` and `tls-key-file`.
+    pub memcache_tls_port: Option<u16>,
+    /// The TLS ports' certificate chain, PEM (Redis's `tls-cert-file`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key, PEM (Redis's `tls-key-file`).
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificates, PEM, that client certificates must chain to
+    /// (Redis's `tls-ca-cert-file`).
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Require client certificates (Redis's `tls-auth-clients`); by
+    /// default, exactly when `tls-ca-cert-file` is set.
+    pub tls_auth_clients: Option<bool>,
     /// Memory limit for keys, values and per-item overhead.
     pub maxmemory: ByteSize,
     /// Eviction policy: a strata policy name, or Redis's `allkeys-lru` /
@@ -103,6 +132,12 @@ impl Default for Config {
             resp_port: DEFAULT_RESP_PORT,
             memcache_port: DEFAULT_MEMCACHE_PORT,
             admin_port: DEFAULT_ADMIN_PORT,
+            tls_port: None,
+            memcache_tls_port: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_cert_file: None,
+            tls_auth_clients: None,
             maxmemory: ByteSize(64 * 1024 * 1024),
             maxmemory_policy: "default".into(),
             max_item_size: ByteSize(1024 * 1024),
@@ -157,8 +192,39 @@ impl Config {
             resp_port: 0,
             memcache_port: 0,
             admin_port: 0,
+            tls_port: self.tls_port.map(|_| 0),
+            memcache_tls_port: self.memcache_tls_port.map(|_| 0),
             ..self
         }
+    }
+
+    /// The TLS ports' certificate files, if any TLS port is configured.
+    pub fn tls_files(&self) -> Result<Option<strata_session::TlsFiles>, ConfigError> {
+        if self.tls_port.is_none() && self.memcache_tls_port.is_none() {
+            if self.tls_cert_file.is_some() || self.tls_key_file.is_some() {
+                return Err(ConfigError::Invalid(
+                    "tls-cert-file is set but no TLS port is: set tls-port (RESP) and/or memcache-tls-port".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let (Some(cert_file), Some(key_file)) = (&self.tls_cert_file, &self.tls_key_file) else {
+            return Err(ConfigError::Invalid(
+                "a TLS port needs tls-cert-file and tls-key-file (PEM files)".into(),
+            ));
+        };
+        let auth_clients = self.tls_auth_clients.unwrap_or(self.tls_ca_cert_file.is_some());
+        if auth_clients && self.tls_ca_cert_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "tls-auth-clients needs tls-ca-cert-file: the CA client certificates must chain to".into(),
+            ));
+        }
+        Ok(Some(strata_session::TlsFiles {
+            cert_file: cert_file.clone(),
+            key_file: key_file.clone(),
+            ca_cert_file: self.tls_ca_cert_file.clone(),
+            auth_clients,
+        }))
     }
 
     /// Reads a TOML file; settings it leaves out keep their defaults.
@@ -193,6 +259,7 @@ impl Config {
     /// Checks ranges and names.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy()?;
+        self.tls_files()?;
         if self.maxmemory.0 < 1024 * 1024 {
             return Err(ConfigError::Invalid(format!(
                 "maxmemory {} is below the minimum of 1mb",
@@ -360,6 +427,31 @@ mod tests {
         };
         assert!(bad.validate().is_err());
         assert!(Config::default().validate().is_ok());
+        let tls: Config =
+            toml::from_str("tls-port = 7380\ntls-cert-file = \"cert.pem\"\ntls-key-file = \"key.pem\"\n").unwrap();
+        let files = tls.tls_files().unwrap().unwrap();
+        assert_eq!(files.cert_file, PathBuf::from("cert.pem"));
+        assert!(!files.auth_clients);
+        let with_ca = Config {
+            tls_ca_cert_file: Some("ca.pem".into()),
+            ..tls.clone()
+        };
+        assert!(with_ca.tls_files().unwrap().unwrap().auth_clients, "Redis's default");
+        let without_key = Config {
+            tls_key_file: None,
+            ..tls.clone()
+        };
+        assert!(without_key.validate().is_err());
+        let without_port = Config {
+            tls_port: None,
+            ..tls.clone()
+        };
+        assert!(without_port.validate().is_err(), "certificates but no TLS port");
+        let without_ca = Config {
+            tls_auth_clients: Some(true),
+            ..tls
+        };
+        assert!(without_ca.validate().is_err());
         assert!(![6379, 11211].contains(&DEFAULT_RESP_PORT) && ![6379, 11211].contains(&DEFAULT_MEMCACHE_PORT));
     }
 }

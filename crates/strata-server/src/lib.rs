@@ -6,6 +6,12 @@
 //! Existing clients, CLIs and load generators of either protocol work
 //! unchanged.
 //!
+//! Each protocol may also have a TLS port beside its plain one
+//! (`tls-port`, `memcache-tls-port`; see [`config`]): the same sessions
+//! over `strata-session`'s TLS streams, so `redis-cli --tls` and `openssl
+//! s_client` work against them. `requirepass` guards every port, plain or
+//! TLS; `protected-mode` refuses remote clients while no password is set.
+//!
 //! # Layout
 //!
 //! - [`config`]: settings, their defaults and the TOML file.
@@ -54,7 +60,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use strata_store::{Capacity, Store};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +81,9 @@ pub enum ServerError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A TLS port's certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] strata_session::TlsError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -225,6 +234,11 @@ pub struct RunningServer {
     pub memcache_addr: SocketAddr,
     /// The admin HTTP endpoint.
     pub admin_addr: SocketAddr,
+    /// Where RESP clients connect over TLS (`tls-port`), if configured.
+    pub tls_addr: Option<SocketAddr>,
+    /// Where memcached clients connect over TLS (`memcache-tls-port`), if
+    /// configured.
+    pub memcache_tls_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     shared: Arc<Shared>,
@@ -288,6 +302,34 @@ impl Server {
             memcache::COMMAND_NAMES,
             store.clone(),
         ));
+        // The TLS ports: one acceptor (certificate, key, client CA) for both,
+        // its failed handshakes counted in the metrics.
+        let acceptor = match config.tls_files()? {
+            Some(files) => Some(
+                strata_session::TlsAcceptor::from_files(&files)?
+                    .counting_failures_in(Arc::clone(&metrics.tls_handshake_failures)),
+            ),
+            None => None,
+        };
+        let mut tls_listeners = Vec::new();
+        for (port, kind) in [
+            (config.tls_port, Kind::Resp),
+            (config.memcache_tls_port, Kind::Memcache),
+        ] {
+            if let Some(port) = port {
+                let listener = listen(bind(port)).await?;
+                let addr = local(&listener, bind(port));
+                tls_listeners.push((listener, kind, addr));
+            }
+        }
+        let tls_addr = tls_listeners
+            .iter()
+            .find(|(_, kind, _)| matches!(kind, Kind::Resp))
+            .map(|(_, _, addr)| *addr);
+        let memcache_tls_addr = tls_listeners
+            .iter()
+            .find(|(_, kind, _)| matches!(kind, Kind::Memcache))
+            .map(|(_, _, addr)| *addr);
         let shutdown = CancellationToken::new();
         let connections = Arc::new(Semaphore::new(config.max_connections));
         let effort = u64::from(config.active_expire_effort);
@@ -299,23 +341,23 @@ impl Server {
             memcache_addr,
         ));
         let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(
-            resp,
-            Kind::Resp,
-            shared.clone(),
-            connections.clone(),
-            shutdown.clone(),
-        ));
-        tasks.spawn(accept_loop(
-            memcache,
-            Kind::Memcache,
-            shared.clone(),
-            connections,
-            shutdown.clone(),
-        ));
+        let plain = [(resp, Kind::Resp, None), (memcache, Kind::Memcache, None)];
+        let tls = tls_listeners
+            .into_iter()
+            .map(|(listener, kind, _)| (listener, kind, acceptor.clone()));
+        for (listener, kind, tls) in plain.into_iter().chain(tls) {
+            tasks.spawn(accept_loop(
+                listener,
+                kind,
+                tls,
+                shared.clone(),
+                connections.clone(),
+                shutdown.clone(),
+            ));
+        }
         tasks.spawn(admin::serve(admin, metrics, shutdown.clone()));
         tasks.spawn(expire_loop(shared.clone(), effort, shutdown.clone()));
-        tracing::info!(%resp_addr, %memcache_addr, %admin_addr, "strata server listening");
+        tracing::info!(%resp_addr, %memcache_addr, %admin_addr, ?tls_addr, ?memcache_tls_addr, "strata server listening");
         {
             let config = shared.config.read();
             if config.protected_mode && config.requirepass.is_none() && !config.bind.is_loopback() {
@@ -330,6 +372,8 @@ impl Server {
             resp_addr,
             memcache_addr,
             admin_addr,
+            tls_addr,
+            memcache_tls_addr,
             shutdown,
             tasks,
             shared,
@@ -350,10 +394,11 @@ enum Kind {
 }
 
 /// Accepts and serves one protocol's connections (the session layer's
-/// accept and connection loops) until shutdown.
+/// accept and connection loops, over TLS with `tls`) until shutdown.
 async fn accept_loop(
     listener: TcpListener,
     kind: Kind,
+    tls: Option<strata_session::TlsAcceptor>,
     shared: Arc<Shared>,
     connections: Arc<Semaphore>,
     shutdown: CancellationToken,
@@ -362,13 +407,17 @@ async fn accept_loop(
         Kind::Resp => b"-ERR max number of clients reached\r\n",
         Kind::Memcache => b"SERVER_ERROR too many open connections\r\n",
     };
-    let gate = strata_session::Gate { connections, refusal };
+    let gate = strata_session::Gate {
+        connections,
+        refusal,
+        tls,
+    };
     let metrics = Arc::clone(&shared.metrics);
     let on_refused = move || {
         metrics.rejected_connections.fetch_add(1, Ordering::Relaxed);
     };
-    let handle = |stream: TcpStream| {
-        let denied = stream
+    let handle = |incoming: strata_session::Incoming| {
+        let denied = incoming
             .peer_addr()
             .ok()
             .and_then(|peer| protected_refusal(&shared.config.read(), peer.ip(), kind));
@@ -385,6 +434,13 @@ async fn accept_loop(
                 }
             };
             let metrics = Arc::clone(&shared.metrics);
+            // On a TLS port, the handshake (within its deadline); the
+            // refusal below then goes out inside TLS, where the client can
+            // read it.
+            let Some(stream) = incoming.open().await else {
+                metrics.connections.fetch_sub(1, Ordering::Relaxed);
+                return;
+            };
             if let Some(message) = denied {
                 let mut stream = stream;
                 metrics.rejected_connections.fetch_add(1, Ordering::Relaxed);

@@ -47,6 +47,9 @@ pub struct Metrics {
     pub(crate) protocol_errors: AtomicU64,
     /// Failed password checks, both protocols.
     pub(crate) auth_failures: AtomicU64,
+    /// TLS handshakes that failed or timed out (shared with the TLS
+    /// ports' acceptor, which counts them).
+    pub(crate) tls_handshake_failures: Arc<AtomicU64>,
     /// Connections closed because one reply passed `reply-buffer-limit`.
     pub(crate) reply_limit_disconnects: AtomicU64,
     /// Keys in client-tracking invalidations written to clients (a flush
@@ -82,6 +85,7 @@ impl Metrics {
             rejected_connections: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
+            tls_handshake_failures: Arc::new(AtomicU64::new(0)),
             reply_limit_disconnects: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             push_disconnects: Arc::new(AtomicU64::new(0)),
@@ -355,6 +359,12 @@ impl Collector for PrometheusCollector {
             "strata_auth_failures",
             "Failed password checks (AUTH, HELLO AUTH, memcached ASCII auth)",
             metrics.auth_failures.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "strata_tls_handshake_failures",
+            "TLS handshakes that failed or timed out (plain text on a TLS port, an untrusted client certificate)",
+            metrics.tls_handshake_failures.load(Ordering::Relaxed),
         )?;
         counter(
             &mut encoder,

@@ -53,6 +53,22 @@
 //! Shutdown stops reading; requests already read have been executed and
 //! their replies written, so nothing in flight is lost.
 //!
+//! # Authentication and TLS
+//!
+//! [`auth`] holds what every password check shares: the constant-time
+//! comparison, Redis's and memcached's reply texts, and the bound on
+//! failed attempts per connection ([`auth::Attempts`]). Each protocol
+//! keeps its own rule for what may run before authentication.
+//!
+//! [`tls`]: a port is made TLS by putting a [`TlsAcceptor`] (certificate
+//! and key PEM files, optionally a CA for client certificates) in its
+//! [`Gate`]. The accept loop hands each connection over as an
+//! [`Incoming`]; [`Incoming::open`], on the connection's own task, runs
+//! the handshake within a deadline and yields the [`Stream`] — plain TCP or
+//! TLS — that the connection loop serves. A failed handshake is logged at
+//! debug and counted by the acceptor. [`tls::TlsListener`] does the same
+//! for an axum router (the request node's HTTP API).
+//!
 //! # Beside the sessions
 //!
 //! The rest of the plumbing every strata process shares, written once:
@@ -61,22 +77,28 @@
 //! process or another); [`secret`], [`Secret`], the one type for every
 //! password strata holds.
 //!
-//! # What goes here next
+//! # Layout
 //!
-//! Anything every port needs belongs in this crate, written once:
-//! authentication before the first command, and TLS (the connection loop is
-//! generic over the stream, so a TLS stream slots in where the
-//! `TcpStream` is today).
+//! - `listener.rs`: the accept loop and its [`Gate`].
+//! - `connection.rs`: the connection loop.
+//! - [`auth`]: password checks.
+//! - [`tls`]: certificates, handshakes, [`Stream`], [`tls::TlsListener`];
+//!   with the `testing` feature, throwaway certificates for tests
+//!   (`tls::testing`).
+//! - [`admin`], [`process`], [`secret`].
 
 pub mod admin;
+pub mod auth;
 mod connection;
 mod listener;
 pub mod process;
 pub mod secret;
+pub mod tls;
 
 pub use connection::{ClientMemory, Limits, OUTPUT_CHUNK, serve};
 pub use listener::{Gate, accept_loop};
 pub use secret::Secret;
+pub use tls::{Incoming, Stream, TlsAcceptor, TlsConnector, TlsError, TlsFiles};
 
 use std::future::Future;
 

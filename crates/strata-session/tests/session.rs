@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use strata_session::{Gate, Limits, NoInbox, Outcome, Session, accept_loop, serve};
+use strata_session::tls::testing::TestCerts;
+use strata_session::{Gate, Incoming, Limits, NoInbox, Outcome, Session, TlsAcceptor, TlsFiles, accept_loop, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -128,10 +129,7 @@ async fn connections_past_the_limit_are_refused_with_the_message() {
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let refused = Arc::new(AtomicUsize::new(0));
-    let gate = Gate {
-        connections: Arc::new(Semaphore::new(1)),
-        refusal: b"-ERR max number of clients reached\r\n",
-    };
+    let gate = Gate::plain(Arc::new(Semaphore::new(1)), b"-ERR max number of clients reached\r\n");
     let on_refused = {
         let refused = Arc::clone(&refused);
         move || {
@@ -140,7 +138,7 @@ async fn connections_past_the_limit_are_refused_with_the_message() {
     };
     let handle = {
         let shutdown = shutdown.clone();
-        move |stream: TcpStream| serve(stream, Lines::default(), limits(None, 1024), shutdown.clone())
+        move |incoming: Incoming| serve_lines(incoming, shutdown.clone())
     };
     let acceptor = tokio::spawn(accept_loop(listener, gate, shutdown.clone(), on_refused, handle));
 
@@ -248,4 +246,164 @@ async fn a_client_that_does_not_read_holds_one_reply_not_all_of_them() {
     assert_eq!(processed.load(Ordering::SeqCst), requests);
     drop(client);
     task.await.unwrap();
+}
+
+/// Serves the line protocol on an accepted connection (after its TLS
+/// handshake, on a TLS port).
+async fn serve_lines(incoming: Incoming, shutdown: CancellationToken) {
+    if let Some(stream) = incoming.open().await {
+        serve(stream, Lines::default(), limits(None, 1024), shutdown).await;
+    }
+}
+
+/// An accept loop over `gate` on a free port: its address, shutdown and
+/// task.
+async fn lines_port(gate: Gate) -> (std::net::SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let handle = {
+        let shutdown = shutdown.clone();
+        move |incoming: Incoming| serve_lines(incoming, shutdown.clone())
+    };
+    let task = tokio::spawn(accept_loop(listener, gate, shutdown.clone(), || {}, handle));
+    (addr, shutdown, task)
+}
+
+fn tls_gate(acceptor: TlsAcceptor, connections: usize) -> Gate {
+    Gate {
+        connections: Arc::new(Semaphore::new(connections)),
+        refusal: b"-ERR max number of clients reached\r\n",
+        tls: Some(acceptor),
+    }
+}
+
+#[tokio::test]
+async fn a_tls_port_serves_tls_clients_and_drops_plain_text_ones() {
+    let certs = TestCerts::new();
+    let acceptor = certs.acceptor();
+    let (addr, shutdown, task) = lines_port(tls_gate(acceptor.clone(), 10)).await;
+
+    let mut tls = certs.connect(addr, false).await.unwrap();
+    tls.write_all(b"hello\n").await.unwrap();
+    let mut reply = [0u8; 7];
+    tls.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"+hello\n");
+
+    // Plain text on the TLS port: the handshake fails, the connection is
+    // closed without a line of the protocol, and it is counted.
+    let mut plain = TcpStream::connect(addr).await.unwrap();
+    plain.write_all(b"hello\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer).await;
+    assert!(!answer.windows(6).any(|w| w == b"+hello"), "{answer:?}");
+    assert_eq!(acceptor.failed_handshakes(), 1);
+
+    // The TLS client never noticed.
+    tls.write_all(b"again\n").await.unwrap();
+    tls.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"+again\n");
+    tls.write_all(b"quit\n").await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tls.read_to_end(&mut rest).await;
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refusal_past_the_limit_is_sent_inside_tls() {
+    let certs = TestCerts::new();
+    let (addr, shutdown, task) = lines_port(tls_gate(certs.acceptor(), 1)).await;
+    let mut first = certs.connect(addr, false).await.unwrap();
+    first.write_all(b"one\n").await.unwrap();
+    let mut reply = [0u8; 5];
+    first.read_exact(&mut reply).await.unwrap();
+    let mut second = certs.connect(addr, false).await.unwrap();
+    let mut refusal = Vec::new();
+    let _ = second.read_to_end(&mut refusal).await;
+    assert_eq!(refusal, b"-ERR max number of clients reached\r\n");
+    drop(first);
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_finishes_the_handshake_is_dropped_at_the_deadline() {
+    let certs = TestCerts::new();
+    let acceptor = certs.acceptor().with_handshake_timeout(Duration::from_secs(10));
+    let (addr, shutdown, task) = lines_port(tls_gate(acceptor.clone(), 1)).await;
+    // Connects, holds the only slot, says nothing: paused time runs to
+    // the deadline as soon as everything is idle.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut nothing = Vec::new();
+    silent.read_to_end(&mut nothing).await.unwrap();
+    assert!(nothing.is_empty());
+    assert_eq!(acceptor.failed_handshakes(), 1);
+    // Its slot is free again.
+    let mut next = loop {
+        let mut next = certs.connect(addr, false).await.unwrap();
+        let mut reply = [0u8; 4];
+        next.write_all(b"ok\n").await.unwrap();
+        match next.read_exact(&mut reply).await {
+            Ok(_) if &reply == b"+ok\n" => break next,
+            // The permit is released just after the close is seen.
+            _ => tokio::task::yield_now().await,
+        }
+    };
+    next.write_all(b"quit\n").await.unwrap();
+    let _ = next.read_to_end(&mut nothing).await;
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn client_certificates_are_required_when_asked() {
+    let certs = TestCerts::new();
+    let files = TlsFiles {
+        ca_cert_file: Some(certs.ca_cert.clone()),
+        auth_clients: true,
+        ..certs.files()
+    };
+    let acceptor = TlsAcceptor::from_files(&files).unwrap();
+    let (addr, shutdown, task) = lines_port(tls_gate(acceptor.clone(), 10)).await;
+
+    // Without a certificate: in TLS 1.3 the client learns when it reads.
+    let refused = async {
+        let mut stream = certs.connect(addr, false).await?;
+        stream.write_all(b"hi\n").await?;
+        let mut reply = [0u8; 4];
+        stream.read_exact(&mut reply).await.map(|_| reply)
+    };
+    assert!(refused.await.is_err());
+
+    let mut with_cert = certs.connect(addr, true).await.unwrap();
+    with_cert.write_all(b"hi\n").await.unwrap();
+    let mut reply = [0u8; 4];
+    with_cert.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"+hi\n");
+    assert!(acceptor.failed_handshakes() >= 1);
+
+    // Asking for client certificates without a CA is refused up front.
+    let no_ca = TlsFiles {
+        auth_clients: true,
+        ..certs.files()
+    };
+    assert!(TlsAcceptor::from_files(&no_ca).is_err());
+    drop(with_cert);
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[test]
+fn bad_certificate_files_are_refused_with_the_path() {
+    let certs = TestCerts::new();
+    let missing = TlsFiles::new(certs.dir().join("nope.pem"), &certs.server_key);
+    let error = TlsAcceptor::from_files(&missing).unwrap_err().to_string();
+    assert!(error.contains("nope.pem"), "{error}");
+    // A key that is not the certificate's.
+    let mismatched = TlsFiles::new(&certs.server_cert, &certs.client_key);
+    assert!(TlsAcceptor::from_files(&mismatched).is_err());
+    let ok = TlsAcceptor::from_files(&certs.files()).unwrap();
+    assert_eq!(ok.failed_handshakes(), 0);
+    assert!(!format!("{ok:?}").is_empty());
 }

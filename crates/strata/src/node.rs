@@ -26,7 +26,14 @@ Examples:
   curl -X PUT localhost:7600/items/42 -d '{\"value\":\"hello\"}'
   curl localhost:7600/items/42          # source: origin, then l1
   curl localhost:7600/metrics
-  strata node --origin postgres://app@127.0.0.1:5433/app --strategy write-through")]
+  strata node --origin postgres://app@127.0.0.1:5433/app --strategy write-through
+
+Security: with --api-token (or STRATA_API_TOKEN, or api_token in the file) the /items routes
+require `Authorization: Bearer <token>` and answer 401 otherwise; /healthz and /metrics stay
+open for load balancers and scrapers. With --tls-cert-file and --tls-key-file (or a [tls]
+table with cert_file and key_file) the API is HTTPS only:
+  STRATA_API_TOKEN=t0ken strata node --tls-cert-file node.pem --tls-key-file node.key
+  curl --cacert ca.pem -H 'Authorization: Bearer t0ken' https://localhost:7600/items/42")]
 pub struct NodeArgs {
     /// A TOML file of settings (see the strata-node crate docs for the keys).
     #[arg(long, value_name = "FILE")]
@@ -51,6 +58,17 @@ pub struct NodeArgs {
     /// it out of the process list).
     #[arg(long, value_name = "PASSWORD")]
     l2_password: Option<String>,
+    /// Require `Authorization: Bearer <TOKEN>` on the /items routes (or
+    /// set STRATA_API_TOKEN, which keeps it out of the process list).
+    #[arg(long, value_name = "TOKEN")]
+    api_token: Option<String>,
+    /// Serve the HTTP API over TLS with this certificate chain (PEM);
+    /// needs --tls-key-file.
+    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM); needs --tls-cert-file.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
     /// Write-behind's journal directory.
     #[arg(long, value_name = "DIR")]
     journal_dir: Option<PathBuf>,
@@ -80,6 +98,15 @@ pub fn configure(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     if let Some(password) = args.l2_password.or_else(|| std::env::var("STRATA_L2_PASSWORD").ok()) {
         config.l2_password = Some(password.into());
     }
+    if let Some(token) = args
+        .api_token
+        .or_else(|| std::env::var("STRATA_API_TOKEN").ok().filter(|token| !token.is_empty()))
+    {
+        config.api_token = Some(token.into());
+    }
+    if let (Some(cert_file), Some(key_file)) = (args.tls_cert_file, args.tls_key_file) {
+        config.tls = Some(strata_node::config::HttpTls { cert_file, key_file });
+    }
     if let Some(dir) = args.journal_dir {
         config.write_behind.dir = dir;
     }
@@ -100,7 +127,8 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        tracing::info!(%listen, %strategy, origin = %redact(&origin), "strata node serving");
+        let scheme = if node.config().tls.is_some() { "https" } else { "http" };
+        tracing::info!(%listen, %strategy, scheme, origin = %redact(&origin), "strata node serving");
         strata_node::http::serve(node.clone(), listener, stop)
             .await
             .context("serving HTTP")?;

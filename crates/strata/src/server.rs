@@ -25,11 +25,23 @@ The config file is TOML with the same names, e.g.
     maxmemory-policy = \"default\"
     requirepass = \"change-me\"
 
+TLS, as Redis does it: a separate port speaks RESP over TLS beside the plain one; memcached
+gets a TLS port of its own too (memcached 1.6 instead switches its one port with -Z). Both use
+one certificate and key (PEM); with a CA file, clients must present a certificate it signed.
+
+    tls-port = 7380
+    memcache-tls-port = 7312
+    tls-cert-file = \"/etc/strata/server.pem\"
+    tls-key-file = \"/etc/strata/server.key\"
+    tls-ca-cert-file = \"/etc/strata/clients-ca.pem\"   # optional: require client certificates
+
 Examples:
   strata server
   redis-cli -p 7379 set greeting hello
   printf 'get greeting\\r\\n' | nc 127.0.0.1 7311
-  curl -s 127.0.0.1:7390/metrics")]
+  curl -s 127.0.0.1:7390/metrics
+  strata server --tls-port 7380 --tls-cert-file server.pem --tls-key-file server.key
+  redis-cli --tls --cacert ca.pem -p 7380 ping")]
 pub struct ServerArgs {
     /// A TOML file of settings.
     #[arg(long, value_name = "FILE")]
@@ -46,6 +58,28 @@ pub struct ServerArgs {
     /// Admin HTTP port for /metrics and /healthz; 0 picks a free one.
     #[arg(long, value_name = "PORT")]
     admin_port: Option<u16>,
+    /// RESP over TLS on this port, beside the plain one (Redis's tls-port;
+    /// 0 picks a free one). Needs --tls-cert-file and --tls-key-file.
+    #[arg(long, value_name = "PORT")]
+    tls_port: Option<u16>,
+    /// memcached over TLS on this port, beside the plain one (0 picks a
+    /// free one). Needs --tls-cert-file and --tls-key-file.
+    #[arg(long, value_name = "PORT")]
+    memcache_tls_port: Option<u16>,
+    /// The TLS ports' certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE")]
+    tls_cert_file: Option<PathBuf>,
+    /// The TLS ports' private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must be signed by;
+    /// setting it requires client certificates unless --tls-auth-clients no.
+    #[arg(long, value_name = "FILE")]
+    tls_ca_cert_file: Option<PathBuf>,
+    /// Require a client certificate on the TLS ports (yes/no; default: yes
+    /// exactly when --tls-ca-cert-file is given).
+    #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+    tls_auth_clients: Option<bool>,
     /// Memory limit for keys, values and per-item overhead (e.g. 256mb).
     #[arg(long, value_name = "SIZE")]
     maxmemory: Option<ByteSize>,
@@ -62,7 +96,8 @@ pub struct ServerArgs {
     /// Close clients idle this many seconds (0: never).
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<u64>,
-    /// Require this password (AUTH, or memcached's ASCII auth).
+    /// Require this password (AUTH, or memcached's ASCII auth); or set
+    /// STRATA_REQUIREPASS, which keeps it out of the process list.
     #[arg(long, value_name = "PASSWORD")]
     requirepass: Option<String>,
     /// Protected mode (yes/no): without a password, refuse clients that
@@ -124,12 +159,26 @@ impl ServerArgs {
         if let Some(port) = self.port {
             config.resp_port = port;
         }
-        if let Some(password) = &self.requirepass {
-            config.requirepass = Some(password.as_str().into());
+        let from_env = || std::env::var("STRATA_REQUIREPASS").ok().filter(|p| !p.is_empty());
+        if let Some(password) = self.requirepass.clone().or_else(from_env) {
+            config.requirepass = Some(password.into());
         }
-        if self.shards.is_some() {
-            config.shards = self.shards;
+        macro_rules! apply_optional {
+            ($($field:ident),*) => {$(
+                if self.$field.is_some() {
+                    config.$field = self.$field.clone();
+                }
+            )*};
         }
+        apply_optional!(
+            tls_port,
+            memcache_tls_port,
+            tls_cert_file,
+            tls_key_file,
+            tls_ca_cert_file,
+            tls_auth_clients,
+            shards
+        );
         if self.threads.is_some() {
             config.threads = self.threads;
         }
@@ -154,8 +203,15 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let stop = crate::signals::stop();
         let server = Server::start(config).await?;
+        let mut tls = String::new();
+        if let Some(addr) = server.tls_addr {
+            tls.push_str(&format!(", RESP over TLS on {addr}"));
+        }
+        if let Some(addr) = server.memcache_tls_addr {
+            tls.push_str(&format!(", memcached over TLS on {addr}"));
+        }
         println!(
-            "strata server: RESP on {}, memcached on {}, metrics on http://{}/metrics (Ctrl-C to stop)",
+            "strata server: RESP on {}, memcached on {}{tls}, metrics on http://{}/metrics (Ctrl-C to stop)",
             server.resp_addr, server.memcache_addr, server.admin_addr
         );
         stop.await;

@@ -15,6 +15,7 @@ use clap::Args;
 use strata_client::Client;
 use strata_proxy::{self as proxy, ProxyConfig};
 use strata_ring::{ClusterConfig, Member, Scheme};
+use strata_session::Secret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -38,7 +39,11 @@ Try it:
   curl -s localhost:7502/metrics | grep -E 'l1_hits|l2_hits|origin_loads'
   redis-cli -p 7500 set greeting hello && redis-cli -p 7500 get greeting
   strata bench --addr 127.0.0.1:7500 --duration 10s       # load through the proxy
-  kill -9 <a server's pid>                                 # its keys move to the gutter")]
+  kill -9 <a server's pid>                                 # its keys move to the gutter
+
+With --requirepass (or STRATA_REQUIREPASS) the whole stack is password-protected: every server
+requires it, the proxy's doors require it, and the proxy, request node and invalidator send it
+to the servers. Then: redis-cli -p 7500 --pass <password> ...")]
 pub struct UpArgs {
     /// Cache servers in the main pool.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=18), value_name = "N")]
@@ -62,6 +67,11 @@ pub struct UpArgs {
     /// Seconds between status lines when stdout is not a terminal.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     status_every: u64,
+    /// Protect the stack with this password: the servers and the proxy's
+    /// doors require it; the proxy, node and invalidator send it to the
+    /// servers (or set STRATA_REQUIREPASS).
+    #[arg(long, value_name = "PASSWORD")]
+    requirepass: Option<String>,
 }
 
 /// The child processes, stopped with SIGTERM when dropped.
@@ -123,9 +133,15 @@ async fn wait_ready(addr: SocketAddr, child: &mut Child, name: &str) -> anyhow::
 }
 
 /// memcached `stats` of one server, or `None` if it does not answer.
-async fn stats(addr: SocketAddr) -> Option<HashMap<String, u64>> {
+async fn stats(addr: SocketAddr, password: Option<&Secret>) -> Option<HashMap<String, u64>> {
     let fetch = async {
         let mut stream = TcpStream::connect(addr).await.ok()?;
+        if let Some(password) = password {
+            // memcached's ASCII auth, answered STORED before the stats.
+            let data = format!("strata {}", password.expose());
+            let login = format!("set auth 0 0 {}\r\n{data}\r\n", data.len());
+            stream.write_all(login.as_bytes()).await.ok()?;
+        }
         stream.write_all(b"stats\r\n").await.ok()?;
         let mut text = Vec::new();
         let mut chunk = [0u8; 4096];
@@ -155,6 +171,12 @@ async fn stats(addr: SocketAddr) -> Option<HashMap<String, u64>> {
 /// Starts the cluster and shows its status until Ctrl-C or SIGTERM.
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the strata binary")?;
+    let password = args
+        .requirepass
+        .clone()
+        .or_else(|| std::env::var("STRATA_REQUIREPASS").ok())
+        .filter(|password| !password.is_empty())
+        .map(Secret::from);
     let base = args.base_port;
     let localhost = std::net::Ipv4Addr::LOCALHOST;
     let mut nodes = Vec::new();
@@ -179,7 +201,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let mut children = Children(Vec::new());
     for (node, admin_port) in &nodes {
-        let child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        match &password {
+            // Through the environment: out of the process list.
+            Some(password) => command.env("STRATA_REQUIREPASS", password.expose()),
+            None => command.env_remove("STRATA_REQUIREPASS"),
+        };
+        let child = command
             .args(["server", "--threads", "1", "--maxmemory", &args.maxmemory])
             .args(["--port", &node.resp.port().to_string()])
             .args(["--memcache-port", &node.memcache.port().to_string()])
@@ -207,12 +235,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         scheme: Scheme::Ketama,
         pools,
     };
-    let config = crate::proxy::client_config(
+    let mut config = crate::proxy::client_config(
         cluster.clone(),
         Duration::from_secs(60),
         Duration::from_secs(60),
         Duration::from_millis(500),
     );
+    config.node.password = password.clone();
 
     let runtime = crate::runtime(None)?;
     runtime.block_on(async {
@@ -229,13 +258,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 max_connections: 10_000,
                 max_value_bytes: 1024 * 1024,
                 idle_timeout: None,
+                requirepass: password.clone(),
+                ..ProxyConfig::default()
             },
         )
         .await
         .with_context(|| format!("binding the proxy on {proxy_resp} and {proxy_memcache} (try --base-port)"))?;
 
         let origin = args.postgres.clone().unwrap_or_else(|| args.origin.clone());
-        let request_node = start_request_node(&args, &origin, node_http, main).await?;
+        let request_node = start_request_node(&args, &origin, node_http, main, password.clone()).await?;
         let invalidator = start_invalidator(&origin, &client).await?;
 
         println!("strata up: a {}-node cluster on loopback (Ctrl-C to stop)", args.nodes);
@@ -264,7 +295,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         );
         let _ = std::io::stdout().flush();
 
-        status_loop(&nodes, &client, &request_node.0, args.status_every, stop).await;
+        status_loop(
+            &nodes,
+            &client,
+            &request_node.0,
+            args.status_every,
+            password.as_ref(),
+            stop,
+        )
+        .await;
         println!();
         println!("strata up: stopping");
         request_node.1.cancel();
@@ -287,6 +326,7 @@ async fn start_request_node(
     origin: &str,
     addr: SocketAddr,
     main: &[(CacheServer, u16)],
+    l2_password: Option<Secret>,
 ) -> anyhow::Result<(strata_node::Node, tokio_util::sync::CancellationToken)> {
     let mut config = strata_node::NodeConfig {
         listen: addr,
@@ -294,6 +334,7 @@ async fn start_request_node(
         strategy: args.strategy,
         l2: main.iter().map(|(node, _)| node.memcache.to_string()).collect(),
         tracking: main.iter().map(|(node, _)| node.resp.to_string()).collect(),
+        l2_password,
         ..strata_node::NodeConfig::default()
     };
     config.write_behind.dir = std::path::PathBuf::from("strata-up-journal");
@@ -330,6 +371,7 @@ async fn status_loop(
     client: &Client,
     request_node: &strata_node::Node,
     every: u64,
+    password: Option<&Secret>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let terminal = std::io::stdout().is_terminal();
@@ -346,7 +388,7 @@ async fn status_loop(
         let mut keys = Vec::new();
         let (mut ops, mut gets, mut hits) = (0, 0, 0);
         for (node, _) in nodes {
-            match stats(node.memcache).await {
+            match stats(node.memcache, password).await {
                 Some(stats) => {
                     let value = |name: &str| stats.get(name).copied().unwrap_or(0);
                     ops += value("cmd_get") + value("cmd_set") + value("cmd_touch");

@@ -105,6 +105,70 @@ fn dbsize(addr: &str) -> i64 {
     redis::cmd("DBSIZE").query(&mut connect_redis(addr)).expect("DBSIZE")
 }
 
+/// A password-protected cluster behind the proxy (the finding: the proxy
+/// could neither ask its clients for a password nor give one to its
+/// servers, so such a cluster could not be proxied at all).
+#[test]
+fn the_proxy_authenticates_its_clients_and_to_its_servers() {
+    let (server, _, memcache) = {
+        let (process, line, _) = spawn(&[
+            "server",
+            "--port",
+            "0",
+            "--memcache-port",
+            "0",
+            "--admin-port",
+            "0",
+            "--threads",
+            "1",
+            "--requirepass",
+            "server-s3cret",
+        ]);
+        let (resp, memcache) = (addr_after(&line, "RESP on "), addr_after(&line, "memcached on "));
+        (process, resp, memcache)
+    };
+    let dir = std::env::temp_dir().join(format!("strata-proxy-auth-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, format!("[pools.main]\nnodes = [\"{memcache}\"]\n")).unwrap();
+    let (proxy, line, _) = spawn(&[
+        "proxy",
+        "--config",
+        path.to_str().unwrap(),
+        "--port",
+        "0",
+        "--memcache-port",
+        "0",
+        "--requirepass",
+        "proxy-s3cret",
+        "--server-password",
+        "server-s3cret",
+    ]);
+    let proxy_resp = addr_after(&line, "RESP on ");
+
+    let mut stranger = connect_redis(&proxy_resp);
+    let refused: redis::RedisResult<Option<String>> = redis::cmd("GET").arg("k").query(&mut stranger);
+    let error = refused.expect_err("no password, no data");
+    assert!(error.to_string().contains("NOAUTH"), "{error}");
+
+    let client = redis::Client::open(format!("redis://:proxy-s3cret@{proxy_resp}/")).expect("url");
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("AUTH");
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut conn)
+        .expect("SET through the proxy");
+    let value: String = redis::cmd("GET")
+        .arg("k")
+        .query(&mut conn)
+        .expect("GET through the proxy");
+    assert_eq!(value, "v");
+    drop((proxy, server));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn the_proxy_routes_fails_over_reloads_and_exits_cleanly() {
     let mut servers: Vec<_> = (0..3).map(|_| server()).collect();
@@ -271,7 +335,11 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
 /// A base port with the whole block `strata up` uses free (bound and
 /// released just before use).
 fn free_block() -> u16 {
-    for attempt in 0..50u16 {
+    // Tests of this file run at once: each call starts at another attempt,
+    // so two of them do not pick the same block before either binds it.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let first = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 7;
+    for attempt in first..first + 50 {
         // In u32: attempt * 7_919 overflows u16 from the ninth attempt.
         let base = (20_000 + (std::process::id() % 200) * 100 + u32::from(attempt) * 7_919 % 20_000) as u16;
         let offsets = [0u16, 1, 2]
@@ -342,6 +410,70 @@ fn up_starts_a_cluster_and_stops_it_on_sigterm() {
             "server {pid} was stopped"
         );
     }
+}
+
+/// `strata up --requirepass`: every server requires the password, the
+/// proxy asks its clients for it, and the proxy, request node and status
+/// line reach the servers with it.
+#[test]
+fn up_with_a_password_protects_the_whole_stack() {
+    let base = free_block();
+    let dir = std::env::temp_dir().join(format!("strata-up-auth-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let origin = dir.join("origin.db").display().to_string();
+    let (mut up, first, mut stdout) = spawn(&[
+        "up",
+        "--nodes",
+        "1",
+        "--base-port",
+        &base.to_string(),
+        "--status-every",
+        "1",
+        "--origin",
+        &origin,
+        "--requirepass",
+        "up-s3cret",
+    ]);
+    assert!(first.contains("1-node cluster"), "{first}");
+    // node, proxy, one server, the gutter, the "try" line.
+    let mut lines = Vec::new();
+    for _ in 0..5 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        lines.push(line);
+    }
+    let server_resp = lines
+        .iter()
+        .find(|line| line.trim_start().starts_with("server 0"))
+        .map(|line| addr_after(line, "RESP "))
+        .unwrap_or_else(|| panic!("a server line in {lines:?}"));
+
+    for addr in [format!("127.0.0.1:{base}"), server_resp] {
+        let mut stranger = connect_redis(&addr);
+        let refused: redis::RedisResult<Option<String>> = redis::cmd("GET").arg("k").query(&mut stranger);
+        assert!(refused.is_err_and(|e| e.to_string().contains("NOAUTH")), "{addr}");
+    }
+    let client = redis::Client::open(format!("redis://:up-s3cret@127.0.0.1:{base}/")).expect("url");
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("AUTH");
+    let _: () = redis::cmd("SET").arg("greeting").arg("hello").query(&mut conn).unwrap();
+    let value: String = redis::cmd("GET").arg("greeting").query(&mut conn).unwrap();
+    assert_eq!(value, "hello");
+    // The request node reaches its L2 with the password.
+    let node = format!("127.0.0.1:{}", base + 2);
+    let put = http(&node, "PUT", "/items/42", r#"{"value":"hello"}"#);
+    assert!(put.starts_with("HTTP/1.1 200"), "{put}");
+    let get = http(&node, "GET", "/items/42", "");
+    assert!(get.contains(r#""value":"hello""#), "{get}");
+    // The status line reads the servers' stats with it too.
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let keys = line.split("keys [").nth(1).and_then(|rest| rest.split(']').next());
+    assert!(keys.is_some_and(|keys| !keys.contains("down")), "{line}");
+    up.signal("TERM");
+    assert_eq!(up.exit_code(), Some(0));
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 fn free_port() -> u16 {

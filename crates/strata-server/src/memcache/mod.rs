@@ -137,7 +137,7 @@ pub(crate) struct McSession {
     limits: Limits,
     authenticated: bool,
     /// Failed auth attempts so far.
-    auth_failures: u32,
+    auth_attempts: strata_session::auth::Attempts,
     /// The most one reply may take (`Config::reply_limit`).
     reply_limit: usize,
     /// Bytes of a refused value still to discard as they arrive.
@@ -170,7 +170,7 @@ impl McSession {
             },
             shared,
             authenticated,
-            auth_failures: 0,
+            auth_attempts: strata_session::auth::Attempts::default(),
             reply_limit,
             swallowing: None,
             streaming: None,
@@ -193,34 +193,23 @@ impl McSession {
         match request {
             Request::Store(store) if store.command == strata_proto::memcache::StoreCommand::Set => {
                 McCounters::bump(&counters.auth_cmds);
-                let password = store
-                    .data
-                    .iter()
-                    .position(|&b| b == b' ')
-                    .map(|at| &store.data[at + 1..]);
-                let expected = self.shared.requirepass();
-                let ok = match (password, expected) {
-                    (Some(given), Some(expected)) => expected.matches(given),
-                    _ => false,
-                };
-                if ok {
+                if strata_session::auth::check_memcache(self.shared.requirepass().as_ref(), store.data) {
                     self.authenticated = true;
-                    out.extend_from_slice(b"STORED\r\n");
+                    out.extend_from_slice(strata_session::auth::MEMCACHE_AUTH_OK);
                 } else {
                     McCounters::bump(&counters.auth_errors);
                     self.shared.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-                    out.extend_from_slice(b"CLIENT_ERROR authentication failure\r\n");
-                    self.auth_failures += 1;
-                    if self.auth_failures >= crate::resp::MAX_AUTH_FAILURES {
+                    out.extend_from_slice(strata_session::auth::MEMCACHE_AUTH_FAILURE);
+                    if self.auth_attempts.failed() {
                         tracing::warn!(
                             "closing a memcached connection after {} failed auth attempts",
-                            self.auth_failures
+                            self.auth_attempts.failures()
                         );
                         return true;
                     }
                 }
             }
-            _ => out.extend_from_slice(b"CLIENT_ERROR unauthenticated\r\n"),
+            _ => out.extend_from_slice(strata_session::auth::MEMCACHE_UNAUTHENTICATED),
         }
         false
     }
@@ -351,7 +340,7 @@ impl Session for McSession {
                     consumed: used,
                 } => {
                     if !self.authenticated {
-                        out.extend_from_slice(b"CLIENT_ERROR unauthenticated\r\n");
+                        out.extend_from_slice(strata_session::auth::MEMCACHE_UNAUTHENTICATED);
                         stream.abandon();
                     }
                     consumed += used;

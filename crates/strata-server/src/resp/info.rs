@@ -38,20 +38,15 @@ pub(super) fn echo(ctx: &mut Ctx<'_>) -> Flow {
     Flow::Continue
 }
 
-/// Failed AUTH attempts (AUTH or HELLO … AUTH) a connection may make; the
-/// one after is answered and the connection closed, so a password cannot
-/// be guessed at pipeline speed over one connection.
-pub(crate) const MAX_AUTH_FAILURES: u32 = 10;
-
 /// Answers a failed password check, counting it against the connection.
 fn auth_failed(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
     ctx.out.error(message);
-    ctx.conn.auth_failures += 1;
     ctx.shared.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-    if ctx.conn.auth_failures >= MAX_AUTH_FAILURES {
+    if ctx.conn.auth_attempts.failed() {
         tracing::warn!(
             client = ctx.conn.id,
-            "closing a connection after {MAX_AUTH_FAILURES} failed AUTH attempts"
+            "closing a connection after {} failed AUTH attempts",
+            strata_session::auth::MAX_AUTH_FAILURES
         );
         return Flow::Close;
     }
@@ -60,17 +55,7 @@ fn auth_failed(ctx: &mut Ctx<'_>, message: &[u8]) -> Flow {
 
 /// Checks `user`/`password` against `requirepass`. `Err` is the reply.
 fn check_password(ctx: &Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(), &'static [u8]> {
-    let Some(expected) = ctx.shared.requirepass() else {
-        return Err(
-            b"ERR AUTH <password> called without any password configured for the default user. \
-                     Are you sure your configuration is correct?",
-        );
-    };
-    if user.eq_ignore_ascii_case(b"default") && expected.matches(password) {
-        Ok(())
-    } else {
-        Err(b"WRONGPASS invalid username-password pair or user is disabled.")
-    }
+    strata_session::auth::check_resp(ctx.shared.requirepass().as_ref(), user, password)
 }
 
 /// AUTH [username] password
@@ -142,11 +127,7 @@ pub(super) fn hello(ctx: &mut Ctx<'_>) -> Flow {
         }
     }
     if !ctx.conn.authenticated {
-        ctx.out.error(
-            b"NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> \
-              AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol \
-              version at the same time",
-        );
+        ctx.out.error(strata_session::auth::HELLO_NOAUTH);
         return Flow::Continue;
     }
     if name.is_some() {

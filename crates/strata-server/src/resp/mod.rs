@@ -30,7 +30,6 @@
 
 mod info;
 
-pub(crate) use info::MAX_AUTH_FAILURES;
 mod keys;
 mod lease;
 mod pubsub;
@@ -64,8 +63,9 @@ pub(crate) struct Conn {
     pub(crate) id: u64,
     pub(crate) protocol: Protocol,
     pub(crate) authenticated: bool,
-    /// Failed password checks so far (see `info::MAX_AUTH_FAILURES`).
-    pub(crate) auth_failures: u32,
+    /// Failed password checks so far (bounded by
+    /// `strata_session::auth::MAX_AUTH_FAILURES`).
+    pub(crate) auth_attempts: strata_session::auth::Attempts,
     pub(crate) name: Option<Vec<u8>>,
     pub(crate) lib_name: Option<Vec<u8>>,
     pub(crate) lib_ver: Option<Vec<u8>>,
@@ -415,7 +415,7 @@ impl RespSession {
                 id,
                 protocol: Protocol::Resp2,
                 authenticated,
-                auth_failures: 0,
+                auth_attempts: strata_session::auth::Attempts::default(),
                 name: None,
                 lib_name: None,
                 lib_ver: None,
@@ -457,7 +457,7 @@ impl RespSession {
             return Flow::Continue;
         }
         if !self.conn.authenticated && !command.no_auth {
-            encoder.error(b"NOAUTH Authentication required.");
+            encoder.error(strata_session::auth::NOAUTH);
             return Flow::Continue;
         }
         if self.conn.protocol == Protocol::Resp2
@@ -725,7 +725,7 @@ impl RespSession {
         let name = args.first().copied().flatten().unwrap_or_default();
         let command = lookup(name).map(|(_, command)| command);
         if !self.conn.authenticated && !command.is_some_and(|c| c.no_auth) {
-            encoder.error(b"NOAUTH Authentication required.");
+            encoder.error(strata_session::auth::NOAUTH);
             return;
         }
         for key in keys_replaced_by(&args) {

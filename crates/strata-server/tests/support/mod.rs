@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use strata_server::{Config, RunningServer, Server};
 use strata_store::{Capacity, ManualClock, Store};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A server on free ports with default settings.
@@ -34,13 +34,13 @@ pub async fn start_with_clock() -> (RunningServer, Arc<ManualClock>) {
 
 /// Sends `request` and reads until `expect` bytes arrived or the server
 /// closed the connection (with a deadline so a hang fails the test).
-pub async fn exchange(stream: &mut TcpStream, request: &[u8], expect: usize) -> Vec<u8> {
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, request: &[u8], expect: usize) -> Vec<u8> {
     stream.write_all(request).await.expect("write");
     read_at_least(stream, expect).await
 }
 
 /// Reads until at least `n` bytes or EOF, within 5 s.
-pub async fn read_at_least(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+pub async fn read_at_least<S: AsyncRead + Unpin>(stream: &mut S, n: usize) -> Vec<u8> {
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while got.len() < n {
@@ -58,7 +58,7 @@ pub async fn read_at_least(stream: &mut TcpStream, n: usize) -> Vec<u8> {
 }
 
 /// Reads until the server closes the connection (within 5 s).
-pub async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+pub async fn read_to_close<S: AsyncRead + Unpin>(stream: &mut S) -> Vec<u8> {
     let mut got = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut got)).await;
     assert!(
