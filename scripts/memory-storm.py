@@ -19,24 +19,11 @@ Bounded: each server stops at G GiB or 10 minutes.
 """
 import argparse
 import random
-import shlex
-import socket
-import subprocess
+import sys
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+from serverproc import free_port, rss_mib, start  # noqa: E402
 
 
 def sizes_from(text):
@@ -48,18 +35,8 @@ def sizes_from(text):
 
 
 def run(name, command, gib, draw, limit_mib):
-    port = free_port()
-    server = subprocess.Popen(shlex.split(command.format(port=port, aport=free_port())),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, client = start(name, command, free_port(), aport=free_port())
     try:
-        for _ in range(200):
-            try:
-                client = socket.create_connection(("127.0.0.1", port))
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError(f"{name} did not start")
         client.settimeout(30)
         idle = rss_mib(server.pid)
         rng = random.Random(7)
@@ -71,9 +48,9 @@ def run(name, command, gib, draw, limit_mib):
             for _ in range(32):
                 key = b"storm:%d" % rng.randrange(1_000_000)
                 size = draw(rng)
-                start = rng.randrange(len(blob) - size)
+                offset = rng.randrange(len(blob) - size)
                 parts.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, size))
-                parts.append(blob[start:start + size])
+                parts.append(blob[offset:offset + size])
                 parts.append(b"\r\n")
                 total += size
             client.sendall(b"".join(parts))

@@ -19,40 +19,18 @@ limit (the COMMAND says how), store one 1 MB value, then
 and report RSS (MiB, from /proc) after each, and whether a third client is
 still served. Bounded: each load stops at its count or its time.
 """
-import shlex
 import socket
-import subprocess
 import sys
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+from serverproc import free_port, rss_mib, start  # noqa: E402
 
 
 def run(name, command):
     port, mport = free_port(), free_port()
-    server = subprocess.Popen(shlex.split(command.format(port=port, mport=mport, aport=free_port())),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, client = start(name, command, port, mport=mport, aport=free_port())
     try:
-        for _ in range(200):
-            try:
-                client = socket.create_connection(("127.0.0.1", port))
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError(f"{name} did not start")
         base = rss_mib(server.pid)
         value = b"v" * 1_000_000
         client.sendall(b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$1000000\r\n" + value + b"\r\n")
